@@ -1,0 +1,158 @@
+"""Submit and query jobs from Python. The CLI is a thin layer over ``Client``.
+
+Nothing here imports torch; Celery is imported only by the methods that talk to workers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mlpq.config import Settings
+from mlpq.db import jobs
+from mlpq.db.schema import Job, JobStatus, Metric
+from mlpq.db.session import make_session_factory
+from mlpq.models.registry import parse_spec
+from mlpq.worker.device import device_of_queue, parse_device
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+JobRequest = tuple[str, Mapping[str, Any], str]
+"""(kind, parameters, device)"""
+
+
+class BrokerUnavailableError(ConnectionError):
+    """The broker could not be reached; no job was left behind unpublished."""
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job with the metrics of its latest attempt, detached from any session."""
+
+    job: Job
+    metrics: Sequence[Metric]
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A live worker as it answered a broadcast."""
+
+    name: str
+    host: str
+    device: str
+    queues: list[str]
+
+
+class Client:
+    """Talks to the job ledger and, to submit or list workers, to the broker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.settings.database_url)
+
+    @cached_property
+    def celery(self) -> Celery:
+        from mlpq.worker.app import create_app
+
+        return create_app(self.settings)
+
+    @staticmethod
+    def validate(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The full validated parameters for ``kind``, with a seed drawn when none is given.
+
+        Raises ``KeyError`` for an unknown kind and pydantic's ``ValidationError``.
+        """
+        params = dict(params)
+        if params.get("seed") is None:
+            params["seed"] = secrets.randbelow(2**31)
+        return parse_spec(kind, params).model_dump(mode="json")
+
+    def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu") -> Job:
+        """Submit one job; see ``submit_many``."""
+        return self.submit_many([(kind, params, device)])[0]
+
+    def submit_many(self, requests: Sequence[JobRequest]) -> list[Job]:
+        """Validate every request, commit their rows in one transaction, then publish their ids.
+
+        Rows are committed before publishing so a worker never looks for a row
+        that is not there yet. If the broker cannot be reached, the rows not
+        yet published are deleted and ``BrokerUnavailableError`` is raised.
+        """
+        checked = [(kind, self.validate(kind, params), str(parse_device(device)))
+                   for kind, params, device in requests]
+        with self.sessions.begin() as session:
+            created = [jobs.create_job(session, kind, params, device) for kind, params, device in checked]
+        published = 0
+        try:
+            from mlpq.worker.app import TASK_NAME
+
+            with self.celery.producer_or_acquire() as producer:
+                for job in created:
+                    self.celery.send_task(TASK_NAME, args=[job.id], queue=parse_device(job.device).queue,
+                                          producer=producer)
+                    published += 1
+        except Exception as exc:  # kombu and redis raise many types; none leaves a message behind
+            with self.sessions.begin() as session:
+                for job in created[published:]:
+                    jobs.delete_job(session, job.id)
+            raise self._unreachable(exc) from exc
+        return created
+
+    def get(self, id_or_prefix: str) -> JobView:
+        """A job by id or unique prefix with its latest metrics; raises ``JobLookupError``."""
+        with self.sessions() as session:
+            job = jobs.find_job(session, id_or_prefix)
+            return JobView(job, jobs.latest_metrics(session, job))
+
+    def list(self, *, kind: str | None = None, status: str | None = None, device: str | None = None,
+             limit: int = 20) -> Sequence[Job]:
+        """The newest jobs first, optionally filtered."""
+        with self.sessions() as session:
+            return jobs.list_jobs(session, kind=kind, status=JobStatus(status) if status else None,
+                                  device=str(parse_device(device)) if device else None, limit=limit)
+
+    def wait(self, job_id: str, *, on_metric: Callable[[Metric], None] | None = None,
+             on_queued: Callable[[], None] | None = None, poll_interval: float = 0.2) -> Job:
+        """Block until the job ends, passing each newly stored metric to ``on_metric``.
+
+        ``on_queued`` is called on every poll that finds the job still queued.
+        """
+        seen = 0
+        while True:
+            view = self.get(job_id)
+            for metric in view.metrics[seen:]:
+                if on_metric is not None:
+                    on_metric(metric)
+            seen = len(view.metrics)
+            if view.job.status.terminal:
+                return view.job
+            if view.job.status is JobStatus.QUEUED and on_queued is not None:
+                on_queued()
+            time.sleep(poll_interval)
+
+    def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
+        """Live workers that answer a broadcast within ``timeout`` seconds."""
+        try:
+            replies = self.celery.control.inspect(timeout=timeout).active_queues() or {}
+        except Exception as exc:  # as in submit_many: any failure here means no broker
+            raise self._unreachable(exc) from exc
+        found = []
+        for name, queues in sorted(replies.items()):
+            names = [queue["name"] for queue in queues]
+            devices = [d for d in map(device_of_queue, names) if d is not None and (d.type == "cpu" or d.index is not None)]
+            found.append(WorkerInfo(name, name.partition("@")[2], str(devices[0]) if devices else "?", names))
+        return found
+
+    def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return BrokerUnavailableError(f"cannot reach the broker at {self.settings.broker_url}: {first_line}")

@@ -1,0 +1,82 @@
+"""click parameter types and the translation of validation errors into one-line usage errors."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from mlpq.worker.device import Device, DeviceError, parse_device
+
+FIELD_OPTIONS = {"starts": "--start"}
+
+
+class DeviceType(click.ParamType):
+    """``cpu``, ``cuda`` or ``cuda:N``."""
+
+    name = "device"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Device:
+        if isinstance(value, Device):
+            return value
+        try:
+            return parse_device(str(value))
+        except DeviceError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class PointType(click.ParamType):
+    """``X,Y``: two finite numbers."""
+
+    name = "x,y"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).split(",")
+        try:
+            x, y = (float(part) for part in parts)
+        except ValueError:
+            self.fail(f"expected two numbers as X,Y (like -4,0), got {value!r}", param, ctx)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            self.fail(f"coordinates must be finite numbers, got {value!r}", param, ctx)
+        return (x, y)
+
+
+class DataDirType(click.ParamType):
+    """A directory the worker may create or write to, resolved to an absolute path."""
+
+    name = "dir"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        path = Path(os.path.expanduser(str(value))).resolve()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if existing == path and not path.is_dir():
+            self.fail(f"{path} is not a directory", param, ctx)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            self.fail(f"{existing} is not writable", param, ctx)
+        return str(path)
+
+
+DEVICE = DeviceType()
+POINT = PointType()
+DATA_DIR = DataDirType()
+
+
+def option_name(field: str) -> str:
+    return FIELD_OPTIONS.get(field, "--" + field.replace("_", "-"))
+
+
+def usage_error(exc: ValidationError) -> click.UsageError:
+    """The first problem of a spec validation as a one-line usage error naming the option."""
+    error = exc.errors()[0]
+    fields = [str(part) for part in error["loc"] if isinstance(part, str)]
+    message = error["msg"][0].lower() + error["msg"][1:]
+    where = f"invalid value for {option_name(fields[0])}: " if fields else "invalid parameters: "
+    if "input" in error and fields:
+        message += f" (got {error['input']!r})"
+    return click.UsageError(where + message.removeprefix("value error, "))

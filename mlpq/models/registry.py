@@ -1,0 +1,36 @@
+"""The job kinds mlpq knows: a plain dict from name to spec and runner."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlpq.models.context import RunContext
+from mlpq.models.specs import HimmelblauSpec, JobSpec, MnistSpec
+
+Runner = Callable[[Any, RunContext], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A spec class and the ``module:function`` that runs it (imported on demand)."""
+
+    spec: type[JobSpec]
+    runner: str
+
+    def load_runner(self) -> Runner:
+        module, _, name = self.runner.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+KINDS: dict[str, JobKind] = {
+    "himmelblau": JobKind(HimmelblauSpec, "mlpq.models.himmelblau:run"),
+    "mnist": JobKind(MnistSpec, "mlpq.models.mnist:run"),
+}
+
+
+def parse_spec(kind: str, params: Mapping[str, Any]) -> JobSpec:
+    """Validate ``params`` for ``kind``; raises ``KeyError`` or pydantic's ``ValidationError``."""
+    return KINDS[kind].spec.model_validate(params)

@@ -1,0 +1,55 @@
+"""Validated parameters of each job kind (no torch import)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+Momentum = Annotated[float, Field(ge=0, lt=1)]
+Coordinate = Annotated[float, Field(ge=-1000, le=1000)]
+
+HIMMELBLAU_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+
+
+class JobSpec(BaseModel):
+    """Common rules: unknown fields, NaN and infinity are rejected; specs are immutable."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    seed: Seed = 0
+
+
+class HimmelblauSpec(JobSpec):
+    """Minimise Himmelblau's function from one or more start points."""
+
+    starts: list[tuple[Coordinate, Coordinate]] = Field(
+        default=[(0.0, 0.0)], min_length=1, max_length=4096
+    )
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"] = "adam"
+    lr: LearningRate = 1e-3
+    momentum: Momentum = 0.0
+    steps: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
+    log_every: Annotated[int, Field(ge=1, le=1_000_000)] = 2_000
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> HimmelblauSpec:
+        if self.momentum and self.optimizer not in MOMENTUM_OPTIMIZERS:
+            raise ValueError(f"momentum applies to {' and '.join(MOMENTUM_OPTIMIZERS)} only")
+        return self
+
+
+class MnistSpec(JobSpec):
+    """Train the tutorial's 784-200-200-10 MLP on MNIST."""
+
+    epochs: Annotated[int, Field(ge=1, le=100)] = 10
+    batch_size: Annotated[int, Field(ge=1, le=60_000)] = 200
+    lr: LearningRate = 0.01
+    momentum: Momentum = 0.0
+    variant: Literal["module", "functional"] = "module"
+    logits_relu: bool = False
+    dataset: Literal["auto", "mnist", "mnist-sample"] = "auto"
+    data_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None

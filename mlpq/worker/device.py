@@ -1,0 +1,101 @@
+"""Device names, their queues, and pinning a process to one GPU before torch is imported."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+
+DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::(\d{1,2}))?")
+QUEUE_PREFIX = "mlpq."
+
+
+class DeviceError(ValueError):
+    """A device string is malformed, or the device does not exist on this host."""
+
+
+@dataclass(frozen=True)
+class Device:
+    """``cpu``, ``cuda`` (any GPU) or ``cuda:N``."""
+
+    type: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue that jobs for this device are sent to."""
+        return f"{QUEUE_PREFIX}{self}"
+
+
+def parse_device(text: str) -> Device:
+    """Parse ``cpu``, ``cuda`` or ``cuda:N``; raises ``DeviceError``."""
+    match = DEVICE_PATTERN.fullmatch(text.strip().lower())
+    if match is None or (match[1] == "cpu" and match[2] is not None):
+        raise DeviceError(f"invalid device {text!r}: use cpu, cuda or cuda:N")
+    return Device(match[1], int(match[2]) if match[2] is not None else None)
+
+
+def worker_queues(device: Device) -> list[str]:
+    """A ``cuda:N`` worker also takes jobs sent to any GPU (``cuda``)."""
+    if device.type == "cuda":
+        return [device.queue, Device("cuda").queue]
+    return [device.queue]
+
+
+def device_of_queue(queue: str) -> Device | None:
+    """The device a queue name belongs to, if it is one of mlpq's."""
+    if not queue.startswith(QUEUE_PREFIX):
+        return None
+    try:
+        return parse_device(queue.removeprefix(QUEUE_PREFIX))
+    except DeviceError:
+        return None
+
+
+def pin_process(device: Device, gpu_index: int | None = None) -> None:
+    """Make this process (and its forks) see only ``device``'s GPU, or none for ``cpu``.
+
+    ``CUDA_VISIBLE_DEVICES`` is read when CUDA initialises, so it must be set
+    before torch is imported. ``gpu_index`` is the GPU's index as this host sees
+    it (inside a container that reserved one GPU it is 0); it defaults to N.
+    """
+    if "torch" in sys.modules:
+        raise RuntimeError("pin_process must run before torch is imported")
+    if device.type == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    else:
+        index = gpu_index if gpu_index is not None else (device.index or 0)
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+
+
+def visible_gpu_count() -> int:
+    """GPUs torch can see under the current environment, asked in a child process.
+
+    Asking here would initialise CUDA in a process that later forks its pool,
+    and CUDA does not survive a fork.
+    """
+    probe = "import torch; print(torch.cuda.device_count())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    try:
+        return int(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def check_pinned_gpu(device: Device) -> None:
+    """Raise ``DeviceError`` unless the GPU this process is pinned to exists."""
+    if device.type == "cuda" and visible_gpu_count() < 1:
+        raise DeviceError(
+            f"no GPU for {device} on this host (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}, torch sees none)"
+        )
+
+
+def torch_device_name(device: Device) -> str:
+    """The torch device a job uses inside a pinned worker: the pinned GPU is always ``cuda:0``."""
+    return "cpu" if device.type == "cpu" else "cuda:0"

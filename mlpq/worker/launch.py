@@ -1,0 +1,52 @@
+"""Start a Celery worker that consumes exactly one device's queues."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from celery.signals import worker_process_init
+
+from mlpq.config import Settings
+from mlpq.db.session import make_engine
+from mlpq.worker.app import create_app
+from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
+from mlpq.worker.tasks import WorkerContext, register
+
+log = logging.getLogger(__name__)
+
+
+def node_name(device: Device) -> str:
+    """A Celery node name unique on this host, e.g. ``cuda0.1234@gpu-box``."""
+    return f"{str(device).replace(':', '')}.{os.getpid()}@{socket.gethostname()}"
+
+
+def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gpu_index: int | None = None,
+                 loglevel: str = "INFO") -> None:
+    """Pin the process, check the device and database, then run the worker until it is stopped.
+
+    Blocks. Raises ``DeviceError`` when the GPU does not exist and SQLAlchemy's
+    errors when the database cannot be reached, before anything is consumed.
+    """
+    pin_process(device, gpu_index)
+    check_pinned_gpu(device)
+    make_engine(settings.database_url).dispose()  # fail fast, create tables, keep no connection across fork
+    # Imported once here so pool processes start warm. Importing torch does not initialise CUDA.
+    import torch
+
+    threads_per_process = max(1, (os.cpu_count() or 1) // concurrency)
+
+    @worker_process_init.connect(weak=False)
+    def _limit_threads(**_: object) -> None:
+        torch.set_num_threads(threads_per_process)
+
+    app = create_app(settings)
+    register(app, WorkerContext(settings.database_url, device, socket.gethostname(), settings.data_dir))
+    argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
+            "--queues", ",".join(worker_queues(device)), "--hostname", node_name(device),
+            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+    if device.type == "cuda":
+        argv += ["--max-tasks-per-child", "1"]  # a fresh process per job frees its GPU memory
+    log.info("starting worker for %s on %s", device, ", ".join(worker_queues(device)))
+    app.worker_main(argv)

@@ -1,0 +1,47 @@
+"""The Celery task: thin. It checks the message, then hands the job id to ``execute_job``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from mlpq.db.jobs import is_job_id
+from mlpq.db.session import make_session_factory
+from mlpq.worker.app import TASK_NAME
+from mlpq.worker.device import Device
+from mlpq.worker.execute import execute_job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerContext:
+    """What every job in this worker shares. Database engines are made per process, after the fork."""
+
+    database_url: str
+    device: Device
+    hostname: str
+    data_dir: Path
+    _sessions: dict[int, sessionmaker[Session]] = field(default_factory=dict)
+
+    def sessions(self) -> sessionmaker[Session]:
+        pid = os.getpid()
+        if pid not in self._sessions:
+            self._sessions[pid] = make_session_factory(self.database_url)
+        return self._sessions[pid]
+
+
+def register(app: Celery, ctx: WorkerContext) -> None:
+    """Add the ``run_job`` task to ``app``, bound to this worker's context."""
+
+    @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    def run_job(job_id: object) -> None:
+        if not isinstance(job_id, str) or not is_job_id(job_id) or len(job_id) != 32:
+            log.error("rejected a message with a malformed job id: %r", job_id)
+            return
+        execute_job(ctx.sessions(), job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir)
