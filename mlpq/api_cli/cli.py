@@ -82,7 +82,7 @@ def client(ctx: click.Context) -> Client:
     return Client(ctx.find_root().obj)
 
 
-@click.group(cls=MlpqGroup, context_settings=CONTEXT)
+@click.group(name="mlpq", cls=MlpqGroup, context_settings=CONTEXT)
 @click.option("--broker-url", metavar="URL", help="Redis URL. [env: MLPQ_BROKER_URL; default: redis://localhost:6379/0]")
 @click.option("--database-url", metavar="URL",
               help="SQLAlchemy URL of the job ledger. [env: MLPQ_DATABASE_URL; default: SQLite in the user data dir]")
@@ -188,14 +188,14 @@ def run_submit(ctx: click.Context, kind: str, params: dict[str, Any], device: De
         return
     if not as_json:
         click.echo(f"{job.id} queued ({kind} on {job.device}); waiting (Ctrl-C stops waiting, not the job)", err=True)
-    finished = wait_for(api, job.id, device, quiet=as_json)
+    finished = wait_for(api, job.id, device, KINDS[kind].step_name, quiet=as_json)
     view = api.get(finished.id)
     click.echo(output.to_json(output.job_detail(view)) if as_json else output.show_text(view))
     if finished.status is not JobStatus.SUCCEEDED:
         ctx.exit(1)
 
 
-def wait_for(api: Client, job_id: str, device: Device, *, quiet: bool) -> Any:
+def wait_for(api: Client, job_id: str, device: Device, step_name: str, *, quiet: bool) -> Any:
     """Wait for the job, printing each new metric to stderr and a hint if no worker takes it."""
     began = time.monotonic()
     hinted = False
@@ -203,7 +203,7 @@ def wait_for(api: Client, job_id: str, device: Device, *, quiet: bool) -> Any:
     def on_metric(metric: Metric) -> None:
         if not quiet:
             values = ", ".join(f"{k}={output.format_value(v)}" for k, v in metric.values.items() if k != "points")
-            click.echo(f"  step {metric.step}: {values}", err=True)
+            click.echo(f"  {step_name} {metric.step}: {values}", err=True)
 
     def still_queued() -> None:
         nonlocal hinted

@@ -11,6 +11,7 @@ from typing import Any
 
 from mlpq.api_cli.api import JobView, WorkerInfo
 from mlpq.db.schema import Job, Metric
+from mlpq.models.registry import KINDS
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "created", "duration_s", "headline")
@@ -96,11 +97,11 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def metrics_table(metrics: Sequence[Metric]) -> str:
+def metrics_table(metrics: Sequence[Metric], step_name: str = "step") -> str:
     """Per-step metrics; Himmelblau's point lists are shown for up to four starts."""
     rows = []
     for metric in metrics:
-        row = {"step": metric.step}
+        row: dict[str, Any] = {step_name: metric.step}
         for key, value in metric.values.items():
             if key == "points":
                 if len(value) <= 4:
@@ -136,7 +137,8 @@ def show_text(view: JobView) -> str:
             if key not in ("headline", "starts") and value is not None:
                 lines.append(f"  {key}: {format_value(value)}")
     if view.metrics:
-        lines += ["", metrics_table(view.metrics)]
+        kind = KINDS.get(job.kind)
+        lines += ["", metrics_table(view.metrics, kind.step_name if kind else "step")]
     return "\n".join(lines)
 
 

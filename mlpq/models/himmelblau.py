@@ -54,11 +54,11 @@ def optimise(spec: HimmelblauSpec, ctx: RunContext) -> torch.Tensor:
     optimizer = make_optimizer(spec, points)
     for step in range(spec.steps):
         values = himmelblau(points[:, 0], points[:, 1])
+        if step % spec.log_every == 0:
+            report(step, points.detach(), values.detach(), ctx)  # the points f was evaluated at
         optimizer.zero_grad()
         values.sum().backward()
         optimizer.step()
-        if step % spec.log_every == 0:
-            report(step, points.detach(), values.detach(), ctx)
     return points.detach()
 
 

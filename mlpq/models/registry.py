@@ -15,10 +15,11 @@ Runner = Callable[[Any, RunContext], dict[str, Any]]
 
 @dataclass(frozen=True)
 class JobKind:
-    """A spec class and the ``module:function`` that runs it (imported on demand)."""
+    """A spec class, the ``module:function`` that runs it (imported on demand), what its steps are called."""
 
     spec: type[JobSpec]
     runner: str
+    step_name: str
 
     def load_runner(self) -> Runner:
         module, _, name = self.runner.partition(":")
@@ -26,8 +27,8 @@ class JobKind:
 
 
 KINDS: dict[str, JobKind] = {
-    "himmelblau": JobKind(HimmelblauSpec, "mlpq.models.himmelblau:run"),
-    "mnist": JobKind(MnistSpec, "mlpq.models.mnist:run"),
+    "himmelblau": JobKind(HimmelblauSpec, "mlpq.models.himmelblau:run", step_name="step"),
+    "mnist": JobKind(MnistSpec, "mlpq.models.mnist:run", step_name="epoch"),
 }
 
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Make sure the local Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) the tests use are up,
+# starting them the way this machine's image does when they are down, and that docker-compose
+# (which validates docker-compose.yml offline) is installed.
+set -euo pipefail
+
+redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+postgres_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+if ! redis_up; then
+    echo "==> starting redis-server on 127.0.0.1:6379"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    for _ in $(seq 50); do redis_up && break; sleep 0.2; done
+fi
+redis_up || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
+
+if ! postgres_up; then
+    echo "==> starting PostgreSQL on 127.0.0.1:5432"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start
+    for _ in $(seq 50); do postgres_up && break; sleep 0.2; done
+fi
+postgres_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+
+if ! command -v docker-compose >/dev/null; then
+    echo "==> installing docker-compose (validates docker-compose.yml offline)"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+    else
+        echo "docker-compose is missing: sudo apt-get install docker-compose" >&2
+        exit 1
+    fi
+fi

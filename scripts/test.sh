@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the whole test suite: sets up .venv, makes sure Redis and PostgreSQL are up, then runs pytest.
+# Extra arguments go to pytest, e.g.: bash scripts/test.sh -k cli -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/services.sh
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,220 @@
+"""The CLI through click's runner: help, exit codes, formats, and that bad input writes nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from click.testing import CliRunner, Result
+
+from mlpq.api_cli.cli import cli
+from mlpq.db import jobs
+from mlpq.db.schema import JobStatus
+from mlpq.db.session import make_session_factory
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def mlpq(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def job_count() -> int:
+    with make_session_factory(os.environ["MLPQ_DATABASE_URL"])() as session:
+        return jobs.count_jobs(session)
+
+
+def all_commands() -> list[tuple[str, Any]]:
+    found = []
+    for name, command in cli.commands.items():
+        found.append((name, command))
+        for sub_name, sub in getattr(command, "commands", {}).items():
+            found.append((f"{name} {sub_name}", sub))
+    return found
+
+
+@pytest.mark.parametrize(("name", "command"), all_commands())
+def test_every_command_has_help_with_an_example_and_is_in_the_readme(name: str, command: Any) -> None:
+    for flag in ("-h", "--help"):
+        result = mlpq(*name.split(), flag)
+        assert result.exit_code == 0 and "Usage: mlpq" in result.output
+    assert "Example:" in (command.help or "")
+    assert f"mlpq {name}" in README.read_text()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["results"], ["show", "abcd"], ["submit", "--help"]])
+def test_commands_that_need_no_torch_do_not_import_it(args: list[str]) -> None:
+    probe = ("import sys\nfrom mlpq.api_cli.cli import cli\ncli.main(sys.argv[1:], standalone_mode=False)\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "NO-TORCH", done.stderr
+
+
+BAD_SUBMITS = [
+    (["himmelblau", "--lr", "nan"], "--lr"),
+    (["himmelblau", "--lr", "inf"], "--lr"),
+    (["himmelblau", "--lr", "-1"], "--lr"),
+    (["himmelblau", "--lr", "0"], "--lr"),
+    (["himmelblau", "--lr", "1e300"], "--lr"),
+    (["himmelblau", "--lr", "fast"], "--lr"),
+    (["himmelblau", "--steps", "0"], "--steps"),
+    (["himmelblau", "--steps", "10000000000"], "--steps"),
+    (["himmelblau", "--steps", "1.5"], "--steps"),
+    (["himmelblau", "--log-every", "-3"], "--log-every"),
+    (["himmelblau", "--start", "1"], "--start"),
+    (["himmelblau", "--start", "nan,0"], "--start"),
+    (["himmelblau", "--start", "1,2,3"], "--start"),
+    (["himmelblau", "--start", "5000,0"], "--start"),
+    (["himmelblau", "--optimizer", "lbfgs"], "--optimizer"),
+    (["himmelblau", "--momentum", "0.9"], "momentum applies to sgd and rmsprop only"),
+    (["himmelblau", "--optimizer", "sgd", "--momentum", "1"], "--momentum"),
+    (["himmelblau", "--seed", "-1"], "--seed"),
+    (["himmelblau", "--device", "gpu"], "--device"),
+    (["himmelblau", "--device", "cuda:x"], "--device"),
+    (["himmelblau", "--device", "cpu:1"], "--device"),
+    (["mnist", "--epochs", "0"], "--epochs"),
+    (["mnist", "--epochs", "1000"], "--epochs"),
+    (["mnist", "--batch-size", "0"], "--batch-size"),
+    (["mnist", "--lr", "-inf"], "--lr"),
+    (["mnist", "--momentum", "-0.1"], "--momentum"),
+    (["mnist", "--variant", "cnn"], "--variant"),
+    (["mnist", "--dataset", "cifar"], "--dataset"),
+    (["mnist", "--data-dir", "/proc/version"], "--data-dir"),
+    (["mnist", "--data-dir", "/proc/1/nope"], "--data-dir"),
+    (["mnist", "--bogus"], "--bogus"),
+    (["tsp"], "tsp"),
+]
+
+
+@pytest.mark.parametrize(("args", "mentions"), BAD_SUBMITS)
+def test_bad_submit_is_a_one_line_usage_error_and_writes_nothing(args: list[str], mentions: str) -> None:
+    result = mlpq("submit", *args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and mentions in lines[0]
+    assert job_count() == 0
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["show", "xyz"], 2, "is not a job id"),
+    (["show", "abc"], 2, "is not a job id"),
+    (["show", "abcdef"], 1, "no job abcdef"),
+    (["results", "--status", "lost"], 2, "--status"),
+    (["results", "--limit", "0"], 2, "--limit"),
+    (["results", "--device", "gpu"], 2, "--device"),
+    (["worker", "--device", "cuda"], 2, "a worker needs a GPU index"),
+    (["worker", "--concurrency", "0"], 2, "--concurrency"),
+    (["--database-url", "mysql://x@y/z", "results"], 2, "unsupported database 'mysql'"),
+    (["--database-url", "::nonsense::", "results"], 2, "malformed database URL"),
+    (["--broker-url", "http://x", "results"], 2, "malformed broker URL"),
+    (["--database-url", "postgresql://postgres@127.0.0.1:1/none", "results"], 1, "cannot reach the database"),
+    (["nosuchcommand"], 2, "No such command"),
+])
+def test_errors_are_one_line_with_the_documented_exit_code(args: list[str], code: int, message: str) -> None:
+    result = mlpq(*args)
+    assert result.exit_code == code
+    assert len(result.output.strip().splitlines()) == 1 and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_submit_with_the_broker_down_exits_1_and_leaves_no_job() -> None:
+    result = mlpq("submit", "himmelblau")  # the isolated env points the broker at port 1
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot reach the broker at redis://127.0.0.1:1/0")
+    assert job_count() == 0
+
+
+def test_submit_commits_the_row_then_publishes_only_its_id_as_json(broker_url: str) -> None:
+    result = mlpq("--broker-url", broker_url, "submit", "mnist", "--epochs", "2", "--json")
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.output)["id"]
+    with make_session_factory(os.environ["MLPQ_DATABASE_URL"])() as session:
+        job = jobs.find_job(session, job_id)
+        assert job.status is JobStatus.QUEUED and job.device == "cpu"
+        assert job.params["epochs"] == 2 and job.params["batch_size"] == 200 and job.params["seed"] >= 0
+    [raw] = redis.Redis.from_url(broker_url).lrange("mlpq.cpu", 0, -1)
+    message = json.loads(raw)
+    assert message["content-type"] == "application/json"
+    assert json.loads(base64.b64decode(message["body"]))[0] == [job_id]
+    assert message["headers"]["task"] == "mlpq.run_job"
+
+
+def test_gpu_jobs_go_to_their_device_queue(broker_url: str) -> None:
+    for device in ("cuda:1", "cuda"):
+        assert mlpq("--broker-url", broker_url, "submit", "himmelblau", "--device", device).exit_code == 0
+    client = redis.Redis.from_url(broker_url)
+    assert client.llen("mlpq.cuda:1") == 1 and client.llen("mlpq.cuda") == 1 and client.llen("mlpq.cpu") == 0
+
+
+def test_a_given_seed_is_stored(broker_url: str) -> None:
+    result = mlpq("--broker-url", broker_url, "submit", "himmelblau", "--seed", "42", "--start", "1,0",
+                  "--start", "-4,0")
+    job_id = result.output.split()[0]
+    assert mlpq("show", job_id[:8], "--json").exit_code == 0
+    params = json.loads(mlpq("show", job_id[:8], "--json").output)["params"]
+    assert params["seed"] == 42 and params["starts"] == [[1.0, 0.0], [-4.0, 0.0]]
+
+
+def finished_jobs() -> list[str]:
+    """Two finished jobs written straight into the ledger: an MNIST success and a failed Himmelblau."""
+    factory = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+    ids = []
+    with factory.begin() as session:
+        for kind, status, outcome in [
+            ("himmelblau", JobStatus.FAILED, {"error": "diverged: f is not finite at step 3"}),
+            ("mnist", JobStatus.SUCCEEDED, {"result": {"test_accuracy": 0.9, "headline": "test accuracy 90.00%"}}),
+        ]:
+            job = jobs.create_job(session, kind, {"seed": 1}, "cpu")
+            jobs.claim_job(session, job.id, "host")
+            jobs.add_metrics(session, job.id, 1, [(1, {"test_accuracy": 0.9})])
+            jobs.finish_job(session, job.id, status, **outcome)
+            ids.append(job.id)
+    return ids
+
+
+def test_results_in_every_format() -> None:
+    failed, succeeded = finished_jobs()
+    table = mlpq("results").output.splitlines()
+    assert re.split(r"\s{2,}", table[0]) == ["ID", "KIND", "STATUS", "DEVICE", "CREATED", "DURATION", "HEADLINE"]
+    assert table[1].startswith(succeeded[:12]) and "test accuracy 90.00%" in table[1]
+    assert table[2].startswith(failed[:12]) and "diverged: f is not finite" in table[2]
+    rows = json.loads(mlpq("results", "--format", "json").output)
+    assert [(r["id"], r["status"]) for r in rows] == [(succeeded, "succeeded"), (failed, "failed")]
+    csv_lines = mlpq("results", "--format", "csv", "--status", "failed").output.splitlines()
+    assert csv_lines[0] == "id,kind,status,device,created,duration_s,headline"
+    assert len(csv_lines) == 2 and csv_lines[1].startswith(failed)
+    assert json.loads(mlpq("results", "--kind", "himmelblau", "--format", "json").output)[0]["id"] == failed
+
+
+def test_show_text_and_json() -> None:
+    failed, succeeded = finished_jobs()
+    text = mlpq("show", succeeded[:6]).output
+    assert f"job       {succeeded}" in text and "status    succeeded" in text and "test accuracy 90.00%" in text
+    detail = json.loads(mlpq("show", failed, "--json").output)
+    assert detail["error"] == "diverged: f is not finite at step 3" and detail["metrics"] == [
+        {"step": 1, "test_accuracy": 0.9}]
+
+
+def test_empty_results_say_how_to_start() -> None:
+    result = mlpq("results")
+    assert result.exit_code == 0 and "no jobs yet" in result.output
+
+
+def test_a_cuda_worker_without_that_gpu_exits_1() -> None:
+    import torch
+
+    if torch.cuda.device_count() > 5:
+        pytest.skip("this host has a sixth GPU")
+    done = subprocess.run([sys.executable, "-m", "mlpq.api_cli", "worker", "--device", "cuda:5"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("Error: no GPU for cuda:5 on this host (CUDA_VISIBLE_DEVICES='5', "
+                                   "torch sees none)")

@@ -1,0 +1,63 @@
+"""Fixtures: every test gets its own ledger, data directory and Redis database; nothing touches user files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import services
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> Iterator[int]:
+    with services.private_redis_db() as db:
+        yield db
+
+
+@pytest.fixture
+def broker_url(redis_db: int) -> str:
+    services.flush_keeping_lock(redis_db)
+    return f"redis://{services.REDIS_HOST}:{services.REDIS_PORT}/{redis_db}"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture
+def postgresql_url() -> Iterator[str]:
+    with services.fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The ledger on each backend in turn."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point every MLPQ_* setting at this test's own places (the broker at a port nothing listens on)."""
+    monkeypatch.setenv("MLPQ_DATABASE_URL", f"sqlite:///{tmp_path / 'default.db'}")
+    monkeypatch.setenv("MLPQ_BROKER_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("MLPQ_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MLPQ_DEBUG", raising=False)
+
+
+@pytest.fixture
+def service_env(broker_url: str, database_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for real ``mlpq`` processes against the test Redis and the given database."""
+    return {**os.environ, "MLPQ_BROKER_URL": broker_url, "MLPQ_DATABASE_URL": database_url,
+            "MLPQ_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.fixture
+def cpu_worker(service_env: dict[str, str], tmp_path: Path) -> Iterator[services.WorkerProcess]:
+    worker = services.start_worker(service_env, tmp_path / "worker.log", "--device", "cpu")
+    yield worker
+    worker.stop()

@@ -1,0 +1,96 @@
+"""``execute_job`` called directly against a real SQLite ledger: outcomes, failure reasons, duplicates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from mlpq.db import jobs
+from mlpq.db.schema import JobStatus
+from mlpq.db.session import make_session_factory
+from mlpq.worker.device import Device
+from mlpq.worker.execute import describe_failure, execute_job
+
+CPU = Device("cpu")
+
+
+@pytest.fixture
+def sessions(sqlite_url: str) -> sessionmaker[Session]:
+    return make_session_factory(sqlite_url)
+
+
+def add_job(sessions: sessionmaker[Session], kind: str, params: dict[str, Any], device: str = "cpu") -> str:
+    with sessions.begin() as session:
+        return jobs.create_job(session, kind, params, device).id
+
+
+def run(sessions: sessionmaker[Session], job_id: str, tmp_path: Path, device: Device = CPU) -> JobStatus | None:
+    return execute_job(sessions, job_id, device=device, worker_host="test-host", data_dir=tmp_path)
+
+
+def stored(sessions: sessionmaker[Session], job_id: str) -> Any:
+    with sessions() as session:
+        job = jobs.find_job(session, job_id)
+        return job, jobs.latest_metrics(session, job)
+
+
+def test_a_job_runs_and_records_result_and_metrics(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    job_id = add_job(sessions, "himmelblau", {"starts": [[4, 0]], "lr": 0.01, "steps": 2000, "log_every": 500})
+    assert run(sessions, job_id, tmp_path) is JobStatus.SUCCEEDED
+    job, metrics = stored(sessions, job_id)
+    assert job.status is JobStatus.SUCCEEDED and job.worker_host == "test-host" and job.attempts == 1
+    assert job.result["nearest_minimum"] == [3.584428, -1.848126] and job.result["distance"] < 1e-2
+    assert [m.step for m in metrics] == [0, 500, 1000, 1500]
+    assert metrics[0].values["points"] == [[4.0, 0.0, 34.0]]  # f(4, 0) = 5² + (−3)²
+    assert metrics[1].values["points"][0][2] < 34.0
+
+
+def test_a_delivered_twice_job_runs_once(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    job_id = add_job(sessions, "himmelblau", {"steps": 10, "log_every": 5})
+    assert run(sessions, job_id, tmp_path) is JobStatus.SUCCEEDED
+    assert run(sessions, job_id, tmp_path) is None
+    job, metrics = stored(sessions, job_id)
+    assert job.attempts == 1 and len(metrics) == 2
+
+
+def test_unknown_job_is_skipped(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    assert run(sessions, "0" * 32, tmp_path) is None
+
+
+@pytest.mark.parametrize(("kind", "params", "reason"), [
+    ("himmelblau", {"lr": float("nan")}, "invalid parameters: lr: Input should be a finite number"),
+    ("himmelblau", {"steps": 10, "evil": "__import__('os')"}, "invalid parameters: evil: Extra inputs"),
+    ("himmelblau", {"optimizer": "lbfgs"}, "invalid parameters: optimizer:"),
+    ("mnist", {"epochs": 0}, "invalid parameters: epochs:"),
+    ("quantum", {}, "invalid job: unknown job kind 'quantum'"),
+    ("himmelblau", {"optimizer": "sgd", "lr": 10, "steps": 100, "log_every": 1}, "diverged: f is not finite"),
+])
+def test_forged_or_failing_jobs_fail_with_a_reason(sessions: sessionmaker[Session], tmp_path: Path, kind: str,
+                                                   params: dict[str, Any], reason: str) -> None:
+    job_id = add_job(sessions, kind, params)
+    assert run(sessions, job_id, tmp_path) is JobStatus.FAILED
+    job, _ = stored(sessions, job_id)
+    assert job.status is JobStatus.FAILED and job.error.startswith(reason) and job.result is None
+
+
+def test_a_gpu_job_on_a_host_without_one_fails_as_device_unavailable(sessions: sessionmaker[Session],
+                                                                     tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this host has a GPU")
+    job_id = add_job(sessions, "himmelblau", {"steps": 10}, device="cuda:0")
+    assert run(sessions, job_id, tmp_path, Device("cuda", 0)) is JobStatus.FAILED
+    job, _ = stored(sessions, job_id)
+    assert job.error == "device unavailable: cuda:0 is not available to this worker"
+
+
+def test_out_of_memory_is_named() -> None:
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    assert describe_failure(OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB\nmore")) == (
+        "CUDA out of memory: CUDA out of memory. Tried to allocate 2 GiB")
