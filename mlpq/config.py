@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import platformdirs
@@ -23,20 +23,44 @@ def default_data_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class Leases:
+    """How running jobs prove they are alive, and how often workers look for those that are not."""
+
+    lease_s: float = 60.0
+    """A running job whose heartbeat is older than this is presumed lost."""
+    heartbeat_s: float = 5.0
+    maintenance_s: float = 10.0
+    """How often each worker reaps expired leases and re-publishes jobs missing from the broker."""
+    max_attempts: int = 3
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Leases:
+        defaults = cls()
+        return cls(
+            lease_s=float(environ.get("MLPQ_LEASE_SECONDS") or defaults.lease_s),
+            heartbeat_s=float(environ.get("MLPQ_HEARTBEAT_SECONDS") or defaults.heartbeat_s),
+            maintenance_s=float(environ.get("MLPQ_MAINTENANCE_SECONDS") or defaults.maintenance_s),
+            max_attempts=int(environ.get("MLPQ_MAX_ATTEMPTS") or defaults.max_attempts),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Where the broker, the job ledger and the datasets live."""
+    """Where the broker, the job ledger and the datasets live, and the lease timings."""
 
     broker_url: str = DEFAULT_BROKER_URL
     database_url: str = ""
     data_dir: Path = Path()
+    leases: Leases = field(default_factory=Leases)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Settings from ``MLPQ_BROKER_URL``, ``MLPQ_DATABASE_URL`` and ``MLPQ_DATA_DIR``."""
+        """Settings from ``MLPQ_BROKER_URL``, ``MLPQ_DATABASE_URL``, ``MLPQ_DATA_DIR`` and the lease variables."""
         return cls(
             broker_url=environ.get("MLPQ_BROKER_URL") or DEFAULT_BROKER_URL,
             database_url=environ.get("MLPQ_DATABASE_URL") or default_database_url(),
             data_dir=Path(environ.get("MLPQ_DATA_DIR") or default_data_dir()),
+            leases=Leases.from_env(environ),
         )
 
     def with_overrides(self, **values: object) -> Settings:

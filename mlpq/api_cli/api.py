@@ -1,6 +1,6 @@
 """Submit and query jobs from Python. The CLI is a thin layer over ``Client``.
 
-Nothing here imports torch; Celery is imported only by the methods that talk to workers.
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -10,22 +10,28 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
+from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.config import Settings
 from mlpq.db import jobs
+from mlpq.db.jobs import CancelOutcome
 from mlpq.db.schema import Job, JobStatus, Metric
 from mlpq.db.session import make_session_factory
-from mlpq.models.registry import parse_spec
+from mlpq.models.registry import KINDS, parse_spec
+from mlpq.worker.app import create_app, publish
 from mlpq.worker.device import device_of_queue, parse_device
 
-if TYPE_CHECKING:
-    from celery import Celery
 
-JobRequest = tuple[str, Mapping[str, Any], str]
-"""(kind, parameters, device)"""
+
+class JobRequest(NamedTuple):
+    kind: str
+    params: Mapping[str, Any]
+    device: str = "cpu"
+    timeout_s: int | None = None
+    """Seconds the job may run; the kind's default when ``None``."""
 
 
 class BrokerUnavailableError(ConnectionError):
@@ -62,8 +68,6 @@ class Client:
 
     @cached_property
     def celery(self) -> Celery:
-        from mlpq.worker.app import create_app
-
         return create_app(self.settings)
 
     @staticmethod
@@ -77,36 +81,41 @@ class Client:
             params["seed"] = secrets.randbelow(2**31)
         return parse_spec(kind, params).model_dump(mode="json")
 
-    def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu") -> Job:
+    def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu", *,
+               timeout_s: int | None = None) -> Job:
         """Submit one job; see ``submit_many``."""
-        return self.submit_many([(kind, params, device)])[0]
+        return self.submit_many([JobRequest(kind, params, device, timeout_s)])[0]
 
-    def submit_many(self, requests: Sequence[JobRequest]) -> list[Job]:
+    def submit_many(self, requests: Sequence[JobRequest], *, sweep_id: str | None = None) -> list[Job]:
         """Validate every request, commit their rows in one transaction, then publish their ids.
 
         Rows are committed before publishing so a worker never looks for a row
         that is not there yet. If the broker cannot be reached, the rows not
         yet published are deleted and ``BrokerUnavailableError`` is raised.
         """
-        checked = [(kind, self.validate(kind, params), str(parse_device(device)))
-                   for kind, params, device in requests]
+        checked = [(r.kind, self.validate(r.kind, r.params), str(parse_device(r.device)),
+                    r.timeout_s or KINDS[r.kind].default_timeout_s) for r in requests]
         with self.sessions.begin() as session:
-            created = [jobs.create_job(session, kind, params, device) for kind, params, device in checked]
-        published = 0
+            created = [jobs.create_job(session, kind, params, device, timeout_s=timeout, sweep_id=sweep_id)
+                       for kind, params, device, timeout in checked]
+        sent: list[str] = []
         try:
-            from mlpq.worker.app import TASK_NAME
-
-            with self.celery.producer_or_acquire() as producer:
-                for job in created:
-                    self.celery.send_task(TASK_NAME, args=[job.id], queue=parse_device(job.device).queue,
-                                          producer=producer)
-                    published += 1
+            publish(self.celery, created, sent)
         except Exception as exc:  # kombu and redis raise many types; none leaves a message behind
             with self.sessions.begin() as session:
-                for job in created[published:]:
-                    jobs.delete_job(session, job.id)
+                for job in created:
+                    if job.id not in sent:
+                        jobs.delete_job(session, job.id)
             raise self._unreachable(exc) from exc
         return created
+
+    def cancel(self, id_or_prefix: str) -> tuple[Job, CancelOutcome]:
+        """Cancel a queued job, ask a running one to stop; raises ``JobLookupError``."""
+        with self.sessions.begin() as session:
+            job = jobs.find_job(session, id_or_prefix)
+            outcome = jobs.request_cancel(session, job)
+            session.refresh(job)
+            return job, outcome
 
     def get(self, id_or_prefix: str) -> JobView:
         """A job by id or unique prefix with its latest metrics; raises ``JobLookupError``."""

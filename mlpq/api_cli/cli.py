@@ -13,13 +13,13 @@ from pydantic import ValidationError
 
 from mlpq import __version__
 from mlpq.api_cli import output
-from mlpq.api_cli.api import BrokerUnavailableError, Client
+from mlpq.api_cli.api import BrokerUnavailableError, Client, JobRequest
 from mlpq.api_cli.params import DATA_DIR, DEVICE, POINT, usage_error
 from mlpq.config import Settings
-from mlpq.db.jobs import JobLookupError, is_job_id
+from mlpq.db.jobs import CancelOutcome, JobLookupError, is_job_id
 from mlpq.db.schema import JobStatus, Metric
 from mlpq.db.session import DatabaseURLError
-from mlpq.models.registry import KINDS
+from mlpq.models.registry import KINDS, MAX_TIMEOUT_S
 from mlpq.models.specs import HIMMELBLAU_OPTIMIZERS
 from mlpq.worker.device import Device, DeviceError
 
@@ -109,6 +109,8 @@ def submit_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--device", type=DEVICE, default="cpu", show_default=True,
                      help="cpu, cuda (any GPU) or cuda:N."),
         click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="Random seed; drawn and stored when absent."),
+        click.option("--timeout", type=click.IntRange(1, MAX_TIMEOUT_S), metavar="SECONDS",
+                     help="Fail the job if it runs longer.  [default: 600 for himmelblau, 3600 for mnist]"),
         click.option("--wait", is_flag=True, help="Block until the job ends, show its result; exit 1 if it failed."),
         click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON only on stdout."),
     ]):
@@ -136,7 +138,7 @@ def submit() -> None:
 @submit_options
 @click.pass_context
 def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...], device: Device,
-                      seed: int | None, wait: bool, as_json: bool, **params: Any) -> None:
+                      seed: int | None, timeout: int | None, wait: bool, as_json: bool, **params: Any) -> None:
     """Minimise Himmelblau's function f(x,y)=(x²+y−11)²+(x+y²−7)².
 
     \b
@@ -144,7 +146,7 @@ def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...
       mlpq submit himmelblau --start 4,0 --start -4,0 --optimizer adam --wait
     """
     params.update(seed=seed, starts=list(starts) or [(0.0, 0.0)])
-    run_submit(ctx, "himmelblau", params, device, wait, as_json)
+    run_submit(ctx, JobRequest("himmelblau", params, str(device), timeout), wait, as_json)
 
 
 @submit.command("mnist", context_settings=CONTEXT)
@@ -161,8 +163,8 @@ def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...
 @click.option("--data-dir", type=DATA_DIR, help="Where MNIST is stored.  [default: the worker's MLPQ_DATA_DIR]")
 @submit_options
 @click.pass_context
-def submit_mnist(ctx: click.Context, device: Device, seed: int | None, wait: bool, as_json: bool,
-                 **params: Any) -> None:
+def submit_mnist(ctx: click.Context, device: Device, seed: int | None, timeout: int | None, wait: bool,
+                 as_json: bool, **params: Any) -> None:
     """Train the tutorial's 784-200-200-10 MLP on MNIST with SGD.
 
     \b
@@ -170,16 +172,16 @@ def submit_mnist(ctx: click.Context, device: Device, seed: int | None, wait: boo
       mlpq submit mnist --epochs 3 --variant functional --device cuda:0 --wait
     """
     params.update(seed=seed)
-    run_submit(ctx, "mnist", params, device, wait, as_json)
+    run_submit(ctx, JobRequest("mnist", params, str(device), timeout), wait, as_json)
 
 
-def run_submit(ctx: click.Context, kind: str, params: dict[str, Any], device: Device, wait: bool,
-               as_json: bool) -> None:
+def run_submit(ctx: click.Context, request: JobRequest, wait: bool, as_json: bool) -> None:
     api = client(ctx)
     try:
-        job = api.submit(kind, params, str(device))
+        [job] = api.submit_many([request])
     except ValidationError as exc:
         raise usage_error(exc) from None
+    kind = request.kind
     if not wait:
         if as_json:
             click.echo(output.to_json(output.job_row(job)))
@@ -188,14 +190,14 @@ def run_submit(ctx: click.Context, kind: str, params: dict[str, Any], device: De
         return
     if not as_json:
         click.echo(f"{job.id} queued ({kind} on {job.device}); waiting (Ctrl-C stops waiting, not the job)", err=True)
-    finished = wait_for(api, job.id, device, KINDS[kind].step_name, quiet=as_json)
+    finished = wait_for(api, job.id, job.device, KINDS[kind].step_name, quiet=as_json)
     view = api.get(finished.id)
     click.echo(output.to_json(output.job_detail(view)) if as_json else output.show_text(view))
     if finished.status is not JobStatus.SUCCEEDED:
         ctx.exit(1)
 
 
-def wait_for(api: Client, job_id: str, device: Device, step_name: str, *, quiet: bool) -> Any:
+def wait_for(api: Client, job_id: str, device: str, step_name: str, *, quiet: bool) -> Any:
     """Wait for the job, printing each new metric to stderr and a hint if no worker takes it."""
     began = time.monotonic()
     hinted = False
@@ -244,8 +246,23 @@ def results(ctx: click.Context, kind: str | None, status: str | None, device: De
         click.echo("no jobs yet: try 'mlpq submit himmelblau'", err=True)
 
 
+class JobIdType(click.ParamType):
+    """A job id or a unique prefix of one: 4 to 32 hex digits."""
+
+    name = "job_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().lower()
+        if not is_job_id(text):
+            self.fail(f"{value!r} is not a job id (4 to 32 hex digits)", param, ctx)
+        return text
+
+
+JOB_ID = JobIdType()
+
+
 @cli.command(context_settings=CONTEXT)
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show(ctx: click.Context, job_id: str, as_json: bool) -> None:
@@ -257,10 +274,40 @@ def show(ctx: click.Context, job_id: str, as_json: bool) -> None:
     Example:
       mlpq show 3f2a9c
     """
-    if not is_job_id(job_id.lower()):
-        raise click.BadParameter(f"{job_id!r} is not a job id (4 to 32 hex digits)", param_hint="JOB_ID")
-    view = client(ctx).get(job_id.lower())
+    view = client(ctx).get(job_id)
     click.echo(output.to_json(output.job_detail(view)) if as_json else output.show_text(view))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_ids", metavar="JOB_ID...", nargs=-1, required=True, type=JOB_ID)
+@click.pass_context
+def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+    """Cancel jobs: a queued job never starts, a running one stops at its next step or epoch.
+
+    Exits 1 if any job had already ended or does not exist.
+
+    \b
+    Example:
+      mlpq cancel 3f2a9c 81e14a
+    """
+    api = client(ctx)
+    failed = False
+    for job_id in job_ids:
+        try:
+            job, outcome = api.cancel(job_id)
+        except JobLookupError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            failed = True
+            continue
+        if outcome is CancelOutcome.ALREADY_ENDED:
+            click.echo(f"Error: job {job.id} already {job.status.value}", err=True)
+            failed = True
+        elif outcome is CancelOutcome.REQUESTED:
+            click.echo(f"{job.id} running: it stops at its next step or epoch")
+        else:
+            click.echo(f"{job.id} cancelled")
+    if failed:
+        ctx.exit(1)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -1,14 +1,19 @@
 """Job state transitions and queries. Functions take a ``Session``; the caller owns the transaction.
 
-Every transition is a conditional UPDATE on the current status, so a duplicate
-delivery cannot run a job twice and a terminal status never changes.
+Every transition is a conditional UPDATE on the current status (and, for a
+running job, on its attempt number), so a duplicate delivery cannot run a job
+twice, a presumed-lost run cannot overwrite its successor, and a terminal
+status never changes.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -27,9 +32,11 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_job(session: Session, kind: str, params: Mapping[str, Any], device: str) -> Job:
+def create_job(session: Session, kind: str, params: Mapping[str, Any], device: str, *, timeout_s: int,
+               sweep_id: str | None = None) -> Job:
     """Add a queued job; it is visible to workers once the caller commits."""
-    job = Job(id=new_job_id(), kind=kind, params=dict(params), device=device, status=JobStatus.QUEUED)
+    job = Job(id=new_job_id(), kind=kind, params=dict(params), device=device, status=JobStatus.QUEUED,
+              timeout_s=timeout_s, sweep_id=sweep_id)
     session.add(job)
     session.flush()
     return job
@@ -69,8 +76,12 @@ def list_jobs(
     return session.scalars(query).all()
 
 
+def count_jobs(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Job)) or 0
+
+
 def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
-    """queued → running, counting the attempt; ``None`` if the job is not queued (already taken or ended)."""
+    """queued → running as a new attempt; ``None`` if the job is not queued (taken, ended or unknown)."""
     now = utcnow()
     claimed = session.execute(
         update(Job)
@@ -79,6 +90,26 @@ def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
                 heartbeat_at=now, worker_host=worker_host, finished_at=None, error=None)
     ).rowcount
     return session.get(Job, job_id, populate_existing=True) if claimed else None
+
+
+def _running(job_id: str, attempt: int) -> Any:
+    return (Job.id == job_id) & (Job.status == JobStatus.RUNNING) & (Job.attempts == attempt)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a running attempt learns when it renews its lease."""
+
+    owned: bool
+    """False when the job is no longer this attempt's (reaped, cancelled while lost, ended)."""
+    cancel_requested: bool
+
+
+def heartbeat(session: Session, job_id: str, attempt: int) -> Heartbeat:
+    """Renew the lease of a running attempt and read whether a cancel was asked for."""
+    owned = session.execute(update(Job).where(_running(job_id, attempt)).values(heartbeat_at=utcnow())).rowcount
+    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    return Heartbeat(bool(owned), bool(cancel))
 
 
 def add_metrics(session: Session, job_id: str, attempt: int, rows: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
@@ -95,16 +126,69 @@ def latest_metrics(session: Session, job: Job) -> Sequence[Metric]:
     ).all()
 
 
-def finish_job(session: Session, job_id: str, status: JobStatus, *, result: Mapping[str, Any] | None = None,
-               error: str | None = None) -> bool:
-    """running → a terminal status with its result or error; ``False`` if the job was not running."""
+def finish_job(session: Session, job_id: str, attempt: int, status: JobStatus, *,
+               result: Mapping[str, Any] | None = None, error: str | None = None,
+               provenance: Mapping[str, Any] | None = None) -> bool:
+    """This attempt: running → a terminal status; ``False`` if the job is no longer this attempt's."""
     return bool(session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-        .values(status=status, finished_at=utcnow(), result=dict(result) if result is not None else None,
-                error=error)
+        update(Job).where(_running(job_id, attempt)).values(
+            status=status, finished_at=utcnow(), result=dict(result) if result is not None else None,
+            error=error, provenance=dict(provenance) if provenance is not None else None)
     ).rowcount)
 
 
-def count_jobs(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Job)) or 0
+class CancelOutcome(str, enum.Enum):
+    CANCELLED = "cancelled"
+    REQUESTED = "cancel requested"
+    """Running: the job stops at its next step or epoch check."""
+    ALREADY_ENDED = "already ended"
+
+
+def request_cancel(session: Session, job: Job) -> CancelOutcome:
+    """Cancel a queued job now, ask a running one to stop; a finished job stays as it is."""
+    now = utcnow()
+    if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED).values(
+            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now,
+            error="cancelled before it started")).rowcount:
+        return CancelOutcome.CANCELLED
+    if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.RUNNING).values(
+            cancel_requested=True)).rowcount:
+        return CancelOutcome.REQUESTED
+    return CancelOutcome.ALREADY_ENDED
+
+
+def requeue_expired(session: Session, *, lease: timedelta, max_attempts: int, grace: timedelta) -> list[Job]:
+    """End or requeue running jobs whose lease expired; returns the requeued ones (to publish again).
+
+    A lost job is cancelled if a cancel was asked for, failed as "time limit"
+    past its timeout, failed as "worker lost" at the attempt cap, and queued
+    again otherwise. Rows are locked with SKIP LOCKED where the database has it.
+    """
+    now = utcnow()
+    expired = session.scalars(
+        select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < now - lease)
+        .with_for_update(skip_locked=True)
+    ).all()
+    requeued = []
+    for job in expired:
+        job.finished_at = now
+        if job.cancel_requested:
+            job.status, job.error = JobStatus.CANCELLED, "cancelled (its worker was lost)"
+        elif job.started_at and job.started_at + timedelta(seconds=job.timeout_s) + grace < now:
+            job.status, job.error = JobStatus.FAILED, f"time limit: exceeded {job.timeout_s} s"
+        elif job.attempts >= max_attempts:
+            job.status, job.error = JobStatus.FAILED, f"worker lost: gave up after {job.attempts} attempts"
+        else:
+            job.status, job.finished_at, job.queued_at = JobStatus.QUEUED, None, now
+            requeued.append(job)
+    session.flush()
+    return requeued
+
+
+def queued_before(session: Session, moment: datetime) -> Sequence[Job]:
+    """Jobs that have been queued since before ``moment``."""
+    return session.scalars(select(Job).where(Job.status == JobStatus.QUEUED, Job.queued_at < moment)).all()
+
+
+def mark_queued_now(session: Session, job_ids: Iterable[str]) -> None:
+    session.execute(update(Job).where(Job.id.in_(list(job_ids))).values(queued_at=utcnow()))

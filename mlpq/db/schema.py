@@ -6,7 +6,7 @@ import enum
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -60,14 +60,21 @@ class Job(Base):
     )
     device: Mapped[str] = mapped_column(String(16), index=True)
     params: Mapped[dict[str, Any]]
+    timeout_s: Mapped[int]
+    sweep_id: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    """When the job last became queued: the reconciler re-publishes jobs queued long ago but absent from Redis."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     worker_host: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     result: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    provenance: Mapped[dict[str, Any] | None]
+    """What produced the result: versions, device name, host, git commit."""
 
     metrics: Mapped[list[Metric]] = relationship(
         back_populates="job", order_by="Metric.step", cascade="all, delete-orphan", passive_deletes=True

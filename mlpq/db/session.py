@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from mlpq.db.schema import Base
 
@@ -49,22 +50,26 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with the backend's settings; creates missing tables."""
+def make_engine(url: str, *, pooled: bool = True) -> Engine:
+    """An engine for ``url`` with the backend's settings; creates missing tables.
+
+    ``pooled=False`` keeps no connection open between uses, for a process that forks.
+    """
     url = normalise_url(url)
+    pool = {} if pooled else {"poolclass": NullPool}
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **pool)
     Base.metadata.create_all(engine)
     return engine
 
 
-def make_session_factory(url: str) -> sessionmaker[Session]:
+def make_session_factory(url: str, *, pooled: bool = True) -> sessionmaker[Session]:
     """A session factory bound to a new engine for ``url``."""
-    return sessionmaker(make_engine(url), expire_on_commit=False)
+    return sessionmaker(make_engine(url, pooled=pooled), expire_on_commit=False)

@@ -15,20 +15,24 @@ Runner = Callable[[Any, RunContext], dict[str, Any]]
 
 @dataclass(frozen=True)
 class JobKind:
-    """A spec class, the ``module:function`` that runs it (imported on demand), what its steps are called."""
+    """A spec class, the ``module:function`` that runs it (imported on demand), what its steps
+    are called, and how long a job may run unless its submitter says otherwise."""
 
     spec: type[JobSpec]
     runner: str
     step_name: str
+    default_timeout_s: int
 
     def load_runner(self) -> Runner:
         module, _, name = self.runner.partition(":")
         return getattr(importlib.import_module(module), name)
 
 
+MAX_TIMEOUT_S = 24 * 3600
+
 KINDS: dict[str, JobKind] = {
-    "himmelblau": JobKind(HimmelblauSpec, "mlpq.models.himmelblau:run", step_name="step"),
-    "mnist": JobKind(MnistSpec, "mlpq.models.mnist:run", step_name="epoch"),
+    "himmelblau": JobKind(HimmelblauSpec, "mlpq.models.himmelblau:run", step_name="step", default_timeout_s=600),
+    "mnist": JobKind(MnistSpec, "mlpq.models.mnist:run", step_name="epoch", default_timeout_s=3600),
 }
 
 

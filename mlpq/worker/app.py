@@ -1,14 +1,20 @@
-"""The Celery application: JSON only, late acks, one job reserved at a time."""
+"""The Celery application (JSON only, late acks, one job reserved at a time) and publishing job ids."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from celery import Celery
 
 from mlpq.config import Settings
+from mlpq.db.schema import Job
+from mlpq.worker.device import parse_device
 
 TASK_NAME = "mlpq.run_job"
 VISIBILITY_TIMEOUT_S = 48 * 3600
-"""Longer than any job may run: Redis redelivers unacked messages after this long."""
+"""Longer than any job may run (24 h): Redis redelivers unacknowledged messages after this long."""
+HARD_LIMIT_GRACE_S = 30
+"""After its soft time limit a job has this long to record its failure before its process is killed."""
 
 
 def create_app(settings: Settings) -> Celery:
@@ -25,8 +31,23 @@ def create_app(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         broker_connection_timeout=3,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
                                    "interval_max": 1},
         worker_send_task_events=False,
     )
     return app
+
+
+def publish(app: Celery, jobs: Iterable[Job], sent: list[str] | None = None) -> None:
+    """Send each job's id to its device's queue over one connection, appending each sent id to ``sent``.
+
+    The Celery task id is the job id, so the reconciler can tell which jobs the broker holds.
+    """
+    with app.producer_or_acquire() as producer:
+        for job in jobs:
+            app.send_task(TASK_NAME, args=[job.id], task_id=job.id, queue=parse_device(job.device).queue,
+                          soft_time_limit=job.timeout_s, time_limit=job.timeout_s + HARD_LIMIT_GRACE_S,
+                          producer=producer)
+            if sent is not None:
+                sent.append(job.id)

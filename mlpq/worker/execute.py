@@ -1,26 +1,34 @@
-"""Run one job from the ledger: claim it, re-validate its spec, run it, record the outcome."""
+"""Run one job from the ledger: claim it, re-validate its spec, run it under a lease, record the outcome."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.db import jobs
 from mlpq.db.schema import JobStatus
 from mlpq.models import registry
 from mlpq.models.context import JobError, RunContext
+from mlpq.worker import provenance
 from mlpq.worker.device import Device, torch_device_name
+from mlpq.worker.lease import JobCancelled, JobLost, Lease
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
+DB_RETRY_S = 120.0
+"""How long a worker keeps retrying a ledger write while the database is unreachable."""
+
+T = TypeVar("T")
 
 
 class DeviceUnavailableError(JobError):
@@ -31,18 +39,35 @@ class InvalidJobError(JobError):
     reason = "invalid job"
 
 
+def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -> T:
+    """Run ``write``, retrying with backoff while the database is unreachable or locked."""
+    give_up = time.monotonic() + deadline_s
+    delay = 0.5
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay > give_up:
+                raise
+            log.warning("ledger write failed, retrying in %.1f s: %s", delay, str(exc).splitlines()[0])
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 @dataclass
 class MetricsRecorder:
-    """The progress callback: buffers reported steps and writes them in batches."""
+    """The progress callback: checks the lease, buffers reported steps and writes them in batches."""
 
     sessions: sessionmaker[Session]
     job_id: str
     attempt: int
+    lease: Lease
     interval: float = FLUSH_INTERVAL_S
     pending: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
 
     def __call__(self, step: int, values: Mapping[str, Any]) -> None:
+        self.lease.check()
         self.pending.append((step, dict(values)))
         if time.monotonic() - self.last_flush >= self.interval:
             self.flush()
@@ -50,21 +75,29 @@ class MetricsRecorder:
     def flush(self) -> None:
         """Write what is buffered in one transaction."""
         if self.pending:
-            with self.sessions.begin() as session:
-                jobs.add_metrics(session, self.job_id, self.attempt, self.pending)
+            rows = self.pending
+
+            def write() -> None:
+                with self.sessions.begin() as session:
+                    jobs.add_metrics(session, self.job_id, self.attempt, rows)
+
+            with_db_retries(write)
             self.pending = []
         self.last_flush = time.monotonic()
 
 
-def describe_failure(exc: BaseException) -> str:
+def describe_failure(exc: BaseException, timeout_s: int) -> str:
     """One line that says why a job failed, its category first."""
     if isinstance(exc, JobError):
         return f"{exc.reason}: {exc}"
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return f"time limit: exceeded {timeout_s} s"
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         return f"invalid parameters: {problems}"
     if type(exc).__name__ == "OutOfMemoryError":
-        return f"CUDA out of memory: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        first_line = str(exc).splitlines()[0] if str(exc) else "no detail"
+        return f"CUDA out of memory: {first_line}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -87,27 +120,60 @@ def run_spec(kind: str, params: Mapping[str, Any], ctx: RunContext) -> dict[str,
     return registry.KINDS[kind].load_runner()(spec, ctx)
 
 
+@dataclass(frozen=True)
+class Claimed:
+    kind: str
+    params: dict[str, Any]
+    attempt: int
+    timeout_s: int
+
+
+def claim(sessions: sessionmaker[Session], job_id: str, worker_host: str) -> Claimed | None:
+    def write() -> Claimed | None:
+        with sessions.begin() as session:
+            job = jobs.claim_job(session, job_id, worker_host)
+            return job and Claimed(job.kind, job.params, job.attempts, job.timeout_s)
+
+    return with_db_retries(write)
+
+
 def execute_job(
     sessions: sessionmaker[Session], job_id: str, *, device: Device, worker_host: str, data_dir: Path,
+    heartbeat_s: float,
 ) -> JobStatus | None:
-    """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not claimed."""
-    with sessions.begin() as session:
-        job = jobs.claim_job(session, job_id, worker_host)
-        if job is None:
-            log.warning("job %s is not queued (unknown, taken or ended): skipped", job_id)
-            return None
-        kind, params, attempt = job.kind, job.params, job.attempts
-    log.info("job %s (%s) attempt %d started", job_id, kind, attempt)
-    recorder = MetricsRecorder(sessions, job_id, attempt)
+    """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end."""
+    job = claim(sessions, job_id, worker_host)
+    if job is None:
+        log.warning("job %s is not queued (unknown, taken or ended): skipped", job_id)
+        return None
+    log.info("job %s (%s) attempt %d started", job_id, job.kind, job.attempt)
+    lease = Lease(sessions, job_id, job.attempt, heartbeat_s)
+    lease.start()
+    recorder = MetricsRecorder(sessions, job_id, job.attempt, lease)
+    about: dict[str, Any] | None = None
     try:
-        ctx = RunContext(resolve_device(device), recorder, data_dir)
-        result = run_spec(kind, params, ctx)
+        torch_device = resolve_device(device)
+        about = provenance.describe(torch_device)
+        result = run_spec(job.kind, job.params, RunContext(torch_device, recorder, data_dir))
         status, outcome = JobStatus.SUCCEEDED, {"result": result}
+    except JobLost:
+        log.warning("job %s attempt %d lost its lease: stopped without recording", job_id, job.attempt)
+        return None
+    except JobCancelled:
+        status, outcome = JobStatus.CANCELLED, {"error": "cancelled while running"}
     except Exception as exc:  # the job's failure is data for the ledger, not a worker crash
         log.info("job %s failed", job_id, exc_info=True)
-        status, outcome = JobStatus.FAILED, {"error": describe_failure(exc)}
+        status, outcome = JobStatus.FAILED, {"error": describe_failure(exc, job.timeout_s)}
+    finally:
+        lease.stop()
     recorder.flush()
-    with sessions.begin() as session:
-        jobs.finish_job(session, job_id, status, **outcome)
+
+    def finish() -> bool:
+        with sessions.begin() as session:
+            return jobs.finish_job(session, job_id, job.attempt, status, provenance=about, **outcome)
+
+    if not with_db_retries(finish):
+        log.warning("job %s attempt %d was taken over before it finished: outcome dropped", job_id, job.attempt)
+        return None
     log.info("job %s %s", job_id, status.value)
     return status

@@ -12,6 +12,7 @@ from mlpq.config import Settings
 from mlpq.db.session import make_engine
 from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
+from mlpq.worker.maintenance import Maintenance, install
 from mlpq.worker.tasks import WorkerContext, register
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,12 @@ def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gp
         torch.set_num_threads(threads_per_process)
 
     app = create_app(settings)
-    register(app, WorkerContext(settings.database_url, device, socket.gethostname(), settings.data_dir))
+    register(app, WorkerContext(settings.database_url, device, socket.gethostname(), settings.data_dir,
+                                settings.leases.heartbeat_s))
+    node = node_name(device)
+    install(app, Maintenance(app, settings, node), settings.leases.maintenance_s)
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
-            "--queues", ",".join(worker_queues(device)), "--hostname", node_name(device),
+            "--queues", ",".join(worker_queues(device)), "--hostname", node,
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
     if device.type == "cuda":
         argv += ["--max-tasks-per-child", "1"]  # a fresh process per job frees its GPU memory

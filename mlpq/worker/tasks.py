@@ -27,6 +27,7 @@ class WorkerContext:
     device: Device
     hostname: str
     data_dir: Path
+    heartbeat_s: float
     _sessions: dict[int, sessionmaker[Session]] = field(default_factory=dict)
 
     def sessions(self) -> sessionmaker[Session]:
@@ -44,4 +45,5 @@ def register(app: Celery, ctx: WorkerContext) -> None:
         if not isinstance(job_id, str) or not is_job_id(job_id) or len(job_id) != 32:
             log.error("rejected a message with a malformed job id: %r", job_id)
             return
-        execute_job(ctx.sessions(), job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir)
+        execute_job(ctx.sessions(), job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir,
+                    heartbeat_s=ctx.heartbeat_s)

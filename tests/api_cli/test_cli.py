@@ -172,10 +172,10 @@ def finished_jobs() -> list[str]:
             ("himmelblau", JobStatus.FAILED, {"error": "diverged: f is not finite at step 3"}),
             ("mnist", JobStatus.SUCCEEDED, {"result": {"test_accuracy": 0.9, "headline": "test accuracy 90.00%"}}),
         ]:
-            job = jobs.create_job(session, kind, {"seed": 1}, "cpu")
+            job = jobs.create_job(session, kind, {"seed": 1}, "cpu", timeout_s=60)
             jobs.claim_job(session, job.id, "host")
             jobs.add_metrics(session, job.id, 1, [(1, {"test_accuracy": 0.9})])
-            jobs.finish_job(session, job.id, status, **outcome)
+            jobs.finish_job(session, job.id, 1, status, **outcome)
             ids.append(job.id)
     return ids
 

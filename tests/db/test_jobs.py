@@ -19,7 +19,7 @@ def sessions(database_url: str) -> sessionmaker[Session]:
 
 def queued(sessions: sessionmaker[Session], kind: str = "himmelblau", device: str = "cpu") -> str:
     with sessions.begin() as session:
-        return jobs.create_job(session, kind, {"steps": 10}, device).id
+        return jobs.create_job(session, kind, {"steps": 10}, device, timeout_s=60).id
 
 
 def test_a_job_is_claimed_once(sessions: sessionmaker[Session]) -> None:
@@ -36,10 +36,11 @@ def test_a_job_is_claimed_once(sessions: sessionmaker[Session]) -> None:
 def test_terminal_status_never_changes(sessions: sessionmaker[Session]) -> None:
     job_id = queued(sessions)
     with sessions.begin() as session:
-        assert not jobs.finish_job(session, job_id, JobStatus.SUCCEEDED, result={"f": 0})  # not running yet
+        assert not jobs.finish_job(session, job_id, 1, JobStatus.SUCCEEDED, result={"f": 0})  # not running yet
         jobs.claim_job(session, job_id, "host")
-        assert jobs.finish_job(session, job_id, JobStatus.SUCCEEDED, result={"f": 0.5})
-        assert not jobs.finish_job(session, job_id, JobStatus.FAILED, error="late")
+        assert not jobs.finish_job(session, job_id, 2, JobStatus.SUCCEEDED, result={"f": 1})  # not this attempt
+        assert jobs.finish_job(session, job_id, 1, JobStatus.SUCCEEDED, result={"f": 0.5})
+        assert not jobs.finish_job(session, job_id, 1, JobStatus.FAILED, error="late")
         assert jobs.claim_job(session, job_id, "host") is None
     with sessions() as session:
         job = jobs.find_job(session, job_id)
@@ -68,7 +69,8 @@ def test_find_by_prefix(sessions: sessionmaker[Session]) -> None:
             jobs.find_job(session, "ffff" if not any(i.startswith("ffff") for i in ids) else "0000")
     with sessions.begin() as session:
         for job_id in ("aaaa1" + "0" * 27, "aaaa2" + "0" * 27):
-            session.add(Job(id=job_id, kind="mnist", params={}, device="cpu", status=JobStatus.QUEUED))
+            session.add(Job(id=job_id, kind="mnist", params={}, device="cpu", status=JobStatus.QUEUED,
+                            timeout_s=60))
     with sessions() as session, pytest.raises(jobs.JobLookupError, match="ambiguous"):
         jobs.find_job(session, "aaaa")
 

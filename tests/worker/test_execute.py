@@ -24,11 +24,11 @@ def sessions(sqlite_url: str) -> sessionmaker[Session]:
 
 def add_job(sessions: sessionmaker[Session], kind: str, params: dict[str, Any], device: str = "cpu") -> str:
     with sessions.begin() as session:
-        return jobs.create_job(session, kind, params, device).id
+        return jobs.create_job(session, kind, params, device, timeout_s=60).id
 
 
 def run(sessions: sessionmaker[Session], job_id: str, tmp_path: Path, device: Device = CPU) -> JobStatus | None:
-    return execute_job(sessions, job_id, device=device, worker_host="test-host", data_dir=tmp_path)
+    return execute_job(sessions, job_id, device=device, worker_host="test-host", data_dir=tmp_path, heartbeat_s=0.2)
 
 
 def stored(sessions: sessionmaker[Session], job_id: str) -> Any:
@@ -92,5 +92,5 @@ def test_out_of_memory_is_named() -> None:
     class OutOfMemoryError(RuntimeError):
         pass
 
-    assert describe_failure(OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB\nmore")) == (
+    assert describe_failure(OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB\nmore"), 60) == (
         "CUDA out of memory: CUDA out of memory. Tried to allocate 2 GiB")
