@@ -1,0 +1,73 @@
+"""Redis restarts and forged messages: jobs still end, workers keep consuming, pickle is refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pickle
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from mlpq.db.schema import JobStatus
+from tests.faults import helpers
+from tests.faults.private_services import PrivateRedis
+from tests.services import WorkerProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_jobs_survive_a_redis_restart(private_redis: PrivateRedis, fault_env: dict[str, str],
+                                      tmp_path: Path) -> None:
+    env = {**fault_env, "MLPQ_BROKER_URL": private_redis.url}
+    worker = helpers.new_worker(env, tmp_path / "worker.log")
+    try:
+        running = helpers.submit(env, "mnist", dataset="mnist-sample", epochs=4, batch_size=4, seed=1)
+        queued = [helpers.submit(env, "himmelblau", steps=500, log_every=100) for _ in range(3)]
+        helpers.eventually(lambda: helpers.job(env, running).status is JobStatus.RUNNING, 60, "the first job")
+        private_redis.stop()  # no persistence: the queued messages are gone
+        private_redis.start()
+        after = helpers.submit(env, "himmelblau", steps=500, log_every=100)
+        ended = [helpers.finished(env, job_id, timeout=120) for job_id in [running, *queued, after]]
+    finally:
+        worker.stop()
+    assert [job.status for job in ended] == [JobStatus.SUCCEEDED] * 5, worker.log()
+    assert "queued but missing from the broker, re-published" in worker.log()
+
+
+def test_a_pickled_message_is_refused_and_the_worker_goes_on(fault_env: dict[str, str], tmp_path: Path) -> None:
+    worker: WorkerProcess = helpers.new_worker(fault_env, tmp_path / "worker.log")
+    try:
+        job_id = helpers.submit(fault_env, "himmelblau", steps=10)
+        redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"]).lpush("mlpq.cpu", json.dumps(pickled_message(job_id)))
+        helpers.eventually(lambda: "application/x-python-serialize" in worker.log(), 30, "the refusal")
+        assert helpers.finished(fault_env, job_id).status is JobStatus.SUCCEEDED  # through its own JSON message
+        after = helpers.submit(fault_env, "himmelblau", steps=10)
+        assert helpers.finished(fault_env, after).status is JobStatus.SUCCEEDED
+        assert worker.process.poll() is None
+    finally:
+        worker.stop()
+    assert "Refusing to deserialize untrusted content of type pickle" in worker.log()
+    assert helpers.job(fault_env, job_id).attempts == 1
+
+
+def pickled_message(job_id: str) -> dict[str, object]:
+    """A Celery message as kombu's Redis transport stores it, its body pickled instead of JSON."""
+    return {
+        "body": base64.b64encode(pickle.dumps(((job_id,), {}, {}))).decode(), "content-encoding": "binary",
+        "content-type": "application/x-python-serialize",
+        "headers": {"lang": "py", "task": "mlpq.run_job", "id": str(uuid.uuid4())},
+        "properties": {"delivery_tag": str(uuid.uuid4()), "body_encoding": "base64",
+                       "delivery_info": {"exchange": "", "routing_key": "mlpq.cpu"}, "priority": 0},
+    }

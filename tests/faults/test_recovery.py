@@ -1,0 +1,101 @@
+"""Workers die, messages repeat, jobs hang: every job still ends exactly once, proven from the ledger."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from mlpq.db.schema import JobStatus
+from mlpq.worker.app import publish
+from tests.faults import helpers
+from tests.services import WorkerProcess
+
+pytestmark = pytest.mark.integration
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+SLOW_MNIST = {"dataset": "mnist-sample", "epochs": 6, "batch_size": 4, "seed": 3}
+"""About half a second an epoch on this 2-core machine: long enough to be interrupted."""
+
+
+@pytest.fixture
+def worker(fault_env: dict[str, str], tmp_path: Path) -> WorkerProcess:
+    process = helpers.new_worker(fault_env, tmp_path / "worker.log")
+    yield process
+    process.stop()
+
+
+@ON_SQLITE
+def test_a_killed_pool_process_reruns_the_job_once(worker: WorkerProcess, fault_env: dict[str, str]) -> None:
+    job_id = helpers.submit(fault_env, "mnist", **SLOW_MNIST)
+    helpers.eventually(lambda: helpers.metric_count(fault_env, job_id), 60, "the first epoch")
+    [child] = helpers.pool_children(worker)
+    os.kill(child, signal.SIGKILL)
+
+    job = helpers.finished(fault_env, job_id)
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+    assert helpers.metric_count(fault_env, job_id) == SLOW_MNIST["epochs"]  # the second attempt's, complete
+    assert worker.log().count(f"job {job_id} succeeded") == 1
+
+
+@ON_POSTGRESQL
+def test_a_killed_worker_is_replaced_and_its_job_completed(fault_env: dict[str, str], tmp_path: Path) -> None:
+    first = helpers.new_worker(fault_env, tmp_path / "first.log")
+    job_id = helpers.submit(fault_env, "mnist", **SLOW_MNIST)
+    helpers.eventually(lambda: helpers.metric_count(fault_env, job_id), 60, "the first epoch")
+    helpers.kill_worker(first)
+    assert helpers.job(fault_env, job_id).status is JobStatus.RUNNING  # nobody has noticed yet
+
+    second = helpers.new_worker(fault_env, tmp_path / "second.log")
+    try:
+        job = helpers.finished(fault_env, job_id)
+    finally:
+        second.stop()
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+    assert "lease expired, requeued: " + job_id in second.log()
+    assert second.log().count(f"job {job_id} succeeded") == 1
+
+
+@ON_POSTGRESQL
+def test_a_frozen_worker_loses_its_job_and_cannot_record_it(fault_env: dict[str, str], tmp_path: Path) -> None:
+    frozen = helpers.new_worker(fault_env, tmp_path / "frozen.log")
+    job_id = helpers.submit(fault_env, "mnist", **SLOW_MNIST)
+    helpers.eventually(lambda: helpers.metric_count(fault_env, job_id), 60, "the first epoch")
+    os.killpg(frozen.process.pid, signal.SIGSTOP)
+    rescuer = helpers.new_worker(fault_env, tmp_path / "rescuer.log")
+    try:
+        helpers.eventually(lambda: helpers.job(fault_env, job_id).attempts == 2, 60, "a second attempt")
+        os.killpg(frozen.process.pid, signal.SIGCONT)  # the first attempt wakes up mid-epoch
+        job = helpers.finished(fault_env, job_id)
+        helpers.eventually(lambda: "lost its lease" in frozen.log(), 30, "the frozen run to notice")
+    finally:
+        os.killpg(frozen.process.pid, signal.SIGCONT)
+        frozen.stop()
+        rescuer.stop()
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
+    assert f"job {job_id} succeeded" not in frozen.log()
+    assert rescuer.log().count(f"job {job_id} succeeded") == 1
+
+
+@ON_SQLITE
+def test_a_duplicate_delivery_runs_once(worker: WorkerProcess, fault_env: dict[str, str]) -> None:
+    api = helpers.client(fault_env)
+    job_id = helpers.submit(fault_env, "himmelblau", steps=200, log_every=50)
+    publish(api.celery, [api.get(job_id).job] * 2)  # the same id twice more
+    job = helpers.finished(fault_env, job_id)
+    helpers.eventually(lambda: worker.log().count(f"job {job_id} is not queued") == 2, 30, "the duplicates")
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 1
+    assert worker.log().count(f"job {job_id} (himmelblau) attempt") == 1
+    assert helpers.metric_count(fault_env, job_id) == 4
+
+
+@ON_POSTGRESQL
+def test_a_job_past_its_time_limit_fails_with_that_reason(worker: WorkerProcess, fault_env: dict[str, str]) -> None:
+    job_id = helpers.submit(fault_env, "himmelblau", timeout_s=2, steps=1_000_000, log_every=1000)
+    job = helpers.finished(fault_env, job_id, timeout=60)
+    assert job.status is JobStatus.FAILED and job.error == "time limit: exceeded 2 s"
+    assert helpers.metric_count(fault_env, job_id) > 0
+    assert (job.finished_at - job.started_at).total_seconds() < 10
