@@ -5,20 +5,22 @@ from __future__ import annotations
 import platform
 import socket
 import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import mlpq
 
 
+@cache
 def git_commit() -> str | None:
-    """The commit of the checkout mlpq runs from, if it runs from one."""
+    """The commit of the checkout mlpq runs from, if it runs from one (asked once per process)."""
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(mlpq.__file__).parent, capture_output=True,
                               text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
 def describe(torch_device: str) -> dict[str, Any]:
