@@ -1,4 +1,4 @@
-"""Himmelblau's function minimised with a torch optimiser, from many starts at once."""
+"""Himmelblau's function minimised from many starts at once: torch.optim's iterates, without torch.optim."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from mlpq.models import himmelblau_fast
 from mlpq.models.context import DivergedError, RunContext
 from mlpq.models.specs import HimmelblauSpec
 
@@ -18,6 +19,10 @@ MINIMA: tuple[tuple[float, float], ...] = (
 )
 FOUND_TOLERANCE = 1e-2
 """A start 'found' a minimum when it ends this close to it."""
+SCALAR_MAX_STARTS = 6
+"""Up to this many starts, stepping each in Python scalars beats one tensor op per update."""
+POINTS_LOGGED_MAX = 64
+"""Progress carries every start's [x, y, f] up to this many starts, else only f's best and mean."""
 
 
 def himmelblau(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -44,38 +49,58 @@ def nearest_minimum(x: float, y: float) -> tuple[tuple[float, float], float]:
     return best, math.dist(best, (x, y))
 
 
-def optimise(spec: HimmelblauSpec, ctx: RunContext) -> torch.Tensor:
-    """Run ``spec.steps`` optimiser steps on all starts together; returns the end points.
+def optimise_reference(spec: HimmelblauSpec, ctx: RunContext) -> torch.Tensor:
+    """The plain way, kept as the reference: autograd and a torch.optim optimiser; returns the end points.
 
     The starts are independent: every supported optimiser works elementwise, so
     summing f over the starts gives each point exactly its own update.
     """
-    points = torch.tensor(spec.starts, dtype=torch.float32, device=ctx.device, requires_grad=True)
+    points = torch.tensor(spec.start_points(), dtype=torch.float32, device=ctx.device, requires_grad=True)
     optimizer = make_optimizer(spec, points)
     for step in range(spec.steps):
         values = himmelblau(points[:, 0], points[:, 1])
         if step % spec.log_every == 0:
-            report(step, points.detach(), values.detach(), ctx)  # the points f was evaluated at
+            report(step, torch.cat([points.detach(), values.detach()[:, None]], dim=1).tolist(), ctx)
         optimizer.zero_grad()
         values.sum().backward()
         optimizer.step()
-    return points.detach()
+    return points.detach().cpu()
 
 
-def report(step: int, points: torch.Tensor, values: torch.Tensor, ctx: RunContext) -> None:
-    """Send the points and their f to the progress callback; fail on a non-finite f."""
-    rows = torch.cat([points, values[:, None]], dim=1).tolist()
+def engine_for(spec: HimmelblauSpec) -> str:
+    """``scalar`` (numpy float32 scalars in this process) for a few starts, else ``tensor`` on the job's device."""
+    return "scalar" if len(spec.start_points()) <= SCALAR_MAX_STARTS else "tensor"
+
+
+def optimise(spec: HimmelblauSpec, ctx: RunContext) -> torch.Tensor:
+    """The fast path: torch.optim's iterates from hand-written update rules (see ``himmelblau_fast``)."""
+    args = (spec.start_points(), spec.optimizer, spec.lr, spec.momentum, spec.steps, spec.log_every,
+            lambda step, rows: report(step, rows, ctx))
+    if engine_for(spec) == "scalar":
+        return himmelblau_fast.minimise_scalar(*args)
+    return himmelblau_fast.minimise_tensor(*args, device=ctx.device)
+
+
+def report(step: int, rows: list[list[float]], ctx: RunContext) -> None:
+    """Send f's best (and mean) and, for up to ``POINTS_LOGGED_MAX`` starts, every [x, y, f] to the progress
+    callback; fail on a non-finite value."""
     bad = sum(1 for row in rows if not all(math.isfinite(v) for v in row))
     if bad:
         raise DivergedError(f"f is not finite at step {step} for {bad} of {len(rows)} starts")
-    ctx.progress(step, {"f_best": min(row[2] for row in rows), "points": rows})
+    values = [row[2] for row in rows]
+    metrics: dict[str, Any] = {"f_best": min(values)}
+    if len(rows) > 1:
+        metrics["f_mean"] = sum(values) / len(values)
+    if len(rows) <= POINTS_LOGGED_MAX:
+        metrics["points"] = rows
+    ctx.progress(step, metrics)
 
 
-def summarise(spec: HimmelblauSpec, end: torch.Tensor) -> dict[str, Any]:
+def summarise(spec: HimmelblauSpec, end: torch.Tensor, engine: str) -> dict[str, Any]:
     """The job's result: each start's end point and minimum, and the best of them."""
     values = himmelblau(end[:, 0], end[:, 1]).tolist()
     starts = []
-    for (x0, y0), (x, y), f in zip(spec.starts, end.tolist(), values):
+    for (x0, y0), (x, y), f in zip(spec.start_points(), end.tolist(), values):
         if not all(math.isfinite(v) for v in (x, y, f)):
             raise DivergedError(f"f is not finite after {spec.steps} steps")
         minimum, distance = nearest_minimum(x, y)
@@ -91,12 +116,11 @@ def summarise(spec: HimmelblauSpec, end: torch.Tensor) -> dict[str, Any]:
     return {
         "x": best["x"], "y": best["y"], "f": best["f"],
         "nearest_minimum": best["nearest_minimum"], "distance": best["distance"],
-        "minima_found": len(found), "steps": spec.steps, "optimizer": spec.optimizer,
+        "minima_found": len(found), "steps": spec.steps, "optimizer": spec.optimizer, "engine": engine,
         "starts": starts, "headline": headline,
     }
 
 
 def run(spec: HimmelblauSpec, ctx: RunContext) -> dict[str, Any]:
     """Minimise Himmelblau's function as the spec says."""
-    torch.manual_seed(spec.seed)
-    return summarise(spec, optimise(spec, ctx))
+    return summarise(spec, optimise(spec, ctx), engine_for(spec))

@@ -51,3 +51,10 @@ class FunctionalMLP(nn.Module):
 def build_model(variant: str, logits_relu: bool) -> nn.Module:
     """``module`` (nn.Sequential) or ``functional`` (raw tensors, kaiming init), on the CPU."""
     return (MLP if variant == "module" else FunctionalMLP)(logits_relu)
+
+
+def layers(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (weight, bias), input side first, for either variant."""
+    if isinstance(model, MLP):
+        return [(m.weight, m.bias) for m in model.model if isinstance(m, nn.Linear)]
+    return list(zip(model.weights, model.biases))

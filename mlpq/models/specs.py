@@ -13,6 +13,9 @@ Coordinate = Annotated[float, Field(ge=-1000, le=1000)]
 
 HIMMELBLAU_OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+DEFAULT_START = (0.0, 0.0)
+GRID_LIMIT = 6.0
+"""A grid covers [−GRID_LIMIT, GRID_LIMIT]² with both edges included."""
 
 
 class JobSpec(BaseModel):
@@ -23,12 +26,20 @@ class JobSpec(BaseModel):
     seed: Seed = 0
 
 
+def grid_points(n: int) -> list[tuple[float, float]]:
+    """An n×n grid over [−GRID_LIMIT, GRID_LIMIT]², x varying slowest."""
+    ticks = [-GRID_LIMIT + 2 * GRID_LIMIT * i / (n - 1) for i in range(n)]
+    return [(x, y) for x in ticks for y in ticks]
+
+
 class HimmelblauSpec(JobSpec):
-    """Minimise Himmelblau's function from one or more start points."""
+    """Minimise Himmelblau's function from one or more start points, or from an n×n grid of them."""
 
     starts: list[tuple[Coordinate, Coordinate]] = Field(
-        default=[(0.0, 0.0)], min_length=1, max_length=4096
+        default=[DEFAULT_START], min_length=1, max_length=4096
     )
+    grid: Annotated[int, Field(ge=2, le=64)] | None = None
+    """Start from a grid×grid grid over [−6, 6]² instead; ``starts`` must then keep its default."""
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"] = "adam"
     lr: LearningRate = 1e-3
     momentum: Momentum = 0.0
@@ -39,7 +50,13 @@ class HimmelblauSpec(JobSpec):
     def _check_combination(self) -> HimmelblauSpec:
         if self.momentum and self.optimizer not in MOMENTUM_OPTIMIZERS:
             raise ValueError(f"momentum applies to {' and '.join(MOMENTUM_OPTIMIZERS)} only")
+        if self.grid is not None and self.starts != [DEFAULT_START]:
+            raise ValueError("give either start points or a grid, not both")
         return self
+
+    def start_points(self) -> list[tuple[float, float]]:
+        """The points the job starts from: the grid's, or ``starts``."""
+        return grid_points(self.grid) if self.grid is not None else list(self.starts)
 
 
 class MnistSpec(JobSpec):

