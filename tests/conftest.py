@@ -1,14 +1,42 @@
-"""Fixtures: every test gets its own ledger, data directory and Redis database; nothing touches user files."""
+"""Fixtures: every test gets its own ledger, data directory and Redis database; nothing touches user files.
+
+Every ledger a fixture hands out is already migrated to the head revision (the
+CLI and workers would migrate it on first use); tests/db/test_migrations.py
+starts from empty databases instead.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mlpq.db.migrate import upgrade_schema
+from mlpq.db.session import make_engine
 from tests import services
+
+
+def migrate(url: str) -> str:
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite ledger at the head revision, copied for each test (faster than migrating each)."""
+    path = tmp_path_factory.mktemp("template") / "ledger.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+def migrated_sqlite_url(template: Path, path: Path) -> str:
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(scope="session")
@@ -24,14 +52,14 @@ def broker_url(redis_db: int) -> str:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.db'}"
+def sqlite_url(tmp_path: Path, migrated_sqlite_file: Path) -> str:
+    return migrated_sqlite_url(migrated_sqlite_file, tmp_path / "ledger.db")
 
 
 @pytest.fixture
 def postgresql_url() -> Iterator[str]:
     with services.fresh_postgres_database() as url:
-        yield url
+        yield migrate(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -41,9 +69,9 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, migrated_sqlite_file: Path) -> None:
     """Point every MLPQ_* setting at this test's own places (the broker at a port nothing listens on)."""
-    monkeypatch.setenv("MLPQ_DATABASE_URL", f"sqlite:///{tmp_path / 'default.db'}")
+    monkeypatch.setenv("MLPQ_DATABASE_URL", migrated_sqlite_url(migrated_sqlite_file, tmp_path / "default.db"))
     monkeypatch.setenv("MLPQ_BROKER_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("MLPQ_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("MLPQ_DEBUG", raising=False)

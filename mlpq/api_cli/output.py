@@ -14,7 +14,8 @@ from mlpq.db.schema import Job, Metric
 from mlpq.models.registry import KINDS
 
 SHORT_ID = 12
-JOB_COLUMNS = ("id", "kind", "status", "device", "created", "duration_s", "headline")
+JOB_COLUMNS = ("id", "kind", "status", "device", "created", "duration_s", "headline", "sweep_id")
+PARAM_PREFIX = "param."
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -41,7 +42,24 @@ def job_row(job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device,
         "created": iso(job.created_at), "duration_s": job.duration_seconds, "headline": headline(job),
+        "sweep_id": job.sweep_id,
     }
+
+
+def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as columns: ``{"lr": 0.1}`` → ``{"param.lr": 0.1}``."""
+    return {PARAM_PREFIX + name: value for name, value in params.items()}
+
+
+def columns_of(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> list[str]:
+    """``first``, then every other key of ``rows`` in the order they first appear."""
+    return list(dict.fromkeys([*first, *(key for row in rows for key in row)]))
+
+
+def listing(jobs: Sequence[Job]) -> tuple[list[dict[str, Any]], list[str]]:
+    """``mlpq results --format json|csv``: each job's row with its parameters flattened, and the columns."""
+    rows = [{**job_row(job), **flat_params(job.params)} for job in jobs]
+    return rows, columns_of(rows, JOB_COLUMNS)
 
 
 def metric_row(metric: Metric) -> dict[str, Any]:
@@ -55,7 +73,8 @@ def job_detail(view: JobView) -> dict[str, Any]:
         "id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device,
         "params": job.params, "attempts": job.attempts, "worker_host": job.worker_host,
         "created": iso(job.created_at), "started": iso(job.started_at), "finished": iso(job.finished_at),
-        "duration_s": job.duration_seconds, "result": job.result, "error": job.error,
+        "duration_s": job.duration_seconds, "timeout_s": job.timeout_s, "sweep_id": job.sweep_id,
+        "rerun_of": job.rerun_of, "result": job.result, "error": job.error, "provenance": job.provenance,
         "metrics": [metric_row(m) for m in view.metrics],
     }
 
@@ -72,11 +91,16 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in cells)
 
 
+def csv_cell(value: Any) -> Any:
+    """Lists and mappings as JSON, so a CSV reader can parse them back."""
+    return json.dumps(value) if isinstance(value, list | tuple | dict) else value
+
+
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
     return buffer.getvalue().rstrip("\n")
 
 
@@ -129,6 +153,10 @@ def show_text(view: JobView) -> str:
         f"duration  {seconds(job.duration_seconds)}",
         "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in detail["params"].items()),
     ]
+    if job.sweep_id:
+        lines.append(f"sweep     {job.sweep_id}")
+    if job.rerun_of:
+        lines.append(f"rerun of  {job.rerun_of}")
     if job.error:
         lines.append(f"error     {job.error}")
     if job.result:
@@ -136,12 +164,39 @@ def show_text(view: JobView) -> str:
         for key, value in job.result.items():
             if key not in ("headline", "starts") and value is not None:
                 lines.append(f"  {key}: {format_value(value)}")
+    if job.provenance:
+        lines.append("ran with  " + provenance_text(job.provenance))
     if view.metrics:
         kind = KINDS.get(job.kind)
         lines += ["", metrics_table(view.metrics, kind.step_name if kind else "step")]
     return "\n".join(lines)
 
 
+def provenance_text(about: Mapping[str, Any]) -> str:
+    """``mlpq 0.1.0, torch 2.5.1, CUDA 12.4, Python 3.11.7 on NVIDIA H200 (host gpu-box), git 71e7a70c2f``."""
+    versions = [f"{label} {about[key]}" for key, label in
+                (("mlpq", "mlpq"), ("torch", "torch"), ("cuda", "CUDA"), ("python", "Python")) if about.get(key)]
+    text = ", ".join(versions)
+    if about.get("device_name"):
+        text += f" on {about['device_name']}"
+    if about.get("host"):
+        text += f" (host {about['host']})"
+    if about.get("git_commit"):
+        text += f", git {str(about['git_commit'])[:10]}"
+    return text
+
+
+def gpu_text(worker: WorkerInfo) -> str | None:
+    """``NVIDIA H200 1,024/143,771 MiB``, or ``None`` for a CPU worker or when NVML cannot say."""
+    if worker.gpu_name is None:
+        return None
+    if worker.gpu_memory_used_mib is None or worker.gpu_memory_total_mib is None:
+        return worker.gpu_name
+    return f"{worker.gpu_name} {worker.gpu_memory_used_mib:,}/{worker.gpu_memory_total_mib:,} MiB"
+
+
 def workers_table(workers: Sequence[WorkerInfo]) -> str:
-    rows = [{"name": w.name, "device": w.device, "host": w.host, "queues": ",".join(w.queues)} for w in workers]
-    return table(rows, ["name", "device", "host", "queues"])
+    rows = [{"host": w.host, "device": w.device, "gpu": gpu_text(w),
+             "running": ",".join(job_id[:SHORT_ID] for job_id in w.active_jobs) or "idle", "queued": w.queued,
+             "name": w.name} for w in workers]
+    return table(rows, ["host", "device", "gpu", "running", "queued", "name"])

@@ -33,10 +33,10 @@ def new_job_id() -> str:
 
 
 def create_job(session: Session, kind: str, params: Mapping[str, Any], device: str, *, timeout_s: int,
-               sweep_id: str | None = None) -> Job:
+               sweep_id: str | None = None, rerun_of: str | None = None) -> Job:
     """Add a queued job; it is visible to workers once the caller commits."""
     job = Job(id=new_job_id(), kind=kind, params=dict(params), device=device, status=JobStatus.QUEUED,
-              timeout_s=timeout_s, sweep_id=sweep_id)
+              timeout_s=timeout_s, sweep_id=sweep_id, rerun_of=rerun_of)
     session.add(job)
     session.flush()
     return job
@@ -63,12 +63,14 @@ def find_job(session: Session, id_or_prefix: str) -> Job:
 
 def list_jobs(
     session: Session, *, kind: str | None = None, status: JobStatus | None = None,
-    device: str | None = None, limit: int = 20,
+    device: str | None = None, sweep: str | None = None, limit: int = 20,
 ) -> Sequence[Job]:
-    """The newest jobs first, optionally filtered."""
+    """The newest jobs first, optionally filtered; ``sweep`` is a sweep id or a prefix of one."""
     query = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)
     if kind:
         query = query.where(Job.kind == kind)
+    if sweep:
+        query = query.where(Job.sweep_id.startswith(sweep, autoescape=True))
     if status:
         query = query.where(Job.status == status)
     if device:

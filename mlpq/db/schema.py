@@ -62,6 +62,8 @@ class Job(Base):
     params: Mapped[dict[str, Any]]
     timeout_s: Mapped[int]
     sweep_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    rerun_of: Mapped[str | None] = mapped_column(String(32))
+    """The job this one repeats (``mlpq rerun``): same kind, parameters and seed."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     """When the job last became queued: the reconciler re-publishes jobs queued long ago but absent from Redis."""

@@ -11,7 +11,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from mlpq.db.schema import Base
+from mlpq.db.migrate import upgrade_schema
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -51,7 +51,7 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def make_engine(url: str, *, pooled: bool = True) -> Engine:
-    """An engine for ``url`` with the backend's settings; creates missing tables.
+    """An engine for ``url`` with the backend's settings. It creates no tables: ``mlpq.db.migrate`` does.
 
     ``pooled=False`` keeps no connection open between uses, for a process that forks.
     """
@@ -66,10 +66,12 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **pool)
-    Base.metadata.create_all(engine)
     return engine
 
 
-def make_session_factory(url: str, *, pooled: bool = True) -> sessionmaker[Session]:
-    """A session factory bound to a new engine for ``url``."""
-    return sessionmaker(make_engine(url, pooled=pooled), expire_on_commit=False)
+def make_session_factory(url: str, *, pooled: bool = True, upgrade: bool = False) -> sessionmaker[Session]:
+    """A session factory bound to a new engine for ``url``; ``upgrade`` first migrates its schema to the head."""
+    engine = make_engine(url, pooled=pooled)
+    if upgrade:
+        upgrade_schema(engine)
+    return sessionmaker(engine, expire_on_commit=False)

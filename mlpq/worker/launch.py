@@ -9,10 +9,12 @@ import socket
 from celery.signals import worker_process_init
 
 from mlpq.config import Settings
+from mlpq.db.migrate import upgrade_schema
 from mlpq.db.session import make_engine
 from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
 from mlpq.worker.maintenance import Maintenance, install
+from mlpq.worker.status import host_gpu_index, install_status_command
 from mlpq.worker.tasks import WorkerContext, register
 
 log = logging.getLogger(__name__)
@@ -25,14 +27,17 @@ def node_name(device: Device) -> str:
 
 def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gpu_index: int | None = None,
                  loglevel: str = "INFO") -> None:
-    """Pin the process, check the device and database, then run the worker until it is stopped.
+    """Pin the process, check the device, migrate the ledger, then run the worker until it is stopped.
 
-    Blocks. Raises ``DeviceError`` when the GPU does not exist and SQLAlchemy's
-    errors when the database cannot be reached, before anything is consumed.
+    Blocks. Raises ``DeviceError`` when the GPU does not exist, SQLAlchemy's
+    errors when the database cannot be reached and ``SchemaError`` when it
+    cannot be migrated, before anything is consumed.
     """
     pin_process(device, gpu_index)
     check_pinned_gpu(device)
-    make_engine(settings.database_url).dispose()  # fail fast, create tables, keep no connection across fork
+    engine = make_engine(settings.database_url)
+    upgrade_schema(engine)  # fail fast, migrate the ledger to this code's schema
+    engine.dispose()  # keep no connection across fork
     # Imported once here so pool processes start warm. Importing torch does not initialise CUDA.
     import torch
 
@@ -47,6 +52,7 @@ def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gp
                                 settings.leases.heartbeat_s))
     node = node_name(device)
     install(app, Maintenance(app, settings, node), settings.leases.maintenance_s)
+    install_status_command(device, host_gpu_index(device, gpu_index))
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
             "--queues", ",".join(worker_queues(device)), "--hostname", node,
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

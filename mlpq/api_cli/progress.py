@@ -1,0 +1,159 @@
+"""Follow a job while the CLI waits: a rich progress bar when stderr is a terminal, plain lines otherwise.
+
+Both are fed from the metrics the worker stores in the ledger, polled by ``Client.wait``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from mlpq.api_cli import output
+from mlpq.api_cli.api import Client
+from mlpq.db.schema import Job, JobStatus, Metric, utcnow
+from mlpq.models.registry import KINDS
+
+QUEUED_HINT_AFTER_S = 10.0
+
+
+def total_steps(job: Job) -> int | None:
+    """How far the job goes in its kind's steps: Himmelblau's optimiser steps, MNIST's epochs."""
+    key = {"himmelblau": "steps", "mnist": "epochs"}.get(job.kind)
+    return int(job.params[key]) if key and key in job.params else None
+
+
+def step_name(job: Job) -> str:
+    kind = KINDS.get(job.kind)
+    return kind.step_name if kind else "step"
+
+
+def figures(values: Mapping[str, Any]) -> str:
+    """The figures the bar shows: ``f 0.0123``, or ``loss 0.3125 acc 91.20%`` (train loss, test accuracy)."""
+    shown = []
+    if "f_best" in values:
+        shown.append(f"f {values['f_best']:.4g}")
+    if "train_loss" in values:
+        shown.append(f"loss {values['train_loss']:.4f}")
+    if "test_accuracy" in values:
+        shown.append(f"acc {values['test_accuracy']:.2%}")
+    return " ".join(shown)
+
+
+def clock(seconds: float | None) -> str:
+    return "-:--:--" if seconds is None else str(timedelta(seconds=round(seconds)))
+
+
+def remaining_seconds(elapsed: float, done: int, total: int | None) -> float | None:
+    """Time left at the pace so far; unknown before the first step is done."""
+    if not total or done <= 0 or elapsed <= 0:
+        return None
+    return max(0.0, elapsed * (total - done) / done)
+
+
+class QueuedHint:
+    """Says once, after ten seconds in the queue, that no worker may be serving the job's device."""
+
+    def __init__(self) -> None:
+        self.began, self.given = time.monotonic(), False
+
+    def due(self, job: Job) -> str | None:
+        if job.status is JobStatus.QUEUED and not self.given and time.monotonic() - self.began > QUEUED_HINT_AFTER_S:
+            self.given = True
+            return f"still queued: is a worker for {job.device} running? (mlpq workers)"
+        return None
+
+
+class Display(Protocol):
+    def metric(self, metric: Metric) -> None: ...
+
+    def poll(self, job: Job) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Lines:
+    """One line on stderr per stored metric, like ``  step 2000/20000: f_best=0.0123``."""
+
+    def __init__(self, job: Job) -> None:
+        self.total, self.step_name, self.hint = total_steps(job), step_name(job), QueuedHint()
+
+    def metric(self, metric: Metric) -> None:
+        values = ", ".join(f"{k}={output.format_value(v)}" for k, v in metric.values.items() if k != "points")
+        of_total = f"/{self.total}" if self.total else ""
+        click.echo(f"  {self.step_name} {metric.step}{of_total}: {values}", err=True)
+
+    def poll(self, job: Job) -> None:
+        hint = self.hint.due(job)
+        if hint:
+            click.echo(f"  {hint}", err=True)
+
+    def close(self) -> None:
+        pass
+
+
+class Bar:
+    """A rich progress bar that fits 80 columns: steps (or epochs) done of the total, f or loss and
+    accuracy (or the job's status while it has none), elapsed time and time left."""
+
+    def __init__(self, job: Job, console: Console) -> None:
+        self.total, self.done, self.figures, self.hint = total_steps(job) or 1, 0, "", QueuedHint()
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(bar_width=16),
+            TextColumn("{task.fields[unit]} {task.completed:.0f}/{task.total:.0f}"),
+            TextColumn("{task.fields[figures]}"), TextColumn("{task.fields[elapsed]}"),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=console, auto_refresh=False,
+        )
+        self.task = self.progress.add_task(job.id[:8], total=self.total, unit=step_name(job),
+                                           figures=job.status.value, elapsed=clock(None), eta=clock(None))
+        self.progress.start()
+
+    def metric(self, metric: Metric) -> None:
+        self.done, self.figures = metric.step, figures(metric.values)
+
+    def poll(self, job: Job) -> None:
+        hint = self.hint.due(job)
+        if hint:
+            self.progress.console.print(hint)
+        seconds = ((job.finished_at or utcnow()) - job.started_at).total_seconds() if job.started_at else None
+        if job.status is JobStatus.SUCCEEDED:
+            self.done, eta = self.total, 0.0
+        else:
+            eta = remaining_seconds(seconds or 0.0, self.done, self.total)
+        shown = self.figures if job.status in (JobStatus.RUNNING, JobStatus.SUCCEEDED) and self.figures \
+            else job.status.value
+        self.progress.update(self.task, completed=self.done, figures=shown, elapsed=clock(seconds), eta=clock(eta))
+        self.progress.refresh()
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+def display_for(job: Job) -> Display:
+    """A bar when stderr is a terminal, plain lines otherwise."""
+    console = stderr_console()
+    return Bar(job, console) if console.is_terminal else Lines(job)
+
+
+def follow(api: Client, job: Job, *, quiet: bool = False) -> Job:
+    """Wait for ``job`` to end, showing its progress on stderr unless ``quiet``; returns it as it ended.
+
+    On Ctrl-C the display is closed and ``KeyboardInterrupt`` propagates: the job goes on.
+    """
+    if quiet:
+        return api.wait(job.id)
+    display = display_for(job)
+    try:
+        return api.wait(job.id, on_metric=display.metric, on_poll=display.poll)
+    finally:
+        display.close()

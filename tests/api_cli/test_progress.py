@@ -1,0 +1,171 @@
+"""Live progress for ``submit --wait`` and ``watch``: plain lines without a terminal, a rich bar with one, Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rich.console import Console
+
+from mlpq.api_cli import progress
+from mlpq.api_cli.api import Client
+from mlpq.config import Settings
+from mlpq.db import jobs
+from mlpq.db.schema import JobStatus, Metric
+from mlpq.db.session import make_session_factory
+from mlpq.worker.device import Device
+from mlpq.worker.execute import execute_job
+from tests.api_cli.ledger_rows import add_job, mlpq
+
+PARAMS = {"seed": 1, "starts": [[4.0, 0.0]], "optimizer": "adam", "lr": 0.01, "momentum": 0.0, "steps": 300,
+          "log_every": 100}
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def advance(job_id: str, status: JobStatus = JobStatus.SUCCEEDED) -> threading.Thread:
+    """In the background, as a worker would: claim the job, record three steps, then end it."""
+    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+
+    def work() -> None:
+        time.sleep(0.4)
+        with sessions.begin() as session:
+            jobs.claim_job(session, job_id, "test-host")
+        for step in (0, 100, 200):
+            time.sleep(0.3)
+            with sessions.begin() as session:
+                jobs.add_metrics(session, job_id, 1, [(step, {"f_best": 1.0 / (step + 1), "points": [[1, 2, 3]]})])
+        with sessions.begin() as session:
+            jobs.finish_job(session, job_id, 1, status, result={"f": 0.002, "headline": "f=0.002 at (3, 2)"},
+                            error=None if status is JobStatus.SUCCEEDED else "diverged: f is not finite")
+        sessions.kw["bind"].dispose()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_watch_without_a_terminal_prints_a_line_per_step_then_the_result() -> None:
+    job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
+    worker = advance(job_id)
+    result = mlpq("watch", job_id[:8])
+    worker.join()
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines()] == [
+        "  step 0/300: f_best=1", "  step 100/300: f_best=0.00990099", "  step 200/300: f_best=0.00497512"]
+    assert f"job       {job_id}" in result.stdout and "result    f=0.002 at (3, 2)" in result.stdout
+
+
+def test_watch_exits_1_when_the_job_fails() -> None:
+    job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
+    worker = advance(job_id, JobStatus.FAILED)
+    result = mlpq("watch", job_id)
+    worker.join()
+    assert result.exit_code == 1 and "status    failed" in result.stdout
+
+
+def test_watch_json_prints_only_the_job() -> None:
+    job_id = add_job("mnist", {"epochs": 1}, result={"test_accuracy": 0.9}, metrics=[(1, {"test_accuracy": 0.9})])
+    result = mlpq("watch", job_id, "--json")
+    assert result.exit_code == 0 and result.stderr == "" and '"test_accuracy": 0.9' in result.stdout
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """What the progress display writes, as if stderr were a 100-column terminal."""
+    buffer = io.StringIO()
+    monkeypatch.setattr(progress, "stderr_console",
+                        lambda: Console(file=buffer, force_terminal=True, width=100, color_system=None))
+    yield buffer
+
+
+def test_watch_on_a_terminal_shows_a_bar_that_ends_full(terminal: io.StringIO) -> None:
+    job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
+    worker = advance(job_id)
+    result = mlpq("watch", job_id)
+    worker.join()
+    assert result.exit_code == 0 and result.stderr == ""
+    frames = [ANSI.sub("", frame).strip() for frame in re.split(r"[\r\n]", terminal.getvalue())]
+    frames = [frame for frame in frames if frame]
+    assert any(re.fullmatch(rf"{job_id[:8]} [━╸╺ ]+ step 100/300 f 0\.009901 \d:\d\d:\d\d ETA \d:\d\d:\d\d", frame)
+               for frame in frames), frames
+    assert re.fullmatch(rf"{job_id[:8]} ━{{16}} step 300/300 f 0\.004975 \d:\d\d:\d\d ETA 0:00:00", frames[-1])
+
+
+def test_the_bar_shows_mnist_epochs_loss_and_accuracy() -> None:
+    buffer = io.StringIO()
+    job_id = add_job("mnist", {"epochs": 4}, status=JobStatus.RUNNING)
+    view = Client(Settings.from_env()).get(job_id)
+    bar = progress.Bar(view.job, Console(file=buffer, force_terminal=True, width=100, color_system=None))
+    bar.metric(Metric(job_id=job_id, attempt=1, step=1,
+                      values={"train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.875}))
+    bar.poll(view.job)
+    bar.close()
+    last = ANSI.sub("", buffer.getvalue()).strip().splitlines()[-1]
+    assert re.fullmatch(rf"{job_id[:8]} [━╸╺ ]+ epoch 1/4 loss 0\.5000 acc 87\.50% \d:\d\d:\d\d ETA \d:\d\d:\d\d", last)
+
+
+@pytest.mark.parametrize(("elapsed", "done", "total", "left"), [
+    (10.0, 1, 4, 30.0), (10.0, 0, 4, None), (10.0, 4, 4, 0.0), (0.0, 2, 4, None), (5.0, 2, None, None)])
+def test_time_left_is_at_the_pace_so_far(elapsed: float, done: int, total: int | None, left: float | None) -> None:
+    assert progress.remaining_seconds(elapsed, done, total) == left
+
+
+def test_the_total_comes_from_the_parameters() -> None:
+    himmelblau = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
+    mnist = add_job("mnist", {"epochs": 7}, status=JobStatus.QUEUED)
+    api = Client(Settings.from_env())
+    assert [progress.total_steps(api.get(i).job) for i in (himmelblau, mnist)] == [300, 7]
+
+
+def test_ctrl_c_stops_watching_not_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id = add_job("himmelblau", PARAMS, status=JobStatus.RUNNING)
+
+    def interrupted(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr("mlpq.api_cli.api.time.sleep", interrupted)
+        result = mlpq("watch", job_id)
+    assert result.exit_code == 130
+    assert result.output.strip() == f"stopped waiting; job {job_id} goes on (mlpq show {job_id[:12]})"
+    assert "status    running" in mlpq("show", job_id).output
+
+
+def run_next_queued_job(tmp_path: Path) -> threading.Thread:
+    """A stand-in worker: runs the first job that gets queued with the real job code."""
+    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+
+    def work() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                queued = jobs.list_jobs(session, status=JobStatus.QUEUED)
+            if queued:
+                execute_job(sessions, queued[0].id, device=Device("cpu"), worker_host="test-host",
+                            data_dir=tmp_path, heartbeat_s=0.2)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_submit_wait_prints_progress_lines_and_the_result(broker_url: str, tmp_path: Path) -> None:
+    worker = run_next_queued_job(tmp_path)
+    result = mlpq("--broker-url", broker_url, "submit", "himmelblau", "--start", "4,0", "--lr", "0.01",
+                  "--steps", "300", "--log-every", "100", "--wait")
+    worker.join()
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].endswith("queued (himmelblau on cpu); waiting (Ctrl-C stops waiting, not the job)")
+    assert [line.split(":")[0] for line in lines[1:]] == ["  step 0/300", "  step 100/300", "  step 200/300"]
+    assert "status    succeeded" in result.stdout and "nearest_minimum: [3.58443, -1.84813]" in result.stdout
+    assert redis.Redis.from_url(broker_url).llen("mlpq.cpu") == 1  # the message the stand-in did not consume

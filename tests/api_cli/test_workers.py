@@ -1,0 +1,112 @@
+"""``mlpq workers``: what each worker answers (device, running jobs, GPU through NVML) and its queue's length."""
+
+from __future__ import annotations
+
+import collections
+import json
+import socket
+import sys
+import time
+import types
+from typing import Any
+
+import pytest
+
+from mlpq.worker import status
+from mlpq.worker.device import Device
+from tests.services import WorkerProcess, run_mlpq
+
+
+class FakeNVML(types.ModuleType):
+    """The three NVML calls ``gpu_info`` makes, answering for one 80 GiB GPU at host index 1."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self) -> None:
+        super().__init__("pynvml")
+        self.shut_down = False
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlShutdown(self) -> None:
+        self.shut_down = True
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        if index != 1:
+            raise self.NVMLError("Invalid Argument")
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> bytes:
+        return b"NVIDIA A100-SXM4-80GB"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
+        return types.SimpleNamespace(used=1536 * status.MIB, total=81920 * status.MIB, free=80384 * status.MIB)
+
+
+def test_gpu_info_reads_name_and_memory_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    nvml = FakeNVML()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    assert status.gpu_info(1) == {"name": "NVIDIA A100-SXM4-80GB", "memory_used_mib": 1536,
+                                  "memory_total_mib": 81920}
+    assert nvml.shut_down
+    assert status.gpu_info(3) is None
+
+
+def test_gpu_info_is_none_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # as if nvidia-ml-py were not installed
+    assert status.gpu_info(0) is None
+
+
+def test_gpu_info_is_none_on_a_host_without_an_nvidia_driver() -> None:
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        assert status.gpu_info(0) is None
+    else:
+        pynvml.nvmlShutdown()
+        pytest.skip("this host has an NVIDIA driver")
+
+
+def test_the_host_index_of_a_workers_gpu() -> None:
+    assert status.host_gpu_index(Device("cpu"), None) is None
+    assert status.host_gpu_index(Device("cuda", 1), None) == 1
+    assert status.host_gpu_index(Device("cuda", 1), 0) == 0  # a container that reserved host GPU 1
+
+
+def test_a_worker_reports_the_jobs_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    request = collections.namedtuple("request", "id")
+    running = {request("b" * 32), request("a" * 32)}
+    monkeypatch.setattr(status.worker_state, "active_requests", running)
+    assert status.worker_status(Device("cuda", 0), None) == {
+        "device": "cuda:0", "queues": ["mlpq.cuda:0", "mlpq.cuda"], "active_jobs": ["a" * 32, "b" * 32], "gpu": None}
+
+
+def submitted(env: dict[str, str], *args: str) -> str:
+    done = run_mlpq("submit", *args, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["id"]
+
+
+@pytest.mark.integration
+def test_workers_shows_the_running_job_and_the_queue(cpu_worker: WorkerProcess, service_env: dict[str, str]) -> None:
+    running = submitted(service_env, "mnist", "--epochs", "100", "--dataset", "mnist-sample")
+    waiting = submitted(service_env, "mnist", "--epochs", "1", "--dataset", "mnist-sample")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            [worker] = json.loads(run_mlpq("workers", "--json", env=service_env).stdout)
+            if worker["active_jobs"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert worker["active_jobs"] == [running], cpu_worker.log()
+        assert (worker["device"], worker["host"], worker["queued"]) == ("cpu", socket.gethostname(), 1)
+        assert worker["gpu_name"] is None and worker["gpu_memory_total_mib"] is None
+        table = run_mlpq("workers", env=service_env).stdout.splitlines()
+        assert table[0].split() == ["HOST", "DEVICE", "GPU", "RUNNING", "QUEUED", "NAME"]
+        assert table[1].split()[:5] == [socket.gethostname(), "cpu", "-", running[:12], "1"]
+    finally:
+        run_mlpq("cancel", running, waiting, env=service_env)
