@@ -85,13 +85,14 @@ def count_jobs(session: Session) -> int:
 def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
     """queued → running as a new attempt; ``None`` if the job is not queued (taken, ended or unknown)."""
     now = utcnow()
-    claimed = session.execute(
+    return session.scalars(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
         .values(status=JobStatus.RUNNING, attempts=Job.attempts + 1, started_at=now,
                 heartbeat_at=now, worker_host=worker_host, finished_at=None, error=None)
-    ).rowcount
-    return session.get(Job, job_id, populate_existing=True) if claimed else None
+        .returning(Job),
+        execution_options={"populate_existing": True},
+    ).one_or_none()
 
 
 def _running(job_id: str, attempt: int) -> Any:

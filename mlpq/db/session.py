@@ -65,7 +65,9 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5}, **pool)
+        # No pre-ping: it costs a round trip per checkout, and a connection lost to a restart raises
+        # a disconnect error that invalidates the pool; ledger writes are retried (worker.execute).
+        engine = create_engine(url, connect_args={"connect_timeout": 5}, **pool)
     return engine
 
 

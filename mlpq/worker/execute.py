@@ -20,7 +20,7 @@ from mlpq.models import registry
 from mlpq.models.context import JobError, RunContext
 from mlpq.worker import provenance
 from mlpq.worker.device import Device, torch_device_name
-from mlpq.worker.lease import JobCancelled, JobLost, Lease
+from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,17 @@ class MetricsRecorder:
     def flush(self) -> None:
         """Write what is buffered in one transaction."""
         if self.pending:
-            rows = self.pending
-
             def write() -> None:
                 with self.sessions.begin() as session:
-                    jobs.add_metrics(session, self.job_id, self.attempt, rows)
+                    self.write_pending(session)
 
             with_db_retries(write)
-            self.pending = []
         self.last_flush = time.monotonic()
+
+    def write_pending(self, session: Session) -> None:
+        """Add what is buffered to ``session``'s transaction."""
+        jobs.add_metrics(session, self.job_id, self.attempt, self.pending)
+        self.pending = []
 
 
 def describe_failure(exc: BaseException, timeout_s: int) -> str:
@@ -139,7 +141,7 @@ def claim(sessions: sessionmaker[Session], job_id: str, worker_host: str) -> Cla
 
 def execute_job(
     sessions: sessionmaker[Session], job_id: str, *, device: Device, worker_host: str, data_dir: Path,
-    heartbeat_s: float,
+    leases: LeaseKeeper,
 ) -> JobStatus | None:
     """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end."""
     job = claim(sessions, job_id, worker_host)
@@ -147,8 +149,7 @@ def execute_job(
         log.warning("job %s is not queued (unknown, taken or ended): skipped", job_id)
         return None
     log.info("job %s (%s) attempt %d started", job_id, job.kind, job.attempt)
-    lease = Lease(sessions, job_id, job.attempt, heartbeat_s)
-    lease.start()
+    lease = leases.hold(job_id, job.attempt)
     recorder = MetricsRecorder(sessions, job_id, job.attempt, lease)
     about: dict[str, Any] | None = None
     try:
@@ -165,11 +166,11 @@ def execute_job(
         log.info("job %s failed", job_id, exc_info=True)
         status, outcome = JobStatus.FAILED, {"error": describe_failure(exc, job.timeout_s)}
     finally:
-        lease.stop()
-    recorder.flush()
+        leases.release()
 
     def finish() -> bool:
-        with sessions.begin() as session:
+        with sessions.begin() as session:  # the last metrics and the outcome in one transaction
+            recorder.write_pending(session)
             return jobs.finish_job(session, job_id, job.attempt, status, provenance=about, **outcome)
 
     if not with_db_retries(finish):

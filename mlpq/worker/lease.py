@@ -1,9 +1,11 @@
-"""A running job's lease: a thread renews its heartbeat and notices cancel requests and lost ownership."""
+"""Leases of running jobs: one thread per worker process renews the heartbeat of the job it runs,
+and notices cancel requests and lost ownership."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,31 +23,14 @@ class JobLost(Exception):
     """The job is no longer this attempt's: its lease expired and it was requeued or ended."""
 
 
-class Lease(threading.Thread):
-    """Renews ``heartbeat_at`` every ``interval`` seconds until stopped; job code calls ``check()``."""
+@dataclass
+class Lease:
+    """One attempt's lease; job code calls ``check()`` between steps."""
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: str, attempt: int, interval: float) -> None:
-        super().__init__(name=f"lease-{job_id[:8]}", daemon=True)
-        self.sessions, self.job_id, self.attempt, self.interval = sessions, job_id, attempt, interval
-        self.cancelled = threading.Event()
-        self.lost = threading.Event()
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            try:
-                with self.sessions.begin() as session:
-                    beat = jobs.heartbeat(session, self.job_id, self.attempt)
-            except SQLAlchemyError as exc:  # the database may come back before the lease runs out
-                log.warning("job %s: heartbeat failed: %s", self.job_id, str(exc).splitlines()[0])
-                continue
-            if not beat.owned:
-                self.lost.set()
-            if beat.cancel_requested:
-                self.cancelled.set()
-
-    def stop(self) -> None:
-        self._stop_event.set()
+    job_id: str
+    attempt: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
 
     def check(self) -> None:
         """Raise ``JobLost`` or ``JobCancelled`` if the job should stop."""
@@ -53,3 +38,41 @@ class Lease(threading.Thread):
             raise JobLost(self.job_id)
         if self.cancelled.is_set():
             raise JobCancelled(self.job_id)
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the current lease every ``interval`` seconds. Started once per process, not per job."""
+
+    def __init__(self, sessions: sessionmaker[Session], interval: float) -> None:
+        super().__init__(name="lease-keeper", daemon=True)
+        self.sessions, self.interval = sessions, interval
+        self.current: Lease | None = None
+        self._wake = threading.Event()
+
+    def hold(self, job_id: str, attempt: int) -> Lease:
+        """Keep ``job_id``'s lease from now on (a process runs one job at a time)."""
+        self.current = Lease(job_id, attempt)
+        if not self.is_alive():
+            self.start()
+        return self.current
+
+    def release(self) -> None:
+        self.current = None
+
+    def run(self) -> None:
+        while not self._wake.wait(self.interval):
+            lease = self.current
+            if lease is not None:
+                self.renew(lease)
+
+    def renew(self, lease: Lease) -> None:
+        try:
+            with self.sessions.begin() as session:
+                beat = jobs.heartbeat(session, lease.job_id, lease.attempt)
+        except SQLAlchemyError as exc:  # the database may come back before the lease runs out
+            log.warning("job %s: heartbeat failed: %s", lease.job_id, str(exc).splitlines()[0])
+            return
+        if not beat.owned:
+            lease.lost.set()
+        if beat.cancel_requested:
+            lease.cancelled.set()

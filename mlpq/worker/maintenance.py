@@ -12,6 +12,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import redis
 from celery import Celery, bootsteps
 
 from mlpq.config import Settings
@@ -28,13 +29,11 @@ UNACKED_KEY = "unacked"
 """kombu's Redis transport keeps delivered, unacknowledged messages in this hash."""
 
 
-def task_ids_in_broker(app: Celery) -> set[str]:
+def task_ids_in_broker(client: redis.Redis) -> set[str]:
     """Ids of the tasks waiting in mlpq's queues or delivered and not yet acknowledged."""
-    with app.connection_for_read() as connection:
-        client = connection.default_channel.client
-        raw = [m for key in client.scan_iter(match=f"{QUEUE_PREFIX}*") if client.type(key) == b"list"
-               for m in client.lrange(key, 0, -1)]
-        raw += [json.loads(entry)[0] for entry in client.hvals(UNACKED_KEY)]
+    raw = [m for key in client.scan_iter(match=f"{QUEUE_PREFIX}*") if client.type(key) == b"list"
+           for m in client.lrange(key, 0, -1)]
+    raw += [json.loads(entry)[0] for entry in client.hvals(UNACKED_KEY)]
     ids = set()
     for message in raw:
         payload: dict[str, Any] = json.loads(message) if isinstance(message, (bytes, str)) else message
@@ -81,7 +80,8 @@ class Maintenance:
             stale = jobs.queued_before(session, cutoff)
         if not stale:
             return
-        present = task_ids_in_broker(self.app)
+        with self.app.connection_for_read() as connection:
+            present = task_ids_in_broker(connection.default_channel.client)
         missing = [job for job in stale if job.id not in present]
         if missing:
             log.warning("queued but missing from the broker, re-published: %s", ", ".join(j.id for j in missing))

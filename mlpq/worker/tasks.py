@@ -15,6 +15,7 @@ from mlpq.db.session import make_session_factory
 from mlpq.worker.app import TASK_NAME
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
+from mlpq.worker.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,15 @@ class WorkerContext:
     hostname: str
     data_dir: Path
     heartbeat_s: float
-    _sessions: dict[int, sessionmaker[Session]] = field(default_factory=dict)
+    _per_process: dict[int, tuple[sessionmaker[Session], LeaseKeeper]] = field(default_factory=dict)
 
-    def sessions(self) -> sessionmaker[Session]:
+    def resources(self) -> tuple[sessionmaker[Session], LeaseKeeper]:
+        """This process's session factory and lease keeper, made on first use after the fork."""
         pid = os.getpid()
-        if pid not in self._sessions:
-            self._sessions[pid] = make_session_factory(self.database_url)
-        return self._sessions[pid]
+        if pid not in self._per_process:
+            sessions = make_session_factory(self.database_url)
+            self._per_process[pid] = sessions, LeaseKeeper(sessions, self.heartbeat_s)
+        return self._per_process[pid]
 
 
 def register(app: Celery, ctx: WorkerContext) -> None:
@@ -45,5 +48,6 @@ def register(app: Celery, ctx: WorkerContext) -> None:
         if not isinstance(job_id, str) or not is_job_id(job_id) or len(job_id) != 32:
             log.error("rejected a message with a malformed job id: %r", job_id)
             return
-        execute_job(ctx.sessions(), job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir,
-                    heartbeat_s=ctx.heartbeat_s)
+        sessions, leases = ctx.resources()
+        execute_job(sessions, job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir,
+                    leases=leases)

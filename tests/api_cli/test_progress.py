@@ -22,6 +22,7 @@ from mlpq.db.schema import JobStatus, Metric
 from mlpq.db.session import make_session_factory
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
+from mlpq.worker.lease import LeaseKeeper
 from tests.api_cli.ledger_rows import add_job, mlpq
 
 PARAMS = {"seed": 1, "starts": [[4.0, 0.0]], "optimizer": "adam", "lr": 0.01, "momentum": 0.0, "steps": 300,
@@ -149,7 +150,7 @@ def run_next_queued_job(tmp_path: Path) -> threading.Thread:
                 queued = jobs.list_jobs(session, status=JobStatus.QUEUED)
             if queued:
                 execute_job(sessions, queued[0].id, device=Device("cpu"), worker_host="test-host",
-                            data_dir=tmp_path, heartbeat_s=0.2)
+                            data_dir=tmp_path, leases=LeaseKeeper(sessions, 0.2))
                 return
             time.sleep(0.1)
 

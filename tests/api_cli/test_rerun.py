@@ -14,6 +14,7 @@ from mlpq.db.schema import JobStatus
 from mlpq.db.session import make_session_factory
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
+from mlpq.worker.lease import LeaseKeeper
 from tests.api_cli.ledger_rows import add_job, mlpq, mnist_job
 
 PROVENANCE = {"mlpq": "0.1.0", "torch": "2.5.1+cu124", "cuda": "12.4", "python": "3.11.7", "host": "gpu-box",
@@ -61,7 +62,7 @@ def test_a_rerun_reproduces_the_result(broker_url: str, tmp_path: Path) -> None:
     sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
     for job_id in (original, again):
         assert execute_job(sessions, job_id, device=Device("cpu"), worker_host="test-host", data_dir=tmp_path,
-                           heartbeat_s=0.2) is JobStatus.SUCCEEDED
+                           leases=LeaseKeeper(sessions, 0.2)) is JobStatus.SUCCEEDED
     with sessions() as session:
         first, second = (jobs.find_job(session, job_id) for job_id in (original, again))
         assert first.result == second.result and first.result["steps"] == 500

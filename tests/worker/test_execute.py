@@ -13,6 +13,7 @@ from mlpq.db.schema import JobStatus
 from mlpq.db.session import make_session_factory
 from mlpq.worker.device import Device
 from mlpq.worker.execute import describe_failure, execute_job
+from mlpq.worker.lease import LeaseKeeper
 
 CPU = Device("cpu")
 
@@ -28,7 +29,8 @@ def add_job(sessions: sessionmaker[Session], kind: str, params: dict[str, Any], 
 
 
 def run(sessions: sessionmaker[Session], job_id: str, tmp_path: Path, device: Device = CPU) -> JobStatus | None:
-    return execute_job(sessions, job_id, device=device, worker_host="test-host", data_dir=tmp_path, heartbeat_s=0.2)
+    return execute_job(sessions, job_id, device=device, worker_host="test-host", data_dir=tmp_path,
+                       leases=LeaseKeeper(sessions, 0.2))
 
 
 def stored(sessions: sessionmaker[Session], job_id: str) -> Any:

@@ -1,0 +1,83 @@
+"""The reaper's decisions on the real ledger, and reading task ids out of Redis (fakeredis: pure parsing)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import fakeredis
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mlpq.db import jobs
+from mlpq.db.schema import Job, JobStatus, utcnow
+from mlpq.db.session import make_session_factory
+from mlpq.worker.maintenance import task_ids_in_broker
+
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture
+def sessions(database_url: str) -> sessionmaker[Session]:
+    return make_session_factory(database_url)
+
+
+def running_job(sessions: sessionmaker[Session], *, silent_for: timedelta, attempts: int = 1,
+                started_ago: timedelta = timedelta(0), cancel: bool = False, timeout_s: int = 600) -> str:
+    """A running job whose last heartbeat is ``silent_for`` old."""
+    with sessions.begin() as session:
+        job_id = jobs.create_job(session, "himmelblau", {}, "cpu", timeout_s=timeout_s).id
+        jobs.claim_job(session, job_id, "host")
+        session.execute(update(Job).where(Job.id == job_id).values(
+            heartbeat_at=utcnow() - silent_for, started_at=utcnow() - max(started_ago, silent_for),
+            attempts=attempts, cancel_requested=cancel))
+    return job_id
+
+
+def test_the_reaper_requeues_fails_or_cancels_by_the_rules(sessions: sessionmaker[Session]) -> None:
+    alive = running_job(sessions, silent_for=timedelta(seconds=2))
+    lost = running_job(sessions, silent_for=timedelta(minutes=5))
+    at_cap = running_job(sessions, silent_for=timedelta(minutes=5), attempts=3)
+    overdue = running_job(sessions, silent_for=timedelta(minutes=5), started_ago=timedelta(hours=1), timeout_s=60)
+    cancelled = running_job(sessions, silent_for=timedelta(minutes=5), cancel=True)
+    with sessions.begin() as session:
+        requeued = jobs.requeue_expired(session, lease=LEASE, max_attempts=3, grace=timedelta(seconds=30))
+        assert [job.id for job in requeued] == [lost]
+    with sessions() as session:
+        state = {job_id: (job.status, job.error) for job_id in (alive, lost, at_cap, overdue, cancelled)
+                 for job in [jobs.find_job(session, job_id)]}
+    assert state == {
+        alive: (JobStatus.RUNNING, None),
+        lost: (JobStatus.QUEUED, None),
+        at_cap: (JobStatus.FAILED, "worker lost: gave up after 3 attempts"),
+        overdue: (JobStatus.FAILED, "time limit: exceeded 60 s"),
+        cancelled: (JobStatus.CANCELLED, "cancelled (its worker was lost)"),
+    }
+
+
+def test_a_requeued_attempt_cannot_renew_or_finish(sessions: sessionmaker[Session]) -> None:
+    job_id = running_job(sessions, silent_for=timedelta(minutes=5))
+    with sessions.begin() as session:
+        jobs.requeue_expired(session, lease=LEASE, max_attempts=3, grace=timedelta(seconds=30))
+        assert jobs.claim_job(session, job_id, "rescuer").attempts == 2
+        assert jobs.heartbeat(session, job_id, 1) == jobs.Heartbeat(owned=False, cancel_requested=False)
+        assert not jobs.finish_job(session, job_id, 1, JobStatus.SUCCEEDED, result={})
+        assert jobs.heartbeat(session, job_id, 2).owned
+        assert jobs.finish_job(session, job_id, 2, JobStatus.SUCCEEDED, result={})
+
+
+def kombu_message(task_id: str, with_header: bool = True) -> str:
+    body = base64.b64encode(json.dumps([[task_id], {}, {}]).encode()).decode()
+    return json.dumps({"body": body, "headers": {"id": task_id} if with_header else {}})
+
+
+def test_task_ids_are_read_from_queues_and_unacked_messages() -> None:
+    client = fakeredis.FakeRedis()
+    client.lpush("mlpq.cpu", kombu_message("a" * 32), kombu_message("b" * 32, with_header=False))
+    client.lpush("mlpq.cuda:1", kombu_message("c" * 32))
+    client.lpush("celery", kombu_message("d" * 32))  # not one of mlpq's queues
+    client.set("mlpq.not-a-queue", "x")
+    client.hset("unacked", "tag-1", json.dumps([json.loads(kombu_message("e" * 32)), "", "mlpq.cpu"]))
+    assert task_ids_in_broker(client) == {"a" * 32, "b" * 32, "c" * 32, "e" * 32}
