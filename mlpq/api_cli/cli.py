@@ -175,6 +175,9 @@ def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...
 @click.option("--momentum", type=ListOf(click.FLOAT), default="0", show_default=True, help="SGD momentum.")
 @click.option("--variant", type=ListOf(click.Choice(["module", "functional"])), default="module", show_default=True,
               help="nn.Sequential, or the tutorial's raw weight tensors with kaiming init.")
+@click.option("--activation", type=ListOf(click.Choice(["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "none"])),
+              default="relu", show_default=True,
+              help="Between the layers; 'none' leaves one linear map, as the tutorial warns.")
 @click.option("--logits-relu/--no-logits-relu", default=False, show_default=True,
               help="Put the tutorial's ReLU on the logits.")
 @click.option("--dataset", type=ListOf(click.Choice(["auto", "mnist", "mnist-sample"])), default="auto",
@@ -191,6 +194,7 @@ def submit_mnist(ctx: click.Context, device: Device, timeout: int | None, wait: 
     Example:
       mlpq submit mnist --epochs 3 --variant functional --device cuda:0 --wait
       mlpq submit mnist --lr 0.01,0.05,0.1 --batch-size 100,200 --seed 1
+      mlpq submit mnist --activation relu,none --seed 1
     """
     run_submit(ctx, "mnist", params, device, timeout, wait, as_json)
 

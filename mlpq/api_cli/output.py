@@ -151,7 +151,7 @@ def show_text(view: JobView) -> str:
         f"started   {local_time(job.started_at)}",
         f"finished  {local_time(job.finished_at)}",
         f"duration  {seconds(job.duration_seconds)}",
-        "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in detail["params"].items()),
+        "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in detail["params"].items() if v is not None),
     ]
     if job.sweep_id:
         lines.append(f"sweep     {job.sweep_id}")

@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 LAYERS = ((784, 200), (200, 200), (200, 10))
 
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu,
+    "leaky_relu": F.leaky_relu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "gelu": F.gelu,
+    "none": lambda x: x,
+}
+"""The hidden layers' non-linearity; ``none`` collapses the network to one linear map."""
+
+
+class Activation(nn.Module):
+    """One of ``ACTIVATIONS`` as a module."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ACTIVATIONS[self.name](x)
+
 
 class MLP(nn.Module):
-    """``nn.Sequential`` of Linear/ReLU with PyTorch's default initialisation."""
+    """``nn.Sequential`` of Linear layers and activations with PyTorch's default initialisation."""
 
-    def __init__(self, logits_relu: bool = False) -> None:
+    def __init__(self, logits_relu: bool = False, activation: str = "relu") -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i, (n_in, n_out) in enumerate(LAYERS):
             layers.append(nn.Linear(n_in, n_out))
-            if i < len(LAYERS) - 1 or logits_relu:
+            if i < len(LAYERS) - 1:
+                layers.append(Activation(activation))
+            elif logits_relu:
                 layers.append(nn.ReLU())
         self.model = nn.Sequential(*layers)
 
@@ -28,9 +53,10 @@ class MLP(nn.Module):
 class FunctionalMLP(nn.Module):
     """Plain weight tensors with kaiming-normal weights and zero biases, used with ``x @ w.T + b``."""
 
-    def __init__(self, logits_relu: bool = False) -> None:
+    def __init__(self, logits_relu: bool = False, activation: str = "relu") -> None:
         super().__init__()
         self.logits_relu = logits_relu
+        self.activation = ACTIVATIONS[activation]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         for n_in, n_out in LAYERS:
@@ -40,17 +66,30 @@ class FunctionalMLP(nn.Module):
             self.biases.append(nn.Parameter(torch.zeros(n_out)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        last = len(LAYERS) - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = x @ weight.t() + bias
-            if i < last or self.logits_relu:
-                x = F.relu(x)
-        return x
+        return hidden_then_logits(x, list(zip(self.weights, self.biases)), lambda x, w, b: x @ w.t() + b,
+                                  self.activation, self.logits_relu)
 
 
-def build_model(variant: str, logits_relu: bool) -> nn.Module:
+def hidden_then_logits(
+    x: torch.Tensor, params: list[tuple[torch.Tensor, torch.Tensor]],
+    affine: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    activation: Callable[[torch.Tensor], torch.Tensor], logits_relu: bool,
+) -> torch.Tensor:
+    """Apply each layer's ``affine(x, weight, bias)``, the activation between layers and the
+    tutorial's ReLU on the logits if asked."""
+    last = len(params) - 1
+    for i, (weight, bias) in enumerate(params):
+        x = affine(x, weight, bias)
+        if i < last:
+            x = activation(x)
+        elif logits_relu:
+            x = F.relu(x)
+    return x
+
+
+def build_model(variant: str, logits_relu: bool, activation: str = "relu") -> nn.Module:
     """``module`` (nn.Sequential) or ``functional`` (raw tensors, kaiming init), on the CPU."""
-    return (MLP if variant == "module" else FunctionalMLP)(logits_relu)
+    return (MLP if variant == "module" else FunctionalMLP)(logits_relu, activation)
 
 
 def layers(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:

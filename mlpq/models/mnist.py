@@ -62,7 +62,7 @@ def run(spec: MnistSpec, ctx: RunContext) -> dict[str, Any]:
     """Train for ``spec.epochs`` epochs, reporting train loss, test loss and accuracy per epoch."""
     torch.manual_seed(spec.seed)
     data, load_seconds = load_data(spec, ctx)
-    model = build_model(spec.variant, spec.logits_relu).to(ctx.device)
+    model = build_model(spec.variant, spec.logits_relu, spec.activation).to(ctx.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
     generator = torch.Generator().manual_seed(spec.seed)
     began = time.perf_counter()

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from mlpq.models.context import DivergedError, RunContext
-from mlpq.models.mlp import build_model, layers
+from mlpq.models.mlp import ACTIVATIONS, build_model, hidden_then_logits, layers
 from mlpq.models.mnist import EVAL_BATCH, load_data, summarise
 from mlpq.models.specs import MnistSpec
 
@@ -39,24 +39,22 @@ class StackedMLP:
         per_config = []
         for spec in specs:
             torch.manual_seed(spec.seed)
-            per_config.append(layers(build_model(spec.variant, spec.logits_relu)))
+            per_config.append(layers(build_model(spec.variant, spec.logits_relu, spec.activation)))
         self.weights = [torch.stack([c[i][0].detach().t() for c in per_config]).to(device).requires_grad_()
                         for i in range(len(per_config[0]))]
         self.biases = [torch.stack([c[i][1].detach() for c in per_config]).to(device).requires_grad_()
                        for i in range(len(per_config[0]))]
         self.logits_relu = specs[0].logits_relu
+        self.activation = ACTIVATIONS[specs[0].activation]
 
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, *self.biases]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(K, B, 784) inputs, one batch per config → (K, B, 10) logits."""
-        last = len(self.weights) - 1
-        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias.unsqueeze(1), x, weight)
-            if i < last or self.logits_relu:
-                x = F.relu(x)
-        return x
+        return hidden_then_logits(x, list(zip(self.weights, self.biases)),
+                                  lambda x, w, b: torch.baddbmm(b.unsqueeze(1), x, w), self.activation,
+                                  self.logits_relu)
 
 
 class StackedSGD:

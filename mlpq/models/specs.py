@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 LearningRate = Annotated[float, Field(gt=0, le=10)]
@@ -67,6 +68,14 @@ class MnistSpec(JobSpec):
     lr: LearningRate = 0.01
     momentum: Momentum = 0.0
     variant: Literal["module", "functional"] = "module"
+    activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "none"] = "relu"
     logits_relu: bool = False
     dataset: Literal["auto", "mnist", "mnist-sample"] = "auto"
     data_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and ("\0" in value or not PurePosixPath(value).is_absolute()):
+            raise ValueError("must be an absolute path")
+        return value

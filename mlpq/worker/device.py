@@ -47,16 +47,6 @@ def worker_queues(device: Device) -> list[str]:
     return [device.queue]
 
 
-def device_of_queue(queue: str) -> Device | None:
-    """The device a queue name belongs to, if it is one of mlpq's."""
-    if not queue.startswith(QUEUE_PREFIX):
-        return None
-    try:
-        return parse_device(queue.removeprefix(QUEUE_PREFIX))
-    except DeviceError:
-        return None
-
-
 def pin_process(device: Device, gpu_index: int | None = None) -> None:
     """Make this process (and its forks) see only ``device``'s GPU, or none for ``cpu``.
 

@@ -163,7 +163,7 @@ def test_seeded_runs_are_identical(sample_root: Path) -> None:
 def test_both_variants_learn(sample_root: Path, variant: str) -> None:
     result, epochs = train(sample_root, epochs=5, variant=variant, seed=1)
     assert result["dataset"] == SAMPLE and result["notice"] is None
-    assert result["test_accuracy"] > 0.5  # chance is 0.1
+    assert result["test_accuracy"] > 0.6  # chance is 0.1; measured 0.79 (sigmoid) to 0.91
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
 
 
@@ -202,3 +202,29 @@ def test_only_lr_momentum_and_seed_may_differ_in_a_stack(sample_root: Path) -> N
     with pytest.raises(ValueError):
         mnist_sweep.run_stacked([MnistSpec(epochs=1), MnistSpec(epochs=2)],
                                 [RunContext("cpu", lambda *_: None, sample_root)] * 2)
+
+
+@pytest.mark.parametrize("variant", ["module", "functional"])
+def test_without_an_activation_the_network_is_one_affine_map(variant: str) -> None:
+    from mlpq.models.mlp import build_model
+
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 5, 784)
+    with torch.no_grad():
+        for activation, collapses in (("none", True), ("relu", False), ("tanh", False)):
+            model = build_model(variant, logits_relu=False, activation=activation)
+            f = lambda v: model(v).double()  # noqa: E731
+            zero = torch.zeros_like(x)
+            assert torch.allclose(f(x + y) - f(y), f(x) - f(zero), atol=1e-4) is collapses, activation
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "none"])
+def test_every_activation_trains(sample_root: Path, activation: str) -> None:
+    spec = MnistSpec(dataset=SAMPLE, epochs=3, lr=0.1, momentum=0.9, activation=activation, seed=0)
+    result = mnist.run(spec, RunContext("cpu", lambda step, values: None, sample_root))
+    assert result["test_accuracy"] > 0.6  # chance is 0.1; measured 0.79 (sigmoid) to 0.91
+
+
+def test_a_relative_data_dir_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be an absolute path"):
+        MnistSpec(data_dir="data/../../etc")

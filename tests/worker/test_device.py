@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mlpq.worker.device import Device, DeviceError, device_of_queue, parse_device, torch_device_name, worker_queues
+from mlpq.worker.device import Device, DeviceError, parse_device, torch_device_name, worker_queues
 
 
 @pytest.mark.parametrize(("text", "device"), [
@@ -29,8 +29,6 @@ def test_parse_rejects(text: str) -> None:
 def test_queues() -> None:
     assert worker_queues(Device("cpu")) == ["mlpq.cpu"]
     assert worker_queues(Device("cuda", 1)) == ["mlpq.cuda:1", "mlpq.cuda"]
-    assert device_of_queue("mlpq.cuda:1") == Device("cuda", 1)
-    assert device_of_queue("celery") is None
     assert torch_device_name(Device("cuda", 3)) == "cuda:0"
     assert torch_device_name(Device("cpu")) == "cpu"
 
