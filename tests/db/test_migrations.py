@@ -20,17 +20,6 @@ from mlpq.db.migrate import HEAD, SchemaError, alembic_config, current_revision,
 BASELINE = "0001"
 from mlpq.db.schema import Base, Job, JobStatus
 from mlpq.db.session import make_engine
-from tests import services
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no tables) on each backend; the ``database_url`` fixture's are migrated already."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-    else:
-        with services.fresh_postgres_database() as url:
-            yield url
 
 
 @pytest.fixture
