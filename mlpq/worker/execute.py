@@ -73,19 +73,19 @@ class MetricsRecorder:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is buffered in one transaction."""
+        """Write what is buffered in one transaction; the buffer empties once it is committed."""
         if self.pending:
             def write() -> None:
                 with self.sessions.begin() as session:
-                    self.write_pending(session)
+                    self.add_pending(session)
 
             with_db_retries(write)
+            self.pending = []
         self.last_flush = time.monotonic()
 
-    def write_pending(self, session: Session) -> None:
-        """Add what is buffered to ``session``'s transaction."""
+    def add_pending(self, session: Session) -> None:
+        """Add what is buffered to ``session``'s transaction (a retried transaction adds it again)."""
         jobs.add_metrics(session, self.job_id, self.attempt, self.pending)
-        self.pending = []
 
 
 def describe_failure(exc: BaseException, timeout_s: int) -> str:
@@ -170,7 +170,7 @@ def execute_job(
 
     def finish() -> bool:
         with sessions.begin() as session:  # the last metrics and the outcome in one transaction
-            recorder.write_pending(session)
+            recorder.add_pending(session)
             return jobs.finish_job(session, job_id, job.attempt, status, provenance=about, **outcome)
 
     if not with_db_retries(finish):

@@ -96,3 +96,26 @@ def test_out_of_memory_is_named() -> None:
 
     assert describe_failure(OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB\nmore"), 60) == (
         "CUDA out of memory: CUDA out of memory. Tried to allocate 2 GiB")
+
+
+def test_metrics_survive_a_failed_write(sessions: sessionmaker[Session], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from mlpq.worker import execute
+
+    real_add = jobs.add_metrics
+    failures = iter([OperationalError("INSERT", {}, Exception("server closed the connection"))])
+
+    def flaky_add(*args: Any) -> None:
+        real_add(*args)
+        error = next(failures, None)
+        if error is not None:
+            raise error  # after the rows were added: the transaction rolls back
+
+    monkeypatch.setattr(execute.jobs, "add_metrics", flaky_add)
+    monkeypatch.setattr(execute.time, "sleep", lambda _: None)
+    job_id = add_job(sessions, "himmelblau", {"steps": 100, "log_every": 10})
+    assert run(sessions, job_id, tmp_path) is JobStatus.SUCCEEDED
+    _, metrics = stored(sessions, job_id)
+    assert [m.step for m in metrics] == list(range(0, 100, 10))
