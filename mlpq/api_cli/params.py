@@ -10,6 +10,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from mlpq.db.jobs import is_job_id
 from mlpq.worker.device import Device, DeviceError, parse_device
 
 FIELD_OPTIONS = {"starts": "--start"}
@@ -62,9 +63,31 @@ class DataDirType(click.ParamType):
         return str(path)
 
 
+class JobIdType(click.ParamType):
+    """A job id or a unique prefix of one: 4 to 32 hex digits."""
+
+    name = "job_id"
+    noun = "job id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().lower()
+        if not is_job_id(text):
+            self.fail(f"{value!r} is not a {self.noun} (4 to 32 hex digits)", param, ctx)
+        return text
+
+
+class SweepIdType(JobIdType):
+    """A sweep id or a prefix of one: 4 to 32 hex digits."""
+
+    name = "sweep_id"
+    noun = "sweep id"
+
+
 DEVICE = DeviceType()
 POINT = PointType()
 DATA_DIR = DataDirType()
+JOB_ID = JobIdType()
+SWEEP_ID = SweepIdType()
 
 
 def option_name(field: str) -> str:

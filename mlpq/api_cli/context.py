@@ -1,0 +1,14 @@
+"""What every command shares: click's context settings and the API client for the chosen settings."""
+
+from __future__ import annotations
+
+import click
+
+from mlpq.api_cli.api import Client
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def client(ctx: click.Context) -> Client:
+    """A client for the settings the root command stored on the context."""
+    return Client(ctx.find_root().obj)

@@ -1,0 +1,74 @@
+"""``mlpq db``: upgrade the ledger's schema, or show its revision."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy.engine import make_url
+
+from mlpq.api_cli.context import CONTEXT
+from mlpq.db.migrate import HEAD, current_revision, upgrade_schema
+from mlpq.db.session import make_engine
+
+
+def shown_url(url: str) -> str:
+    """The database URL with its password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.group(context_settings=CONTEXT)
+def db() -> None:
+    """The ledger's schema, migrated by Alembic.
+
+    Workers upgrade the ledger when they start and every other command on first
+    use; run 'mlpq db upgrade' to do it on purpose, e.g. before a deployment.
+
+    \b
+    Example:
+      mlpq db current
+    """
+
+
+@db.command("upgrade", context_settings=CONTEXT)
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Migrate the ledger (SQLite or PostgreSQL) to this mlpq's newest revision; safe to repeat.
+
+    \b
+    Example:
+      MLPQ_DATABASE_URL=postgresql://mlpq@db-host/mlpq mlpq db upgrade
+    """
+    url = ctx.find_root().obj.database_url
+    engine = make_engine(url)
+    try:
+        before, after = upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"{shown_url(url)}: already at revision {after} (head)")
+    else:
+        click.echo(f"{shown_url(url)}: upgraded from {f'revision {before}' if before else 'empty'} "
+                   f"to revision {after} (head)")
+
+
+@db.command("current", context_settings=CONTEXT)
+@click.pass_context
+def db_current(ctx: click.Context) -> None:
+    """Show the ledger's schema revision and whether it is this mlpq's newest.
+
+    \b
+    Example:
+      mlpq db current
+    """
+    url = ctx.find_root().obj.database_url
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            revision = current_revision(connection)
+    finally:
+        engine.dispose()
+    if revision == HEAD:
+        click.echo(f"{shown_url(url)}: revision {revision} (head)")
+    elif revision is None:
+        click.echo(f"{shown_url(url)}: no schema yet (head is {HEAD}: mlpq db upgrade)")
+    else:
+        click.echo(f"{shown_url(url)}: revision {revision}, head is {HEAD} (mlpq db upgrade)")
