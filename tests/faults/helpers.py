@@ -38,6 +38,13 @@ def eventually(probe: Callable[[], T | None], timeout: float, what: str, interva
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def submit_and_see_it_run(env: Mapping[str, str], kind: str, **params: Any) -> str:
+    """Submit a job and wait until its first step or epoch is stored."""
+    job_id = submit(env, kind, **params)
+    eventually(lambda: metric_count(env, job_id), 60, f"the first metric of {job_id}")
+    return job_id
+
+
 def job(env: Mapping[str, str], job_id: str) -> Job:
     return client(env).get(job_id).job
 

@@ -20,8 +20,8 @@ def test_cancel_queued_running_and_finished(fault_env: dict[str, str], tmp_path:
 
     worker = helpers.new_worker(fault_env, tmp_path / "worker.log")
     try:
-        running = helpers.submit(fault_env, "mnist", dataset="mnist-sample", epochs=20, batch_size=4, seed=5)
-        helpers.eventually(lambda: helpers.metric_count(fault_env, running), 60, "the first epoch")
+        running = helpers.submit_and_see_it_run(fault_env, "mnist", dataset="mnist-sample", epochs=20, batch_size=4,
+                                                seed=5)
         done = run_mlpq("cancel", running, env=fault_env)
         assert done.returncode == 0 and "it stops at its next step or epoch" in done.stdout
         stopped = helpers.finished(fault_env, running, timeout=60)

@@ -30,8 +30,7 @@ def test_a_result_written_while_postgres_is_down_is_retried(private_postgres: Pr
            "MLPQ_LEASE_SECONDS": "60", "MLPQ_HEARTBEAT_SECONDS": "0.5"}
     worker = helpers.new_worker(env, tmp_path / "worker.log")
     try:
-        job_id = helpers.submit(env, "mnist", dataset="mnist-sample", epochs=3, batch_size=4, seed=2)
-        helpers.eventually(lambda: helpers.metric_count(env, job_id), 60, "the first epoch")
+        job_id = helpers.submit_and_see_it_run(env, "mnist", dataset="mnist-sample", epochs=3, batch_size=4, seed=2)
         private_postgres.stop()
         helpers.eventually(lambda: "ledger write failed, retrying" in worker.log(), 60, "a failed write")
         time.sleep(2)

@@ -30,8 +30,7 @@ def worker(fault_env: dict[str, str], tmp_path: Path) -> WorkerProcess:
 
 @ON_SQLITE
 def test_a_killed_pool_process_reruns_the_job_once(worker: WorkerProcess, fault_env: dict[str, str]) -> None:
-    job_id = helpers.submit(fault_env, "mnist", **SLOW_MNIST)
-    helpers.eventually(lambda: helpers.metric_count(fault_env, job_id), 60, "the first epoch")
+    job_id = helpers.submit_and_see_it_run(fault_env, "mnist", **SLOW_MNIST)
     [child] = helpers.pool_children(worker)
     os.kill(child, signal.SIGKILL)
 
@@ -44,8 +43,7 @@ def test_a_killed_pool_process_reruns_the_job_once(worker: WorkerProcess, fault_
 @ON_POSTGRESQL
 def test_a_killed_worker_is_replaced_and_its_job_completed(fault_env: dict[str, str], tmp_path: Path) -> None:
     first = helpers.new_worker(fault_env, tmp_path / "first.log")
-    job_id = helpers.submit(fault_env, "mnist", **SLOW_MNIST)
-    helpers.eventually(lambda: helpers.metric_count(fault_env, job_id), 60, "the first epoch")
+    job_id = helpers.submit_and_see_it_run(fault_env, "mnist", **SLOW_MNIST)
     helpers.kill_worker(first)
     assert helpers.job(fault_env, job_id).status is JobStatus.RUNNING  # nobody has noticed yet
 
@@ -62,8 +60,7 @@ def test_a_killed_worker_is_replaced_and_its_job_completed(fault_env: dict[str, 
 @ON_POSTGRESQL
 def test_a_frozen_worker_loses_its_job_and_cannot_record_it(fault_env: dict[str, str], tmp_path: Path) -> None:
     frozen = helpers.new_worker(fault_env, tmp_path / "frozen.log")
-    job_id = helpers.submit(fault_env, "mnist", **SLOW_MNIST)
-    helpers.eventually(lambda: helpers.metric_count(fault_env, job_id), 60, "the first epoch")
+    job_id = helpers.submit_and_see_it_run(fault_env, "mnist", **SLOW_MNIST)
     os.killpg(frozen.process.pid, signal.SIGSTOP)
     rescuer = helpers.new_worker(fault_env, tmp_path / "rescuer.log")
     try:
