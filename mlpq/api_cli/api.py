@@ -34,6 +34,8 @@ class JobRequest(NamedTuple):
     timeout_s: int | None = None
     """Seconds the job may run; the kind's default when ``None``."""
     rerun_of: str | None = None
+    pool: str | None = None
+    """Only workers of this pool (``mlpq worker --pool``) run the job; ``None``: workers outside any pool."""
 
 
 class BrokerUnavailableError(ConnectionError):
@@ -55,6 +57,7 @@ class WorkerInfo:
     name: str
     host: str
     device: str
+    pool: str | None
     queues: list[str]
     active_jobs: list[str]
     queued: int
@@ -92,9 +95,9 @@ class Client:
         return parse_spec(kind, params).model_dump(mode="json")
 
     def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu", *,
-               timeout_s: int | None = None) -> Job:
+               timeout_s: int | None = None, pool: str | None = None) -> Job:
         """Submit one job; see ``submit_many``."""
-        return self.submit_many([JobRequest(kind, params, device, timeout_s)])[0]
+        return self.submit_many([JobRequest(kind, params, device, timeout_s, pool=pool)])[0]
 
     def submit_many(self, requests: Sequence[JobRequest], *, sweep_id: str | None = None) -> list[Job]:
         """Validate every request, commit their rows in one transaction, then publish their ids.
@@ -103,11 +106,11 @@ class Client:
         that is not there yet. If the broker cannot be reached, the rows not
         yet published are deleted and ``BrokerUnavailableError`` is raised.
         """
-        checked = [(r.kind, self.validate(r.kind, r.params), str(parse_device(r.device)),
+        checked = [(r.kind, self.validate(r.kind, r.params), parse_device(r.device, r.pool),
                     r.timeout_s or KINDS[r.kind].default_timeout_s, r.rerun_of) for r in requests]
         with self.sessions.begin() as session:
-            created = [jobs.create_job(session, kind, params, device, timeout_s=timeout, sweep_id=sweep_id,
-                                       rerun_of=rerun_of)
+            created = [jobs.create_job(session, kind, params, str(device), timeout_s=timeout, pool=device.pool,
+                                       sweep_id=sweep_id, rerun_of=rerun_of)
                        for kind, params, device, timeout, rerun_of in checked]
         sent: list[str] = []
         try:
@@ -123,10 +126,11 @@ class Client:
         return created
 
     def rerun(self, id_or_prefix: str, device: str | None = None) -> Job:
-        """Submit a job's kind, parameters (seed included) and time limit again, on ``device`` or its own."""
+        """Submit a job's kind, parameters (seed included) and time limit again, in its pool,
+        on ``device`` or its own."""
         original = self.get(id_or_prefix).job
         return self.submit_many([JobRequest(original.kind, original.params, device or original.device,
-                                            original.timeout_s, rerun_of=original.id)])[0]
+                                            original.timeout_s, rerun_of=original.id, pool=original.pool)])[0]
 
     def cancel(self, id_or_prefix: str) -> tuple[Job, CancelOutcome]:
         """Cancel a queued job, ask a running one to stop; raises ``JobLookupError``."""
@@ -173,27 +177,33 @@ class Client:
             time.sleep(poll_interval)
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
-        """Live workers that answer a broadcast within ``timeout`` seconds, with the jobs they run,
-        the length of their device's queue and their GPU."""
+        """Live workers that answer a broadcast within ``timeout`` seconds, with their pool, the jobs
+        they run, the length of their device's queue and their GPU."""
         from mlpq.worker.status import STATUS_COMMAND
 
         try:
             replies = self.celery.control.broadcast(STATUS_COMMAND, reply=True, timeout=timeout) or []
             statuses = {name: status for reply in replies for name, status in reply.items()
                         if isinstance(status, dict) and "device" in status}
+            own_queues = {parse_device(status["device"], status.get("pool")).queue for status in statuses.values()}
             with self.celery.connection_for_read() as connection:
                 redis = connection.default_channel.client
-                queued = {device: redis.llen(parse_device(device).queue)
-                          for device in {status["device"] for status in statuses.values()}}
+                queued = {queue: redis.llen(queue) for queue in own_queues}
         except Exception as exc:  # as in submit_many: any failure here means no broker
             raise self._unreachable(exc) from exc
         found = []
         for name, status in sorted(statuses.items()):
             gpu = status.get("gpu") or {}
             found.append(WorkerInfo(
-                name, name.partition("@")[2], status["device"], status["queues"], status["active_jobs"],
-                queued[status["device"]], gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib")))
+                name, name.partition("@")[2], status["device"], status.get("pool"), status["queues"],
+                status["active_jobs"], queued[parse_device(status["device"], status.get("pool")).queue],
+                gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib")))
         return found
+
+    def serving(self, job: Job, timeout: float = 1.0) -> list[WorkerInfo]:
+        """The live workers that consume ``job``'s queue (its device's, in its pool)."""
+        queue = parse_device(job.device, job.pool).queue
+        return [found for found in self.workers(timeout) if queue in found.queues]
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -14,7 +14,7 @@ from mlpq.db.schema import Job, Metric
 from mlpq.models.registry import KINDS
 
 SHORT_ID = 12
-JOB_COLUMNS = ("id", "kind", "status", "device", "created", "duration_s", "headline", "sweep_id")
+JOB_COLUMNS = ("id", "kind", "status", "device", "pool", "created", "duration_s", "headline", "sweep_id")
 PARAM_PREFIX = "param."
 
 
@@ -37,10 +37,15 @@ def headline(job: Job) -> str:
     return job.error or ""
 
 
+def placement(job: Job) -> str:
+    """Where a job runs: ``cuda:0``, or ``cuda:0 in pool a100``."""
+    return f"{job.device} in pool {job.pool}" if job.pool else job.device
+
+
 def job_row(job: Job) -> dict[str, Any]:
     """One line of ``mlpq results``."""
     return {
-        "id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device,
+        "id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device, "pool": job.pool,
         "created": iso(job.created_at), "duration_s": job.duration_seconds, "headline": headline(job),
         "sweep_id": job.sweep_id,
     }
@@ -70,7 +75,7 @@ def job_detail(view: JobView) -> dict[str, Any]:
     """Everything ``mlpq show`` knows about a job."""
     job = view.job
     return {
-        "id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device,
+        "id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device, "pool": job.pool,
         "params": job.params, "attempts": job.attempts, "worker_host": job.worker_host,
         "created": iso(job.created_at), "started": iso(job.started_at), "finished": iso(job.finished_at),
         "duration_s": job.duration_seconds, "timeout_s": job.timeout_s, "sweep_id": job.sweep_id,
@@ -110,7 +115,8 @@ def results_table(jobs: Sequence[Job]) -> str:
          "duration": seconds(job.duration_seconds)}
         for job in jobs
     ]
-    return table(rows, ["id", "kind", "status", "device", "created", "duration", "headline"])
+    pool = ["pool"] if any(job.pool for job in jobs) else []
+    return table(rows, ["id", "kind", "status", "device", *pool, "created", "duration", "headline"])
 
 
 def format_value(value: Any) -> str:
@@ -145,7 +151,7 @@ def show_text(view: JobView) -> str:
         f"job       {job.id}",
         f"kind      {job.kind}",
         f"status    {job.status.value}" + (f" (attempt {job.attempts})" if job.attempts > 1 else ""),
-        f"device    {job.device}",
+        f"device    {placement(job)}",
         f"worker    {job.worker_host or '-'}",
         f"created   {local_time(job.created_at)}",
         f"started   {local_time(job.started_at)}",
@@ -196,7 +202,7 @@ def gpu_text(worker: WorkerInfo) -> str | None:
 
 
 def workers_table(workers: Sequence[WorkerInfo]) -> str:
-    rows = [{"host": w.host, "device": w.device, "gpu": gpu_text(w),
+    rows = [{"host": w.host, "pool": w.pool, "device": w.device, "gpu": gpu_text(w),
              "running": ",".join(job_id[:SHORT_ID] for job_id in w.active_jobs) or "idle", "queued": w.queued,
              "name": w.name} for w in workers]
-    return table(rows, ["host", "device", "gpu", "running", "queued", "name"])
+    return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "name"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,15 @@ import click
 from pydantic import ValidationError
 
 from mlpq.db.jobs import is_job_id
-from mlpq.worker.device import Device, DeviceError, parse_device
+from mlpq.worker.device import Device, DeviceError, parse_device, parse_pool
 
 FIELD_OPTIONS = {"starts": "--start"}
+HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def default_hostname() -> str:
+    """The host name a worker reports and ``mlpq workers --self`` looks for: ``MLPQ_HOSTNAME`` or the system's."""
+    return os.environ.get("MLPQ_HOSTNAME") or socket.gethostname()
 
 
 class DeviceType(click.ParamType):
@@ -28,6 +36,30 @@ class DeviceType(click.ParamType):
             return parse_device(str(value))
         except DeviceError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class PoolType(click.ParamType):
+    """A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``."""
+
+    name = "pool"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return parse_pool(str(value))
+        except DeviceError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class HostnameType(click.ParamType):
+    """A host name for a worker's node name: letters, digits, ``.``, ``-`` and ``_``."""
+
+    name = "hostname"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if HOSTNAME_PATTERN.fullmatch(text) is None:
+            self.fail(f"invalid host name {text[:70]!r}: use up to 63 letters, digits, '.', '-' or '_'", param, ctx)
+        return text
 
 
 class PointType(click.ParamType):
@@ -84,6 +116,8 @@ class SweepIdType(JobIdType):
 
 
 DEVICE = DeviceType()
+POOL = PoolType()
+HOSTNAME = HostnameType()
 POINT = PointType()
 DATA_DIR = DataDirType()
 JOB_ID = JobIdType()

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from mlpq.api_cli import output
-from mlpq.api_cli.api import Client
+from mlpq.api_cli.api import BrokerUnavailableError, Client
 from mlpq.db.schema import Job, JobStatus, Metric, utcnow
 from mlpq.models.registry import KINDS
 
@@ -57,16 +57,30 @@ def remaining_seconds(elapsed: float, done: int, total: int | None) -> float | N
 
 
 class QueuedHint:
-    """Says once, after ten seconds in the queue, that no worker may be serving the job's device."""
+    """Says once, after ten seconds in the queue, whether any live worker serves the job's device and pool."""
 
-    def __init__(self) -> None:
-        self.began, self.given = time.monotonic(), False
+    def __init__(self, api: Client | None = None) -> None:
+        self.api, self.began, self.given = api, time.monotonic(), False
 
     def due(self, job: Job) -> str | None:
         if job.status is JobStatus.QUEUED and not self.given and time.monotonic() - self.began > QUEUED_HINT_AFTER_S:
             self.given = True
-            return f"still queued: is a worker for {job.device} running? (mlpq workers)"
+            return self.text(job)
         return None
+
+    def text(self, job: Job) -> str:
+        where = output.placement(job)
+        try:
+            serving = self.api.serving(job) if self.api is not None else None
+        except BrokerUnavailableError:
+            serving = None
+        if serving is None:
+            return f"still queued: is a worker for {where} running? (mlpq workers)"
+        if serving:
+            return f"still queued: {len(serving)} live worker(s) serve {where}, all busy (mlpq workers)"
+        if job.pool:
+            return f"still queued: no live worker serves pool {job.pool} on {job.device} (mlpq workers)"
+        return f"still queued: no live worker serves {job.device} (mlpq workers)"
 
 
 class Display(Protocol):
@@ -80,8 +94,8 @@ class Display(Protocol):
 class Lines:
     """One line on stderr per stored metric, like ``  step 2000/20000: f_best=0.0123``."""
 
-    def __init__(self, job: Job) -> None:
-        self.total, self.step_name, self.hint = total_steps(job), step_name(job), QueuedHint()
+    def __init__(self, job: Job, api: Client | None = None) -> None:
+        self.total, self.step_name, self.hint = total_steps(job), step_name(job), QueuedHint(api)
 
     def metric(self, metric: Metric) -> None:
         values = ", ".join(f"{k}={output.format_value(v)}" for k, v in metric.values.items() if k != "points")
@@ -101,8 +115,8 @@ class Bar:
     """A rich progress bar that fits 80 columns: steps (or epochs) done of the total, f or loss and
     accuracy (or the job's status while it has none), elapsed time and time left."""
 
-    def __init__(self, job: Job, console: Console) -> None:
-        self.total, self.done, self.figures, self.hint = total_steps(job) or 1, 0, "", QueuedHint()
+    def __init__(self, job: Job, console: Console, api: Client | None = None) -> None:
+        self.total, self.done, self.figures, self.hint = total_steps(job) or 1, 0, "", QueuedHint(api)
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=16),
             TextColumn("{task.fields[unit]} {task.completed:.0f}/{task.total:.0f}"),
@@ -139,10 +153,10 @@ def stderr_console() -> Console:
     return Console(stderr=True)
 
 
-def display_for(job: Job) -> Display:
-    """A bar when stderr is a terminal, plain lines otherwise."""
+def display_for(job: Job, api: Client | None = None) -> Display:
+    """A bar when stderr is a terminal, plain lines otherwise; ``api`` lets its hint ask which workers are live."""
     console = stderr_console()
-    return Bar(job, console) if console.is_terminal else Lines(job)
+    return Bar(job, console, api) if console.is_terminal else Lines(job, api)
 
 
 def follow(api: Client, job: Job, *, quiet: bool = False) -> Job:
@@ -152,7 +166,7 @@ def follow(api: Client, job: Job, *, quiet: bool = False) -> Job:
     """
     if quiet:
         return api.wait(job.id)
-    display = display_for(job)
+    display = display_for(job, api)
     try:
         return api.wait(job.id, on_metric=display.metric, on_poll=display.poll)
     finally:

@@ -17,7 +17,7 @@ def report_submitted(ctx: click.Context, api: Client, job: Job, wait: bool, as_j
     if as_json and not wait:
         click.echo(output.to_json(output.job_row(job)))
         return
-    queued = f"{job.id} queued ({job.kind} on {job.device}){note}"
+    queued = f"{job.id} queued ({job.kind} on {output.placement(job)}){note}"
     if not wait:
         click.echo(queued)
         return
@@ -34,7 +34,7 @@ def report_sweep(ctx: click.Context, api: Client, created: Sequence[Job], axes: 
                for job in created}
     if not as_json:
         for job in created:
-            click.echo(f"{job.id} queued ({job.kind} on {job.device}) {choices[job.id]}")
+            click.echo(f"{job.id} queued ({job.kind} on {output.placement(job)}) {choices[job.id]}")
         click.echo(f"sweep {sweep_id}: {len(created)} jobs (mlpq results --sweep {sweep_id[:8]}; "
                    f"mlpq compare --sweep {sweep_id[:8]})")
     if not wait:

@@ -1,4 +1,4 @@
-"""``mlpq submit``: one command per job kind, sharing the device, seed, timeout and output options."""
+"""``mlpq submit``: one command per job kind, sharing the device, pool, seed, timeout and output options."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from mlpq.api_cli import sweep
 from mlpq.api_cli.api import JobRequest
 from mlpq.api_cli.context import CONTEXT, client
-from mlpq.api_cli.params import DATA_DIR, DEVICE, POINT, usage_error
+from mlpq.api_cli.params import DATA_DIR, DEVICE, POINT, POOL, usage_error
 from mlpq.api_cli.reporting import report_submitted, report_sweep
 from mlpq.api_cli.sweep import ListOf
 from mlpq.models.registry import MAX_TIMEOUT_S
@@ -24,6 +24,8 @@ def submit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for decorator in reversed([
         click.option("--device", type=DEVICE, default="cpu", show_default=True,
                      help="cpu, cuda (any GPU) or cuda:N."),
+        click.option("--pool", type=POOL,
+                     help="Run only on workers started with this --pool.  [default: workers without a pool]"),
         click.option("--seed", type=ListOf(click.IntRange(0, 2**32 - 1)), metavar="N[,...]",
                      help="Random seed; drawn and stored when absent."),
         click.option("--timeout", type=click.IntRange(1, MAX_TIMEOUT_S), metavar="SECONDS",
@@ -61,7 +63,7 @@ def submit() -> None:
               help="Record the points every N steps.")
 @submit_options
 @click.pass_context
-def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...], device: Device,
+def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...], device: Device, pool: str | None,
                       timeout: int | None, wait: bool, as_json: bool, **params: Any) -> None:
     """Minimise Himmelblau's function f(x,y)=(x²+y−11)²+(x+y²−7)².
 
@@ -77,7 +79,7 @@ def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...
         raise click.UsageError("--start and --grid cannot be combined")
     if params["grid"] is None:
         params.update(starts=list(starts) or [(0.0, 0.0)])
-    run_submit(ctx, "himmelblau", params, device, timeout, wait, as_json)
+    run_submit(ctx, "himmelblau", params, device, pool, timeout, wait, as_json)
 
 
 @submit.command("mnist", context_settings=CONTEXT)
@@ -98,8 +100,8 @@ def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...
 @click.option("--data-dir", type=DATA_DIR, help="Where MNIST is stored.  [default: the worker's MLPQ_DATA_DIR]")
 @submit_options
 @click.pass_context
-def submit_mnist(ctx: click.Context, device: Device, timeout: int | None, wait: bool, as_json: bool,
-                 **params: Any) -> None:
+def submit_mnist(ctx: click.Context, device: Device, pool: str | None, timeout: int | None, wait: bool,
+                 as_json: bool, **params: Any) -> None:
     """Train the tutorial's 784-200-200-10 MLP on MNIST with SGD.
 
     \b
@@ -108,18 +110,18 @@ def submit_mnist(ctx: click.Context, device: Device, timeout: int | None, wait: 
       mlpq submit mnist --lr 0.01,0.05,0.1 --batch-size 100,200 --seed 1
       mlpq submit mnist --activation relu,none --seed 1
     """
-    run_submit(ctx, "mnist", params, device, timeout, wait, as_json)
+    run_submit(ctx, "mnist", params, device, pool, timeout, wait, as_json)
 
 
-def run_submit(ctx: click.Context, kind: str, params: dict[str, Any], device: Device, timeout: int | None,
-               wait: bool, as_json: bool) -> None:
+def run_submit(ctx: click.Context, kind: str, params: dict[str, Any], device: Device, pool: str | None,
+               timeout: int | None, wait: bool, as_json: bool) -> None:
     """Submit one job, or one per combination of the comma lists (a sweep)."""
     combinations = sweep.grid(params)
     sweep_id = sweep.new_sweep_id() if len(combinations) > 1 else None
     api = client(ctx)
     try:
-        created = api.submit_many([JobRequest(kind, combination, str(device), timeout) for combination in combinations],
-                                  sweep_id=sweep_id)
+        created = api.submit_many([JobRequest(kind, combination, str(device), timeout, pool=pool)
+                                   for combination in combinations], sweep_id=sweep_id)
     except ValidationError as exc:
         raise usage_error(exc) from None
     if sweep_id is None:

@@ -6,12 +6,16 @@ import click
 
 from mlpq.api_cli import output
 from mlpq.api_cli.context import CONTEXT, client
-from mlpq.api_cli.params import DEVICE
+from mlpq.api_cli.params import DEVICE, HOSTNAME, POOL, default_hostname
 from mlpq.worker.device import Device
 
 
 @click.command(context_settings=CONTEXT)
 @click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda:N.")
+@click.option("--pool", type=POOL, envvar="MLPQ_POOL",
+              help="Serve only jobs submitted with this --pool (a machine, or a group of identical ones).")
+@click.option("--hostname", type=HOSTNAME, default=default_hostname, envvar="MLPQ_HOSTNAME",
+              help="The host name shown by 'mlpq workers' and stored on the jobs it runs.  [default: this host's]")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Jobs run at once (pool processes).")
 @click.option("--gpu-index", type=click.IntRange(0, 99), envvar="MLPQ_GPU_INDEX",
@@ -19,39 +23,53 @@ from mlpq.worker.device import Device
 @click.option("--loglevel", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO",
               show_default=True)
 @click.pass_context
-def worker(ctx: click.Context, device: Device, concurrency: int, gpu_index: int | None, loglevel: str) -> None:
-    """Run a worker that consumes exactly one device's queue.
+def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, concurrency: int,
+           gpu_index: int | None, loglevel: str) -> None:
+    """Run a worker that consumes exactly one device's queue (in its pool, with --pool).
 
     A cuda:N worker sees only that GPU (CUDA_VISIBLE_DEVICES is set before torch
-    is imported) and also takes jobs submitted to plain 'cuda'.
+    is imported) and also takes jobs submitted to plain 'cuda'. A worker with
+    --pool NAME takes only jobs submitted with --pool NAME (queue mlpq.NAME.DEVICE);
+    one without takes only jobs submitted without.
 
     \b
     Example:
       mlpq worker --device cuda:1 --concurrency 1
+      mlpq worker --device cuda:0 --pool a100
     """
     if device.type == "cuda" and device.index is None:
         raise click.BadParameter("a worker needs a GPU index: cuda:N", param_hint="--device")
     from mlpq.worker.launch import start_worker
 
-    start_worker(ctx.find_root().obj, device, concurrency=concurrency, gpu_index=gpu_index, loglevel=loglevel)
+    start_worker(ctx.find_root().obj, Device(device.type, device.index, pool), hostname=hostname,
+                 concurrency=concurrency, gpu_index=gpu_index, loglevel=loglevel)
 
 
 @click.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--timeout", type=click.FloatRange(0.1, 30), default=1.0, show_default=True,
               help="Seconds to wait for replies.")
+@click.option("--self", "only_self", is_flag=True,
+              help="Only this host's workers (MLPQ_HOSTNAME or the host name); exit 1 if none answers. "
+                   "A health probe.")
 @click.pass_context
-def workers(ctx: click.Context, as_json: bool, timeout: float) -> None:
-    """List live workers: host, device, GPU name and memory, the job each runs, its queue's length.
+def workers(ctx: click.Context, as_json: bool, timeout: float, only_self: bool) -> None:
+    """List live workers: host, pool, device, GPU name and memory, the job each runs, its queue's length.
 
     QUEUED counts the jobs waiting in the worker's own device queue (mlpq.cpu,
-    mlpq.cuda:N). GPU figures come from NVML on the worker's host.
+    mlpq.cuda:N, mlpq.POOL.DEVICE). GPU figures come from NVML on the worker's host.
 
     \b
     Example:
       mlpq workers --json
+      mlpq workers --self --timeout 5     # a liveness probe inside a worker's container
     """
     found = client(ctx).workers(timeout=timeout)
+    if only_self:
+        host = default_hostname()
+        found = [w for w in found if w.host == host]
+        if not found:
+            raise click.ClickException(f"no live worker on host {host} answered within {timeout:g}s")
     if as_json:
         click.echo(output.to_json([vars(w) for w in found]))
     elif found:

@@ -33,9 +33,9 @@ def new_job_id() -> str:
 
 
 def create_job(session: Session, kind: str, params: Mapping[str, Any], device: str, *, timeout_s: int,
-               sweep_id: str | None = None, rerun_of: str | None = None) -> Job:
+               pool: str | None = None, sweep_id: str | None = None, rerun_of: str | None = None) -> Job:
     """Add a queued job; it is visible to workers once the caller commits."""
-    job = Job(id=new_job_id(), kind=kind, params=dict(params), device=device, status=JobStatus.QUEUED,
+    job = Job(id=new_job_id(), kind=kind, params=dict(params), device=device, pool=pool, status=JobStatus.QUEUED,
               timeout_s=timeout_s, sweep_id=sweep_id, rerun_of=rerun_of)
     session.add(job)
     session.flush()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0002"
+HEAD = "0003_i11cluster"
 """The newest revision in ``migrations/versions`` (a test checks it against Alembic's)."""
 
 

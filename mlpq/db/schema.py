@@ -59,6 +59,8 @@ class Job(Base):
         index=True,
     )
     device: Mapped[str] = mapped_column(String(16), index=True)
+    pool: Mapped[str | None] = mapped_column(String(32))
+    """The pool of hosts that must run the job (``mlpq submit --pool``); ``None``: hosts outside any pool."""
     params: Mapped[dict[str, Any]]
     timeout_s: Mapped[int]
     sweep_id: Mapped[str | None] = mapped_column(String(32), index=True)

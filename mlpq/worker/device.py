@@ -1,4 +1,4 @@
-"""Device names, their queues, and pinning a process to one GPU before torch is imported."""
+"""Device names, pools, their queues, and pinning a process to one GPU before torch is imported."""
 
 from __future__ import annotations
 
@@ -9,41 +9,52 @@ import sys
 from dataclasses import dataclass
 
 DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::(\d{1,2}))?")
+POOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 QUEUE_PREFIX = "mlpq."
 
 
 class DeviceError(ValueError):
-    """A device string is malformed, or the device does not exist on this host."""
+    """A device string or pool name is malformed, or the device does not exist on this host."""
 
 
 @dataclass(frozen=True)
 class Device:
-    """``cpu``, ``cuda`` (any GPU) or ``cuda:N``."""
+    """``cpu``, ``cuda`` (any GPU) or ``cuda:N``, optionally in a named pool of hosts."""
 
     type: str
     index: int | None = None
+    pool: str | None = None
+    """A group of hosts (one machine or several identical ones); ``None``: any host outside a pool."""
 
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
     @property
     def queue(self) -> str:
-        """The Celery queue that jobs for this device are sent to."""
-        return f"{QUEUE_PREFIX}{self}"
+        """The Celery queue that jobs for this device are sent to: ``mlpq.cuda:0``, ``mlpq.<pool>.cuda:0``."""
+        pool = f"{self.pool}." if self.pool else ""
+        return f"{QUEUE_PREFIX}{pool}{self}"
 
 
-def parse_device(text: str) -> Device:
-    """Parse ``cpu``, ``cuda`` or ``cuda:N``; raises ``DeviceError``."""
+def parse_pool(text: str) -> str:
+    """A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``; raises ``DeviceError``."""
+    if POOL_PATTERN.fullmatch(text) is None:
+        raise DeviceError(f"invalid pool {text[:40]!r}: use 1 to 32 lower-case letters, digits, '-' or '_'")
+    return text
+
+
+def parse_device(text: str, pool: str | None = None) -> Device:
+    """Parse ``cpu``, ``cuda`` or ``cuda:N`` (in ``pool``, if given); raises ``DeviceError``."""
     match = DEVICE_PATTERN.fullmatch(text.strip().lower())
     if match is None or (match[1] == "cpu" and match[2] is not None):
         raise DeviceError(f"invalid device {text!r}: use cpu, cuda or cuda:N")
-    return Device(match[1], int(match[2]) if match[2] is not None else None)
+    return Device(match[1], int(match[2]) if match[2] is not None else None, parse_pool(pool) if pool else None)
 
 
 def worker_queues(device: Device) -> list[str]:
-    """A ``cuda:N`` worker also takes jobs sent to any GPU (``cuda``)."""
+    """A ``cuda:N`` worker also takes jobs sent to any GPU (``cuda``) of its pool."""
     if device.type == "cuda":
-        return [device.queue, Device("cuda").queue]
+        return [device.queue, Device("cuda", pool=device.pool).queue]
     return [device.queue]
 
 

@@ -20,13 +20,14 @@ from mlpq.worker.tasks import WorkerContext, register
 log = logging.getLogger(__name__)
 
 
-def node_name(device: Device) -> str:
-    """A Celery node name unique on this host, e.g. ``cuda0.1234@gpu-box``."""
-    return f"{str(device).replace(':', '')}.{os.getpid()}@{socket.gethostname()}"
+def node_name(device: Device, hostname: str) -> str:
+    """A Celery node name unique on this host, e.g. ``cuda0.1234@gpu-box`` or ``a100.cuda0.1234@gpu-box``."""
+    pool = f"{device.pool}." if device.pool else ""
+    return f"{pool}{str(device).replace(':', '')}.{os.getpid()}@{hostname}"
 
 
-def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gpu_index: int | None = None,
-                 loglevel: str = "INFO") -> None:
+def start_worker(settings: Settings, device: Device, *, hostname: str | None = None, concurrency: int = 1,
+                 gpu_index: int | None = None, loglevel: str = "INFO") -> None:
     """Pin the process, check the device, migrate the ledger, then run the worker until it is stopped.
 
     Blocks. Raises ``DeviceError`` when the GPU does not exist, SQLAlchemy's
@@ -47,10 +48,11 @@ def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gp
     def _limit_threads(**_: object) -> None:
         torch.set_num_threads(threads_per_process)
 
+    hostname = hostname or socket.gethostname()
     app = create_app(settings)
-    register(app, WorkerContext(settings.database_url, device, socket.gethostname(), settings.data_dir,
+    register(app, WorkerContext(settings.database_url, device, hostname, settings.data_dir,
                                 settings.leases.heartbeat_s))
-    node = node_name(device)
+    node = node_name(device, hostname)
     install(app, Maintenance(app, settings, node), settings.leases.maintenance_s)
     install_status_command(device, host_gpu_index(device, gpu_index))
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
@@ -58,5 +60,5 @@ def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gp
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
     if device.type == "cuda":
         argv += ["--max-tasks-per-child", "1"]  # a fresh process per job frees its GPU memory
-    log.info("starting worker for %s on %s", device, ", ".join(worker_queues(device)))
+    log.info("starting worker for %s on %s as %s", device, ", ".join(worker_queues(device)), node)
     app.worker_main(argv)

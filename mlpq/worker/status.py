@@ -50,6 +50,7 @@ def worker_status(device: Device, host_gpu_index: int | None) -> dict[str, Any]:
     """This worker's answer to ``mlpq workers``."""
     return {
         "device": str(device),
+        "pool": device.pool,
         "queues": worker_queues(device),
         "active_jobs": sorted(request.id for request in worker_state.active_requests),
         "gpu": gpu_info(host_gpu_index) if host_gpu_index is not None else None,

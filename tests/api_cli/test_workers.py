@@ -82,7 +82,9 @@ def test_a_worker_reports_the_jobs_it_runs(monkeypatch: pytest.MonkeyPatch) -> N
     running = {request("b" * 32), request("a" * 32)}
     monkeypatch.setattr(status.worker_state, "active_requests", running)
     assert status.worker_status(Device("cuda", 0), None) == {
-        "device": "cuda:0", "queues": ["mlpq.cuda:0", "mlpq.cuda"], "active_jobs": ["a" * 32, "b" * 32], "gpu": None}
+        "device": "cuda:0", "pool": None, "queues": ["mlpq.cuda:0", "mlpq.cuda"], "active_jobs": ["a" * 32, "b" * 32],
+        "gpu": None}
+    assert status.worker_status(Device("cuda", 1, "a100"), None)["queues"] == ["mlpq.a100.cuda:1", "mlpq.a100.cuda"]
 
 
 def submitted(env: dict[str, str], *args: str) -> str:
@@ -106,7 +108,7 @@ def test_workers_shows_the_running_job_and_the_queue(cpu_worker: WorkerProcess, 
         assert (worker["device"], worker["host"], worker["queued"]) == ("cpu", socket.gethostname(), 1)
         assert worker["gpu_name"] is None and worker["gpu_memory_total_mib"] is None
         table = run_mlpq("workers", env=service_env).stdout.splitlines()
-        assert table[0].split() == ["HOST", "DEVICE", "GPU", "RUNNING", "QUEUED", "NAME"]
-        assert table[1].split()[:5] == [socket.gethostname(), "cpu", "-", running[:12], "1"]
+        assert table[0].split() == ["HOST", "POOL", "DEVICE", "GPU", "RUNNING", "QUEUED", "NAME"]
+        assert table[1].split()[:6] == [socket.gethostname(), "-", "cpu", "-", running[:12], "1"]
     finally:
         run_mlpq("cancel", running, waiting, env=service_env)
