@@ -1,4 +1,7 @@
-"""docker-compose.yml, as docker-compose itself resolves it (`docker-compose config`). Needs no Docker engine.
+"""The Compose files, as docker-compose itself resolves them (`docker-compose config`). Needs no Docker engine.
+
+docker-compose.yml (main host), docker-compose.worker.yml (worker hosts), docker-compose.expose.yml (main
+host with remote workers) and the GPU override scripts/compose_gpus.py writes from `nvidia-smi -L`.
 
 docker-compose (v1.28+, e.g. Debian's `apt-get install docker-compose`) must be on PATH: these tests
 fail rather than skip without it, so CI cannot pass them by accident.
@@ -10,7 +13,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +22,23 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+WORKER_FILE = ROOT / "docker-compose.worker.yml"
+EXPOSE_FILE = ROOT / "docker-compose.expose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+WORKER_ENV_EXAMPLE = ROOT / ".env.worker.example"
 
 REDIS_PASSWORD = "redis-secret-1f3a"
 POSTGRES_PASSWORD = "postgres-secret-9c2d"
 PASSWORDS = {"REDIS_PASSWORD": REDIS_PASSWORD, "POSTGRES_PASSWORD": POSTGRES_PASSWORD}
 
-MLPQ_SERVICES = {"worker-cpu", "worker-gpu0", "worker-gpu1", "cli"}
+MLPQ_SERVICES = {"worker-cpu", "cli"}
 EXPECTED_SERVICES = {"redis", "postgres", "flower"} | MLPQ_SERVICES
 GPU_WORKER = re.compile(r"worker-gpu(\d+)")
 
 # Variables from the caller's shell that would change what docker-compose resolves.
-LEAKY_VARIABLES = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "MLPQ_IMAGE", "COMPOSE_FILE", "COMPOSE_PROFILES",
-                   "COMPOSE_PROJECT_NAME", "COMPOSE_PATH_SEPARATOR")
+LEAKY_VARIABLES = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "MLPQ_IMAGE", "MLPQ_BROKER_URL", "MLPQ_DATABASE_URL",
+                   "MLPQ_BIND_ADDRESS", "MLPQ_POOL", "MLPQ_HOSTNAME", "MLPQ_CERTS_DIR", "COMPOSE_FILE",
+                   "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_PATH_SEPARATOR")
 
 
 def docker_compose() -> str:
@@ -42,20 +49,24 @@ def docker_compose() -> str:
     return path
 
 
-def compose(args: list[str], env: Mapping[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``docker-compose -f docker-compose.yml ARGS`` with exactly ``env`` for the passwords.
+def compose(args: list[str], env: Mapping[str, str], tmp_path: Path,
+            files: Sequence[Path] = (COMPOSE_FILE,)) -> subprocess.CompletedProcess[str]:
+    """Run ``docker-compose -f FILE... ARGS`` with exactly ``env`` for the passwords and URLs.
 
     An empty ``--env-file`` keeps a developer's own ``.env`` out of the result.
     """
     empty_env_file = tmp_path / "empty.env"
     empty_env_file.write_text("")
     full_env = {k: v for k, v in os.environ.items() if k not in LEAKY_VARIABLES} | dict(env)
-    return subprocess.run([docker_compose(), "-f", str(COMPOSE_FILE), "--env-file", str(empty_env_file), *args],
+    file_args = [arg for path in files for arg in ("-f", str(path))]
+    return subprocess.run([docker_compose(), *file_args, "--project-directory", str(ROOT),
+                           "--env-file", str(empty_env_file), *args],
                           cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60)
 
 
-def resolved(tmp_path: Path, env: Mapping[str, str] = PASSWORDS, *extra: str) -> dict[str, Any]:
-    done = compose(["config", *extra], env, tmp_path)
+def resolved(tmp_path: Path, env: Mapping[str, str] = PASSWORDS, *extra: str,
+             files: Sequence[Path] = (COMPOSE_FILE,)) -> dict[str, Any]:
+    done = compose(["config", *extra], env, tmp_path, files)
     assert done.returncode == 0, f"docker-compose config failed:\n{done.stderr}"
     return yaml.safe_load(done.stdout)
 
@@ -81,26 +92,6 @@ def published_ports(service: Mapping[str, Any]) -> list[Any]:
 
 def test_config_is_valid_and_has_the_expected_services(services: dict[str, Any]) -> None:
     assert set(services) == EXPECTED_SERVICES
-
-
-def test_two_gpu_workers_on_devices_0_and_1(services: dict[str, Any]) -> None:
-    assert gpu_workers(services) == {"worker-gpu0": 0, "worker-gpu1": 1}
-
-
-@pytest.mark.parametrize("name", ["worker-gpu0", "worker-gpu1"])
-def test_gpu_worker_reserves_exactly_its_gpu_and_sees_it_as_index_0(services: dict[str, Any], name: str) -> None:
-    n = gpu_workers(services)[name]
-    worker = services[name]
-    devices = worker["deploy"]["resources"]["reservations"]["devices"]
-    assert devices == [{"driver": "nvidia", "device_ids": [str(n)], "capabilities": ["gpu"]}]
-    assert worker["command"] == ["mlpq", "worker", "--device", f"cuda:{n}", "--gpu-index", "0"]
-
-
-def test_every_gpu_worker_has_a_gpu_of_its_own(services: dict[str, Any]) -> None:
-    """Catches a copied worker-gpuN block whose device_ids or cuda:N was not changed."""
-    reserved = {name: services[name]["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"]
-                for name in gpu_workers(services)}
-    assert reserved == {name: [str(n)] for name, n in gpu_workers(services).items()}
 
 
 def test_cpu_worker_reserves_no_gpu(services: dict[str, Any]) -> None:
@@ -154,6 +145,7 @@ def test_mlpq_services_share_one_environment_and_data_volume(services: dict[str,
         "MLPQ_BROKER_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0",
         "MLPQ_DATABASE_URL": f"postgresql://mlpq:{POSTGRES_PASSWORD}@postgres:5432/mlpq",
         "MLPQ_DATA_DIR": "/data",
+        "MLPQ_HOSTNAME": "",
     }
     assert any(str(volume).startswith("mlpq-data:/data") for volume in service["volumes"])
     assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == {
@@ -161,7 +153,7 @@ def test_mlpq_services_share_one_environment_and_data_volume(services: dict[str,
     assert "backend" in service["networks"]
 
 
-@pytest.mark.parametrize("name", ["worker-cpu", "worker-gpu0", "worker-gpu1"])
+@pytest.mark.parametrize("name", ["worker-cpu"])
 def test_workers_restart_unless_stopped(services: dict[str, Any], name: str) -> None:
     assert services[name]["restart"] == "unless-stopped"
 
@@ -203,3 +195,126 @@ def test_cli_and_flower_are_opt_in_profiles(services: dict[str, Any], tmp_path: 
 
 def test_cli_service_is_not_restarted(services: dict[str, Any]) -> None:
     assert services["cli"].get("restart", "no") == "no"
+
+
+# --- GPU workers that match the host: scripts/compose_gpus.py, fed by a fake nvidia-smi ---------------------
+
+WORKER_URLS = {"MLPQ_BROKER_URL": "rediss://:pw@10.8.0.1:6379/0?ssl_cert_reqs=required&ssl_ca_certs=/certs/ca.pem",
+               "MLPQ_DATABASE_URL": "postgresql://mlpq:pw@10.8.0.1:5432/mlpq?sslmode=require"}
+ROLE_FILES = {"main": (COMPOSE_FILE, PASSWORDS), "worker": (WORKER_FILE, WORKER_URLS)}
+
+
+def fake_nvidia_smi_list(gpus: int) -> str:
+    """What ``nvidia-smi -L`` prints for ``gpus`` H200s, the second one split into MIG devices."""
+    lines = []
+    for index in range(gpus):
+        lines.append(f"GPU {index}: NVIDIA H200 (UUID: GPU-5e1f0c4a-7d1e-4c1b-9a55-00000000000{index})")
+        if index == 1:
+            lines.append("  MIG 3g.71gb     Device  0: (UUID: MIG-0f3c1a2b-1111-2222-3333-444444444444)")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def gpu_override(tmp_path: Path, role: str, gpus: int) -> Path:
+    """Run the documented ``nvidia-smi -L | python3 scripts/compose_gpus.py ROLE > docker-compose.gpus.yml``
+    with a fake nvidia-smi on PATH (none at all for 0 GPUs, as on a host without the driver)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if gpus:
+        listing = tmp_path / "nvidia-smi-L.txt"
+        listing.write_text(fake_nvidia_smi_list(gpus))
+        fake = bin_dir / "nvidia-smi"
+        fake.write_text(f'#!/bin/sh\n[ "$1" = -L ] && exec cat {listing}\nexit 9\n')
+        fake.chmod(0o755)
+    out = tmp_path / f"docker-compose.gpus.{role}{gpus}.yml"
+    done = subprocess.run(["bash", "-c", f"nvidia-smi -L | python3 scripts/compose_gpus.py {role} > {out}"],
+                          cwd=ROOT, env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_FILES))
+@pytest.mark.parametrize("gpus", [0, 1, 8])
+def test_the_gpu_override_gives_one_worker_per_gpu_of_the_host(tmp_path: Path, role: str, gpus: int) -> None:
+    base, env = ROLE_FILES[role]
+    services = resolved(tmp_path, env, files=(base, gpu_override(tmp_path, role, gpus)))["services"]
+    assert gpu_workers(services) == {f"worker-gpu{n}": n for n in range(gpus)}
+    cpu = {key: value for key, value in services["worker-cpu"].items() if key != "command"}
+    for name, n in gpu_workers(services).items():
+        worker = services[name]
+        assert worker["deploy"]["resources"]["reservations"]["devices"] == [
+            {"driver": "nvidia", "device_ids": [str(n)], "capabilities": ["gpu"]}]
+        assert worker["command"] == ["mlpq", "worker", "--device", f"cuda:{n}", "--gpu-index", "0"]
+        # Everything else is the CPU worker's: same image, URLs, volumes, networks, dependencies, shutdown.
+        same = {key: value for key, value in worker.items() if key not in ("command", "deploy")}
+        assert same == cpu, f"{name} drifted from worker-cpu: edit ROLES in scripts/compose_gpus.py"
+    assert "deploy" not in cpu and services["worker-cpu"]["command"][-1] == "cpu"
+
+
+def test_the_gpu_override_without_a_role_is_a_usage_error() -> None:
+    done = subprocess.run(["python3", "scripts/compose_gpus.py"], cwd=ROOT, input="", capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.startswith("usage: ")
+
+
+# --- docker-compose.worker.yml: a host with workers only -----------------------------------------------------
+
+def test_the_worker_file_runs_workers_only_from_the_two_urls(tmp_path: Path) -> None:
+    config = resolved(tmp_path, WORKER_URLS, files=(WORKER_FILE,))
+    services = config["services"]
+    assert set(services) == {"worker-cpu", "cli"}
+    for service in services.values():
+        assert "depends_on" not in service
+        assert {key: service["environment"][key] for key in WORKER_URLS} == WORKER_URLS
+        assert any(str(volume).startswith("mlpq-data:/data") for volume in service["volumes"])
+    worker = services["worker-cpu"]
+    assert worker["command"] == ["mlpq", "worker", "--device", "cpu"]
+    assert worker["environment"]["MLPQ_POOL"] == "" and worker["stop_grace_period"] == "2m"
+    assert services["cli"]["profiles"] == ["cli"]
+    assert "redis" not in str(config.get("volumes")) and "postgres" not in str(config.get("volumes"))
+
+
+def test_the_worker_file_takes_a_pool(tmp_path: Path) -> None:
+    services = resolved(tmp_path, {**WORKER_URLS, "MLPQ_POOL": "a100-box"}, files=(WORKER_FILE,))["services"]
+    assert services["worker-cpu"]["environment"]["MLPQ_POOL"] == "a100-box"
+
+
+@pytest.mark.parametrize("missing", sorted(WORKER_URLS))
+def test_the_worker_file_fails_clearly_without_a_url(tmp_path: Path, missing: str) -> None:
+    env = {k: v for k, v in WORKER_URLS.items() if k != missing}
+    done = compose(["config"], env, tmp_path, (WORKER_FILE,))
+    assert done.returncode != 0 and f"set {missing} in .env" in done.stderr
+
+
+def test_worker_env_example_validates(tmp_path: Path) -> None:
+    done = subprocess.run([docker_compose(), "-f", str(WORKER_FILE), "--env-file", str(WORKER_ENV_EXAMPLE),
+                           "config", "-q"], cwd=ROOT,
+                          env={k: v for k, v in os.environ.items() if k not in LEAKY_VARIABLES},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+# --- docker-compose.expose.yml: Redis and PostgreSQL on one named address ------------------------------------
+
+def test_expose_publishes_redis_and_postgres_on_the_bind_address_only(tmp_path: Path) -> None:
+    config = resolved(tmp_path, {**PASSWORDS, "MLPQ_BIND_ADDRESS": "10.8.0.1"}, files=(COMPOSE_FILE, EXPOSE_FILE))
+    services = config["services"]
+    publishing = {name: published_ports(service) for name, service in services.items() if published_ports(service)}
+    assert set(publishing) == {"redis", "postgres", "flower"}
+    for name, port in (("redis", 6379), ("postgres", 5432)):
+        [published] = publishing[name]
+        if isinstance(published, dict):  # Compose v2
+            assert (published["host_ip"], int(published["published"]), published["target"]) == ("10.8.0.1", port, port)
+        else:  # docker-compose v1: "10.8.0.1:6379:6379/tcp"
+            assert str(published).split("/")[0] == f"10.8.0.1:{port}:{port}"
+        assert set(services[name]["networks"]) == {"backend", "published"}
+    assert not config["networks"]["published"].get("internal")
+    assert config["networks"]["backend"].get("internal") is True  # the workers' network stays internal
+
+
+@pytest.mark.parametrize("how", ["unset", "empty"])
+def test_expose_has_no_default_bind_address(tmp_path: Path, how: str) -> None:
+    env = dict(PASSWORDS) | ({"MLPQ_BIND_ADDRESS": ""} if how == "empty" else {})
+    done = compose(["config"], env, tmp_path, (COMPOSE_FILE, EXPOSE_FILE))
+    assert done.returncode != 0 and "set MLPQ_BIND_ADDRESS in .env" in done.stderr
+    assert "${MLPQ_BIND_ADDRESS:-" not in EXPOSE_FILE.read_text()  # no default of any kind
