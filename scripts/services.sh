@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the local Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432) the tests use are up,
-# starting them the way this machine's image does when they are down, and that docker-compose
-# (which validates docker-compose.yml offline) is installed.
+# starting them the way this machine's image does when they are down, and that the tools the tests
+# need are installed.
 set -euo pipefail
 
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
@@ -23,12 +23,19 @@ if ! postgres_up; then
 fi
 postgres_up || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 
-if ! command -v docker-compose >/dev/null; then
-    echo "==> installing docker-compose (validates docker-compose.yml offline)"
+# Tools the tests use offline: docker-compose and kubectl (kustomize) render the deployment files,
+# openssl makes the TLS tests' certificates, libfaketime skews one worker's clock in the multi-host test.
+missing=()
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v kubectl >/dev/null || missing+=(kubectl)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v faketime >/dev/null || missing+=(faketime libfaketime)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "docker-compose is missing: sudo apt-get install docker-compose" >&2
+        echo "missing: sudo apt-get install ${missing[*]}" >&2
         exit 1
     fi
 fi
