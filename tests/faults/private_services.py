@@ -31,19 +31,27 @@ def wait_for(check: object, timeout: float, what: str) -> None:
 
 
 class PrivateRedis:
-    """A redis-server of this test's own, without persistence: a restart loses every key."""
+    """A redis-server of this test's own, without persistence: a restart loses every key.
 
-    def __init__(self) -> None:
+    With ``tls`` (a certificate and its key), it listens only for TLS connections.
+    """
+
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
         self.port = free_port()
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        listen = ["--port", str(self.port)]
+        if self.tls:
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]),
+                      "--tls-key-file", str(self.tls[1]), "--tls-auth-clients", "no"]
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            ["redis-server", *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._pings, 10, "private redis")
 
@@ -54,7 +62,8 @@ class PrivateRedis:
 
     def _pings(self) -> bool:
         try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2).ping())
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2, ssl=bool(self.tls),
+                                    ssl_cert_reqs="none").ping())
         except redis.ConnectionError:
             return False
 
@@ -83,6 +92,18 @@ class PrivatePostgres:
         if self.as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def require_tls(self, certificate: Path, key: Path) -> None:
+        """Accept TCP connections only over TLS, with this certificate (takes effect at the next start)."""
+        for source, name in ((certificate, "server.crt"), (key, "server.key")):
+            shutil.copyfile(source, self.dir / "data" / name)
+            os.chmod(self.dir / "data" / name, 0o600)
+            if self.as_postgres:
+                shutil.chown(self.dir / "data" / name, "postgres", "postgres")
+        with open(self.dir / "data" / "postgresql.conf", "a") as conf:
+            conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+        (self.dir / "data" / "pg_hba.conf").write_text(
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n")
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
