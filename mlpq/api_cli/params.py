@@ -6,6 +6,7 @@ import math
 import os
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import click
 from pydantic import ValidationError
 
 from mlpq.db.jobs import is_job_id
-from mlpq.worker.device import Device, DeviceError, parse_device, parse_pool
+from mlpq.worker.device import DeviceError, parse_device, parse_pool
 
 FIELD_OPTIONS = {"starts": "--start"}
 HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -24,28 +25,17 @@ def default_hostname() -> str:
     return os.environ.get("MLPQ_HOSTNAME") or socket.gethostname()
 
 
-class DeviceType(click.ParamType):
-    """``cpu``, ``cuda`` or ``cuda:N``."""
+class ParsedType(click.ParamType):
+    """A string checked by one of ``mlpq.worker.device``'s parsers, which raise ``DeviceError``."""
 
-    name = "device"
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name, self.parse = name, parse
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Device:
-        if isinstance(value, Device):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
             return value
         try:
-            return parse_device(str(value))
-        except DeviceError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class PoolType(click.ParamType):
-    """A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``."""
-
-    name = "pool"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        try:
-            return parse_pool(str(value))
+            return self.parse(value)
         except DeviceError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -115,8 +105,10 @@ class SweepIdType(JobIdType):
     noun = "sweep id"
 
 
-DEVICE = DeviceType()
-POOL = PoolType()
+DEVICE = ParsedType("device", parse_device)
+"""``cpu``, ``cuda`` or ``cuda:N``."""
+POOL = ParsedType("pool", parse_pool)
+"""A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``."""
 HOSTNAME = HostnameType()
 POINT = PointType()
 DATA_DIR = DataDirType()
