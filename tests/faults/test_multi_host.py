@@ -31,6 +31,7 @@ LEASES = {"MLPQ_LEASE_SECONDS": "6", "MLPQ_HEARTBEAT_SECONDS": "0.5", "MLPQ_MAIN
 HOSTS = {"host-a": "lab", "host-b": "lab", "host-c": None}
 POOL_HOSTS = {"lab": {"host-a", "host-b"}, None: {"host-c"}}
 JOBS = 60
+LONG_STEPS = 100_000
 
 
 def skewed(env: Mapping[str, str], offset: str) -> dict[str, str]:
@@ -65,13 +66,14 @@ def hosts(request: pytest.FixtureRequest, cluster_env: dict[str, str],
 
 
 def requests() -> list[JobRequest]:
-    """Two thirds to pool ``lab`` (MNIST epochs of about a second, so a kill lands mid-job), a third to no pool."""
+    """Two thirds to pool ``lab``, a third to no pool: short Himmelblau runs, and first in ``lab`` a few
+    long ones (seconds each), so that host a is mid-job when it is killed."""
     made = []
     for n in range(JOBS):
-        if n % 3 == 2:
-            made.append(JobRequest("himmelblau", {"steps": 500, "log_every": 100, "seed": n}, "cpu"))
-        else:
-            made.append(JobRequest("mnist", {"epochs": 2, "dataset": "mnist-sample", "seed": n}, "cpu", pool="lab"))
+        pool = None if n % 3 == 2 else "lab"
+        steps = LONG_STEPS if pool and n < 6 else 500
+        made.append(JobRequest("himmelblau", {"steps": steps, "log_every": max(1, steps // 10), "seed": n}, "cpu",
+                               pool=pool))
     return made
 
 
@@ -89,10 +91,10 @@ def test_three_hosts_one_killed_every_job_ends_once_in_its_pool(hosts: dict[str,
     ids = [job.id for job in client(cluster_env).submit_many(requests())]
 
     def running_on_a() -> Job | None:
-        return next((job for job in jobs_now(cluster_env, ids)
-                     if job.status is JobStatus.RUNNING and job.worker_host == "host-a"), None)
+        return next((job for job in jobs_now(cluster_env, ids) if job.status is JobStatus.RUNNING
+                     and job.worker_host == "host-a" and job.params["steps"] == LONG_STEPS), None)
 
-    victim = eventually(running_on_a, 120, "host-a to run a job", interval=0.05)
+    victim = eventually(running_on_a, 120, "host-a to run a long job", interval=0.1)
     kill_worker(hosts["host-a"])
     def all_ended() -> list[Job] | None:
         found = jobs_now(cluster_env, ids)
