@@ -31,7 +31,7 @@ LEASES = {"MLPQ_LEASE_SECONDS": "6", "MLPQ_HEARTBEAT_SECONDS": "0.5", "MLPQ_MAIN
 HOSTS = {"host-a": "lab", "host-b": "lab", "host-c": None}
 POOL_HOSTS = {"lab": {"host-a", "host-b"}, None: {"host-c"}}
 JOBS = 60
-LONG_STEPS = 100_000
+LONG_STEPS = 300_000
 
 
 def skewed(env: Mapping[str, str], offset: str) -> dict[str, str]:
@@ -66,19 +66,21 @@ def hosts(request: pytest.FixtureRequest, cluster_env: dict[str, str],
 
 
 def requests() -> list[JobRequest]:
-    """Two thirds to pool ``lab``, a third to no pool: short Himmelblau runs, and first in ``lab`` a few
+    """Two thirds to pool ``lab``, a third to no pool: short Himmelblau runs, and first in ``lab`` two
     long ones (seconds each), so that host a is mid-job when it is killed."""
     made = []
     for n in range(JOBS):
         pool = None if n % 3 == 2 else "lab"
-        steps = LONG_STEPS if pool and n < 6 else 500
+        steps = LONG_STEPS if n < 2 else 500  # one for each host of the pool to start with
         made.append(JobRequest("himmelblau", {"steps": steps, "log_every": max(1, steps // 10), "seed": n}, "cpu",
                                pool=pool))
     return made
 
 
 def jobs_now(env: Mapping[str, str], ids: list[str]) -> list[Job]:
-    return [client(env).get(job_id).job for job_id in ids]
+    """The jobs as the ledger has them now, read in one query."""
+    found = {job.id: job for job in client(env).list(limit=10 * JOBS)}
+    return [found[job_id] for job_id in ids]
 
 
 @pytest.mark.integration
@@ -96,6 +98,7 @@ def test_three_hosts_one_killed_every_job_ends_once_in_its_pool(hosts: dict[str,
 
     victim = eventually(running_on_a, 120, "host-a to run a long job", interval=0.1)
     kill_worker(hosts["host-a"])
+    assert client(cluster_env).get(victim.id).job.status is JobStatus.RUNNING, "killed too late: the job had ended"
     def all_ended() -> list[Job] | None:
         found = jobs_now(cluster_env, ids)
         return found if all(job.status.terminal for job in found) else None
