@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from mlpq.db.schema import Job, JobStatus, Metric, utcnow
@@ -76,10 +76,6 @@ def list_jobs(
     if device:
         query = query.where(Job.device == device)
     return session.scalars(query).all()
-
-
-def count_jobs(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Job)) or 0
 
 
 def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
