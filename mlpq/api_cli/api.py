@@ -19,7 +19,7 @@ from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.schema import Job, JobStatus, Metric
 from mlpq.db.session import make_session_factory
-from mlpq.models.registry import KINDS, parse_spec
+from mlpq import kinds
 from mlpq.worker.device import parse_device
 
 if TYPE_CHECKING:
@@ -84,12 +84,13 @@ class Client:
     def validate(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The full validated parameters for ``kind``, with a seed drawn when none is given.
 
-        Raises ``KeyError`` for an unknown kind and pydantic's ``ValidationError``.
+        Raises ``UnknownKindError`` and pydantic's ``ValidationError``.
         """
+        spec = kinds.get(kind).spec
         params = dict(params)
-        if params.get("seed") is None:
+        if "seed" in spec.model_fields and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
-        return parse_spec(kind, params).model_dump(mode="json")
+        return spec.model_validate(params).model_dump(mode="json")
 
     def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu", *,
                timeout_s: int | None = None) -> Job:
@@ -104,7 +105,7 @@ class Client:
         yet published are deleted and ``BrokerUnavailableError`` is raised.
         """
         checked = [(r.kind, self.validate(r.kind, r.params), str(parse_device(r.device)),
-                    r.timeout_s or KINDS[r.kind].default_timeout_s, r.rerun_of) for r in requests]
+                    r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of) for r in requests]
         with self.sessions.begin() as session:
             created = [jobs.create_job(session, kind, params, device, timeout_s=timeout, sweep_id=sweep_id,
                                        rerun_of=rerun_of)

@@ -12,12 +12,11 @@ from mlpq.api_cli import output
 from mlpq.api_cli.api import Client
 from mlpq.api_cli.compare import comparison, comparison_table
 from mlpq.api_cli.context import CONTEXT, client
-from mlpq.api_cli.params import DEVICE, JOB_ID, SWEEP_ID, usage_error
+from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, usage_error
 from mlpq.api_cli.reporting import follow_and_show, report_submitted
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq.db.jobs import CancelOutcome, JobLookupError
 from mlpq.db.schema import Job, JobStatus
-from mlpq.models.registry import KINDS
 from mlpq.worker.device import Device
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -26,7 +25,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "cs
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--kind", type=click.Choice(sorted(KINDS)))
+@click.option("--kind", type=KIND_NAME)
 @click.option("--status", type=click.Choice([s.value for s in JobStatus]))
 @click.option("--device", type=DEVICE)
 @click.option("--sweep", type=SWEEP_ID, help="Only the jobs of this sweep (its id or a prefix).")
@@ -168,7 +167,8 @@ def plot_path(job_ids: Sequence[str], path: Path | None) -> Path:
               help="Image file (.png, .svg or .pdf).  [default: mlpq-<id>.png in this directory]")
 @click.pass_context
 def plot(ctx: click.Context, job_ids: tuple[str, ...], path: Path | None) -> None:
-    """Plot jobs: Himmelblau paths over the function's contours, MNIST loss and accuracy per epoch.
+    """Plot jobs as their kind draws them: Himmelblau paths over the function's contours, MNIST loss
+    and accuracy per epoch, any other kind's metrics per step.
 
     Several jobs of one kind are drawn over each other. Prints the file's path.
 
@@ -185,10 +185,8 @@ def plot(ctx: click.Context, job_ids: tuple[str, ...], path: Path | None) -> Non
     if idle:
         raise click.ClickException(f"job {idle[0].id} has nothing to plot yet ({idle[0].status.value})")
     target = plot_path([view.job.id for view in views], path)
-    from mlpq.api_cli.plot import FIGURES, draw  # matplotlib only for this command
+    from mlpq.api_cli.plot import draw  # matplotlib only for this command
 
-    if kinds[0] not in FIGURES:
-        raise click.ClickException(f"mlpq cannot plot {kinds[0]} jobs")
     width, height = draw(views, target)
     click.echo(f"{target} ({width}x{height} px)")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from mlpq.api_cli.api import JobView, WorkerInfo
 from mlpq.db.schema import Job, Metric
-from mlpq.models.registry import KINDS
+from mlpq import kinds
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "created", "duration_s", "headline", "sweep_id")
@@ -31,10 +31,19 @@ def seconds(value: float | None) -> str:
 
 
 def headline(job: Job) -> str:
-    """The figure that sums the job up: its result's headline, or its error."""
-    if job.result and "headline" in job.result:
-        return str(job.result["headline"])
+    """The figure that sums the job up, as its kind words it (see ``Kind.summary``), or its error."""
+    kind = kinds.find(job.kind)
+    if job.result and kind:
+        return kind.summary(job.result)
+    if job.result:
+        return str(job.result.get("headline", ""))
     return job.error or ""
+
+
+def step_name(kind_name: str) -> str:
+    """What the kind calls its steps (``epoch``); ``step`` for a kind not installed here."""
+    kind = kinds.find(kind_name)
+    return kind.step_name if kind else "step"
 
 
 def job_row(job: Job) -> dict[str, Any]:
@@ -160,15 +169,14 @@ def show_text(view: JobView) -> str:
     if job.error:
         lines.append(f"error     {job.error}")
     if job.result:
-        lines.append(f"result    {job.result.get('headline', '')}")
+        lines.append(f"result    {headline(job)}")
         for key, value in job.result.items():
             if key not in ("headline", "starts") and value is not None:
                 lines.append(f"  {key}: {format_value(value)}")
     if job.provenance:
         lines.append("ran with  " + provenance_text(job.provenance))
     if view.metrics:
-        kind = KINDS.get(job.kind)
-        lines += ["", metrics_table(view.metrics, kind.step_name if kind else "step")]
+        lines += ["", metrics_table(view.metrics, step_name(job.kind))]
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import click
@@ -12,8 +14,6 @@ from pydantic import ValidationError
 
 from mlpq.db.jobs import is_job_id
 from mlpq.worker.device import Device, DeviceError, parse_device
-
-FIELD_OPTIONS = {"starts": "--start"}
 
 
 class DeviceType(click.ParamType):
@@ -83,23 +83,38 @@ class SweepIdType(JobIdType):
     noun = "sweep id"
 
 
+class KindNameType(click.ParamType):
+    """The name of an installed job kind (looked up when the option is used, not when the CLI starts)."""
+
+    name = "kind"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from mlpq import kinds
+
+        if str(value) not in kinds.names():
+            self.fail(f"{value!r} is not an installed kind: choose from {', '.join(kinds.names())}", param, ctx)
+        return str(value)
+
+
 DEVICE = DeviceType()
+KIND_NAME = KindNameType()
 POINT = PointType()
 DATA_DIR = DataDirType()
 JOB_ID = JobIdType()
 SWEEP_ID = SweepIdType()
 
 
-def option_name(field: str) -> str:
-    return FIELD_OPTIONS.get(field, "--" + field.replace("_", "-"))
+def option_name(field: str, options: Mapping[str, str]) -> str:
+    """The option that sets a spec field: from ``options``, else ``--field-name``."""
+    return options.get(field, "--" + field.replace("_", "-"))
 
 
-def usage_error(exc: ValidationError) -> click.UsageError:
-    """The first problem of a spec validation as a one-line usage error naming the option."""
+def usage_error(exc: ValidationError, options: Mapping[str, str] = MappingProxyType({})) -> click.UsageError:
+    """The first problem of a spec validation as a one-line usage error naming the option (see ``option_name``)."""
     error = exc.errors()[0]
     fields = [str(part) for part in error["loc"] if isinstance(part, str)]
     message = error["msg"][0].lower() + error["msg"][1:]
-    where = f"invalid value for {option_name(fields[0])}: " if fields else "invalid parameters: "
+    where = f"invalid value for {option_name(fields[0], options)}: " if fields else "invalid parameters: "
     if "input" in error and fields:
         message += f" (got {error['input']!r})"
     return click.UsageError(where + message.removeprefix("value error, "))

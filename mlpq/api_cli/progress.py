@@ -17,32 +17,21 @@ from rich.progress import BarColumn, Progress, TextColumn
 from mlpq.api_cli import output
 from mlpq.api_cli.api import Client
 from mlpq.db.schema import Job, JobStatus, Metric, utcnow
-from mlpq.models.registry import KINDS
+from mlpq import kinds
 
 QUEUED_HINT_AFTER_S = 10.0
 
 
 def total_steps(job: Job) -> int | None:
-    """How far the job goes in its kind's steps: Himmelblau's optimiser steps, MNIST's epochs."""
-    key = {"himmelblau": "steps", "mnist": "epochs"}.get(job.kind)
-    return int(job.params[key]) if key and key in job.params else None
+    """How far the job goes in its kind's steps (Himmelblau's optimiser steps, MNIST's epochs)."""
+    kind = kinds.find(job.kind)
+    return kind.total_steps(job.params) if kind else None
 
 
-def step_name(job: Job) -> str:
-    kind = KINDS.get(job.kind)
-    return kind.step_name if kind else "step"
-
-
-def figures(values: Mapping[str, Any]) -> str:
-    """The figures the bar shows: ``f 0.0123``, or ``loss 0.3125 acc 91.20%`` (train loss, test accuracy)."""
-    shown = []
-    if "f_best" in values:
-        shown.append(f"f {values['f_best']:.4g}")
-    if "train_loss" in values:
-        shown.append(f"loss {values['train_loss']:.4f}")
-    if "test_accuracy" in values:
-        shown.append(f"acc {values['test_accuracy']:.2%}")
-    return " ".join(shown)
+def figures(kind_name: str, values: Mapping[str, Any]) -> str:
+    """The figures the bar shows, as the kind says: ``f 0.0123``, or ``loss 0.3125 acc 91.20%``."""
+    kind = kinds.find(kind_name)
+    return kind.progress_text(values) if kind else ""
 
 
 def clock(seconds: float | None) -> str:
@@ -81,7 +70,7 @@ class Lines:
     """One line on stderr per stored metric, like ``  step 2000/20000: f_best=0.0123``."""
 
     def __init__(self, job: Job) -> None:
-        self.total, self.step_name, self.hint = total_steps(job), step_name(job), QueuedHint()
+        self.total, self.step_name, self.hint = total_steps(job), output.step_name(job.kind), QueuedHint()
 
     def metric(self, metric: Metric) -> None:
         values = ", ".join(f"{k}={output.format_value(v)}" for k, v in metric.values.items() if k != "points")
@@ -103,6 +92,7 @@ class Bar:
 
     def __init__(self, job: Job, console: Console) -> None:
         self.total, self.done, self.figures, self.hint = total_steps(job) or 1, 0, "", QueuedHint()
+        self.kind = job.kind
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=16),
             TextColumn("{task.fields[unit]} {task.completed:.0f}/{task.total:.0f}"),
@@ -110,12 +100,12 @@ class Bar:
             TextColumn("ETA {task.fields[eta]}"),
             console=console, auto_refresh=False,
         )
-        self.task = self.progress.add_task(job.id[:8], total=self.total, unit=step_name(job),
+        self.task = self.progress.add_task(job.id[:8], total=self.total, unit=output.step_name(job.kind),
                                            figures=job.status.value, elapsed=clock(None), eta=clock(None))
         self.progress.start()
 
     def metric(self, metric: Metric) -> None:
-        self.done, self.figures = metric.step, figures(metric.values)
+        self.done, self.figures = metric.step, figures(self.kind, metric.values)
 
     def poll(self, job: Job) -> None:
         hint = self.hint.due(job)

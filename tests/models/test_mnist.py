@@ -13,9 +13,9 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
+from mlpq.kinds.mnist import MnistSpec
 from mlpq.models import mnist, mnist_data
 from mlpq.models.context import DataUnavailableError, RunContext
-from mlpq.models.specs import MnistSpec
 
 SAMPLE = "mnist-sample"
 
