@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
-from mlpq.db.schema import Job, JobStatus, Metric
+from mlpq.db.records import JobRecord, MetricRecord
+from mlpq.db.schema import JobStatus
 from mlpq.db.session import make_session_factory
 from mlpq import kinds
 from mlpq.worker.device import parse_device
@@ -42,10 +43,10 @@ class BrokerUnavailableError(ConnectionError):
 
 @dataclass(frozen=True)
 class JobView:
-    """A job with the metrics of its latest attempt, detached from any session."""
+    """A job with the metrics of its latest attempt: plain values, no session behind them."""
 
-    job: Job
-    metrics: Sequence[Metric]
+    job: JobRecord
+    metrics: tuple[MetricRecord, ...]
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,11 @@ class WorkerInfo:
 
 
 class Client:
-    """Talks to the job ledger and, to submit or list workers, to the broker."""
+    """Talks to the job ledger and, to submit or list workers, to the broker.
+
+    Every method returns frozen dataclasses (``JobRecord``, ``MetricRecord``, ``JobView``,
+    ``WorkerInfo``), built inside the database session: nothing of SQLAlchemy's leaves it.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -93,11 +98,11 @@ class Client:
         return spec.model_validate(params).model_dump(mode="json")
 
     def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu", *,
-               timeout_s: int | None = None) -> Job:
+               timeout_s: int | None = None) -> JobRecord:
         """Submit one job; see ``submit_many``."""
         return self.submit_many([JobRequest(kind, params, device, timeout_s)])[0]
 
-    def submit_many(self, requests: Sequence[JobRequest], *, sweep_id: str | None = None) -> list[Job]:
+    def submit_many(self, requests: Sequence[JobRequest], *, sweep_id: str | None = None) -> list[JobRecord]:
         """Validate every request, commit their rows in one transaction, then publish their ids.
 
         Rows are committed before publishing so a worker never looks for a row
@@ -107,8 +112,8 @@ class Client:
         checked = [(r.kind, self.validate(r.kind, r.params), str(parse_device(r.device)),
                     r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of) for r in requests]
         with self.sessions.begin() as session:
-            created = [jobs.create_job(session, kind, params, device, timeout_s=timeout, sweep_id=sweep_id,
-                                       rerun_of=rerun_of)
+            created = [JobRecord.from_row(jobs.create_job(session, kind, params, device, timeout_s=timeout,
+                                                          sweep_id=sweep_id, rerun_of=rerun_of))
                        for kind, params, device, timeout, rerun_of in checked]
         sent: list[str] = []
         try:
@@ -123,36 +128,34 @@ class Client:
             raise self._unreachable(exc) from exc
         return created
 
-    def rerun(self, id_or_prefix: str, device: str | None = None) -> Job:
+    def rerun(self, id_or_prefix: str, device: str | None = None) -> JobRecord:
         """Submit a job's kind, parameters (seed included) and time limit again, on ``device`` or its own."""
         original = self.get(id_or_prefix).job
         return self.submit_many([JobRequest(original.kind, original.params, device or original.device,
                                             original.timeout_s, rerun_of=original.id)])[0]
 
-    def cancel(self, id_or_prefix: str) -> tuple[Job, CancelOutcome]:
+    def cancel(self, id_or_prefix: str) -> tuple[JobRecord, CancelOutcome]:
         """Cancel a queued job, ask a running one to stop; raises ``JobLookupError``."""
         with self.sessions.begin() as session:
-            job = jobs.find_job(session, id_or_prefix)
-            outcome = jobs.request_cancel(session, job)
-            session.refresh(job)
-            return job, outcome
+            outcome = jobs.request_cancel(session, jobs.find_job(session, id_or_prefix))
+            return jobs.find_job(session, id_or_prefix), outcome
 
     def get(self, id_or_prefix: str) -> JobView:
         """A job by id or unique prefix with its latest metrics; raises ``JobLookupError``."""
         with self.sessions() as session:
             job = jobs.find_job(session, id_or_prefix)
-            return JobView(job, jobs.latest_metrics(session, job))
+            return JobView(job, tuple(jobs.latest_metrics(session, job)))
 
     def list(self, *, kind: str | None = None, status: str | None = None, device: str | None = None,
-             sweep: str | None = None, limit: int = 20) -> Sequence[Job]:
+             sweep: str | None = None, limit: int = 20) -> list[JobRecord]:
         """The newest jobs first, optionally filtered (``sweep``: a sweep id or a prefix of one)."""
         with self.sessions() as session:
             return jobs.list_jobs(session, kind=kind, status=JobStatus(status) if status else None,
                                   device=str(parse_device(device)) if device else None, sweep=sweep, limit=limit)
 
-    def wait(self, job_id: str, *, on_metric: Callable[[Metric], None] | None = None,
-             on_queued: Callable[[], None] | None = None, on_poll: Callable[[Job], None] | None = None,
-             poll_interval: float = 0.2) -> Job:
+    def wait(self, job_id: str, *, on_metric: Callable[[MetricRecord], None] | None = None,
+             on_queued: Callable[[], None] | None = None, on_poll: Callable[[JobRecord], None] | None = None,
+             poll_interval: float = 0.2) -> JobRecord:
         """Block until the job ends, passing each newly stored metric to ``on_metric``.
 
         ``on_queued`` is called on every poll that finds the job still queued,

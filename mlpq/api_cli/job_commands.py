@@ -16,7 +16,8 @@ from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, usage_error
 from mlpq.api_cli.reporting import follow_and_show, report_submitted
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq.db.jobs import CancelOutcome, JobLookupError
-from mlpq.db.schema import Job, JobStatus
+from mlpq.db.records import JobRecord
+from mlpq.db.schema import JobStatus
 from mlpq.worker.device import Device
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -113,7 +114,7 @@ def rerun(ctx: click.Context, job_id: str, device: Device | None, wait: bool, as
     report_submitted(ctx, api, job, wait, as_json, note=f", a rerun of {job.rerun_of}")
 
 
-def jobs_to_compare(api: Client, job_ids: Sequence[str], sweep_id: str | None) -> list[Job]:
+def jobs_to_compare(api: Client, job_ids: Sequence[str], sweep_id: str | None) -> list[JobRecord]:
     """The named jobs, then a sweep's in the order submitted; each once."""
     found = [api.get(job_id).job for job_id in job_ids]
     if sweep_id:

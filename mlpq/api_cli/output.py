@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from mlpq.api_cli.api import JobView, WorkerInfo
-from mlpq.db.schema import Job, Metric
+from mlpq.db.records import JobRecord, MetricRecord
 from mlpq import kinds
 
 SHORT_ID = 12
@@ -30,7 +30,7 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def headline(job: Job) -> str:
+def headline(job: JobRecord) -> str:
     """The figure that sums the job up, as its kind words it (see ``Kind.summary``), or its error."""
     kind = kinds.find(job.kind)
     if job.result and kind:
@@ -46,7 +46,7 @@ def step_name(kind_name: str) -> str:
     return kind.step_name if kind else "step"
 
 
-def job_row(job: Job) -> dict[str, Any]:
+def job_row(job: JobRecord) -> dict[str, Any]:
     """One line of ``mlpq results``."""
     return {
         "id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device,
@@ -65,13 +65,13 @@ def columns_of(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> list[
     return list(dict.fromkeys([*first, *(key for row in rows for key in row)]))
 
 
-def listing(jobs: Sequence[Job]) -> tuple[list[dict[str, Any]], list[str]]:
+def listing(jobs: Sequence[JobRecord]) -> tuple[list[dict[str, Any]], list[str]]:
     """``mlpq results --format json|csv``: each job's row with its parameters flattened, and the columns."""
     rows = [{**job_row(job), **flat_params(job.params)} for job in jobs]
     return rows, columns_of(rows, JOB_COLUMNS)
 
 
-def metric_row(metric: Metric) -> dict[str, Any]:
+def metric_row(metric: MetricRecord) -> dict[str, Any]:
     return {"step": metric.step, **metric.values}
 
 
@@ -113,7 +113,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue().rstrip("\n")
 
 
-def results_table(jobs: Sequence[Job]) -> str:
+def results_table(jobs: Sequence[JobRecord]) -> str:
     rows = [
         {**job_row(job), "id": job.id[:SHORT_ID], "created": local_time(job.created_at),
          "duration": seconds(job.duration_seconds)}
@@ -130,7 +130,7 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def metrics_table(metrics: Sequence[Metric], step_name: str = "step") -> str:
+def metrics_table(metrics: Sequence[MetricRecord], step_name: str = "step") -> str:
     """Per-step metrics; Himmelblau's point lists are shown for up to four starts."""
     rows = []
     for metric in metrics:

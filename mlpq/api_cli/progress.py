@@ -16,13 +16,14 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from mlpq.api_cli import output
 from mlpq.api_cli.api import Client
-from mlpq.db.schema import Job, JobStatus, Metric, utcnow
+from mlpq.db.records import JobRecord, MetricRecord
+from mlpq.db.schema import JobStatus, utcnow
 from mlpq import kinds
 
 QUEUED_HINT_AFTER_S = 10.0
 
 
-def total_steps(job: Job) -> int | None:
+def total_steps(job: JobRecord) -> int | None:
     """How far the job goes in its kind's steps (Himmelblau's optimiser steps, MNIST's epochs)."""
     kind = kinds.find(job.kind)
     return kind.total_steps(job.params) if kind else None
@@ -51,7 +52,7 @@ class QueuedHint:
     def __init__(self) -> None:
         self.began, self.given = time.monotonic(), False
 
-    def due(self, job: Job) -> str | None:
+    def due(self, job: JobRecord) -> str | None:
         if job.status is JobStatus.QUEUED and not self.given and time.monotonic() - self.began > QUEUED_HINT_AFTER_S:
             self.given = True
             return f"still queued: is a worker for {job.device} running? (mlpq workers)"
@@ -59,9 +60,9 @@ class QueuedHint:
 
 
 class Display(Protocol):
-    def metric(self, metric: Metric) -> None: ...
+    def metric(self, metric: MetricRecord) -> None: ...
 
-    def poll(self, job: Job) -> None: ...
+    def poll(self, job: JobRecord) -> None: ...
 
     def close(self) -> None: ...
 
@@ -69,15 +70,15 @@ class Display(Protocol):
 class Lines:
     """One line on stderr per stored metric, like ``  step 2000/20000: f_best=0.0123``."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: JobRecord) -> None:
         self.total, self.step_name, self.hint = total_steps(job), output.step_name(job.kind), QueuedHint()
 
-    def metric(self, metric: Metric) -> None:
+    def metric(self, metric: MetricRecord) -> None:
         values = ", ".join(f"{k}={output.format_value(v)}" for k, v in metric.values.items() if k != "points")
         of_total = f"/{self.total}" if self.total else ""
         click.echo(f"  {self.step_name} {metric.step}{of_total}: {values}", err=True)
 
-    def poll(self, job: Job) -> None:
+    def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
         if hint:
             click.echo(f"  {hint}", err=True)
@@ -90,7 +91,7 @@ class Bar:
     """A rich progress bar that fits 80 columns: steps (or epochs) done of the total, f or loss and
     accuracy (or the job's status while it has none), elapsed time and time left."""
 
-    def __init__(self, job: Job, console: Console) -> None:
+    def __init__(self, job: JobRecord, console: Console) -> None:
         self.total, self.done, self.figures, self.hint = total_steps(job) or 1, 0, "", QueuedHint()
         self.kind = job.kind
         self.progress = Progress(
@@ -104,10 +105,10 @@ class Bar:
                                            figures=job.status.value, elapsed=clock(None), eta=clock(None))
         self.progress.start()
 
-    def metric(self, metric: Metric) -> None:
+    def metric(self, metric: MetricRecord) -> None:
         self.done, self.figures = metric.step, figures(self.kind, metric.values)
 
-    def poll(self, job: Job) -> None:
+    def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
         if hint:
             self.progress.console.print(hint)
@@ -129,13 +130,13 @@ def stderr_console() -> Console:
     return Console(stderr=True)
 
 
-def display_for(job: Job) -> Display:
+def display_for(job: JobRecord) -> Display:
     """A bar when stderr is a terminal, plain lines otherwise."""
     console = stderr_console()
     return Bar(job, console) if console.is_terminal else Lines(job)
 
 
-def follow(api: Client, job: Job, *, quiet: bool = False) -> Job:
+def follow(api: Client, job: JobRecord, *, quiet: bool = False) -> JobRecord:
     """Wait for ``job`` to end, showing its progress on stderr unless ``quiet``; returns it as it ended.
 
     On Ctrl-C the display is closed and ``KeyboardInterrupt`` propagates: the job goes on.

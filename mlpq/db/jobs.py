@@ -19,7 +19,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.schema import Job, JobStatus, Metric, utcnow
+
+JOBS = Job.__table__
+"""Reads select the table's columns (Core rows, no ORM identity map) and return ``JobRecord``s."""
 
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{4,32}")
 
@@ -51,22 +55,23 @@ def is_job_id(text: str) -> bool:
     return JOB_ID_PATTERN.fullmatch(text) is not None
 
 
-def find_job(session: Session, id_or_prefix: str) -> Job:
+def find_job(session: Session, id_or_prefix: str) -> JobRecord:
     """The one job whose id starts with ``id_or_prefix``; raises ``JobLookupError``."""
-    matches = session.scalars(select(Job).where(Job.id.startswith(id_or_prefix, autoescape=True)).limit(2)).all()
+    matches = session.execute(
+        select(JOBS).where(Job.id.startswith(id_or_prefix, autoescape=True)).limit(2)).all()
     if not matches:
         raise JobLookupError(f"no job {id_or_prefix}")
     if len(matches) > 1:
         raise JobLookupError(f"job id prefix {id_or_prefix} is ambiguous: give more digits")
-    return matches[0]
+    return JobRecord.from_row(matches[0])
 
 
 def list_jobs(
     session: Session, *, kind: str | None = None, status: JobStatus | None = None,
     device: str | None = None, sweep: str | None = None, limit: int = 20,
-) -> Sequence[Job]:
+) -> list[JobRecord]:
     """The newest jobs first, optionally filtered; ``sweep`` is a sweep id or a prefix of one."""
-    query = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)
+    query = select(JOBS).order_by(Job.created_at.desc(), Job.id).limit(limit)
     if kind:
         query = query.where(Job.kind == kind)
     if sweep:
@@ -75,7 +80,7 @@ def list_jobs(
         query = query.where(Job.status == status)
     if device:
         query = query.where(Job.device == device)
-    return session.scalars(query).all()
+    return [JobRecord.from_row(row) for row in session.execute(query)]
 
 
 def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
@@ -118,11 +123,11 @@ def add_metrics(session: Session, job_id: str, attempt: int, rows: Iterable[tupl
         session.execute(insert(Metric), values)
 
 
-def latest_metrics(session: Session, job: Job) -> Sequence[Metric]:
+def latest_metrics(session: Session, job: JobRecord) -> list[MetricRecord]:
     """The metrics of the job's latest attempt, by step."""
-    return session.scalars(
-        select(Metric).where(Metric.job_id == job.id, Metric.attempt == job.attempts).order_by(Metric.step)
-    ).all()
+    return [MetricRecord(step, values) for step, values in session.execute(
+        select(Metric.step, Metric.values).where(Metric.job_id == job.id, Metric.attempt == job.attempts)
+        .order_by(Metric.step))]
 
 
 def finish_job(session: Session, job_id: str, attempt: int, status: JobStatus, *,
@@ -143,7 +148,7 @@ class CancelOutcome(str, enum.Enum):
     ALREADY_ENDED = "already ended"
 
 
-def request_cancel(session: Session, job: Job) -> CancelOutcome:
+def request_cancel(session: Session, job: JobRecord) -> CancelOutcome:
     """Cancel a queued job now, ask a running one to stop; a finished job stays as it is."""
     now = utcnow()
     if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED).values(
