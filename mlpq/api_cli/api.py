@@ -18,7 +18,7 @@ from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.records import JobRecord, MetricRecord
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from mlpq.db.session import make_session_factory
 from mlpq import kinds
 from mlpq.worker.device import parse_device

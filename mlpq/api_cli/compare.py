@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlpq.api_cli.output import SHORT_ID, columns_of, flat_params, format_value, seconds, table
 from mlpq import kinds
-from mlpq.db.records import JobRecord
+from mlpq.api_cli.output import SHORT_ID, columns_of, flat_params, format_value, seconds, table
+
+if TYPE_CHECKING:
+    from mlpq.db.records import JobRecord
 
 RESULT_PREFIX = "result."
 MISSING = object()

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
 from mlpq.api_cli import output
-from mlpq.api_cli.api import Client
 from mlpq.api_cli.compare import comparison, comparison_table
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, usage_error
-from mlpq.api_cli.reporting import follow_and_show, report_submitted
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
-from mlpq.db.jobs import CancelOutcome, JobLookupError
-from mlpq.db.records import JobRecord
-from mlpq.db.schema import JobStatus
+from mlpq.db.lookup import JobLookupError
+from mlpq.db.status import JobStatus
 from mlpq.worker.device import Device
+
+if TYPE_CHECKING:
+    from mlpq.api_cli.api import Client
+    from mlpq.db.records import JobRecord
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
@@ -88,6 +89,8 @@ def watch(ctx: click.Context, job_id: str, as_json: bool) -> None:
     Example:
       mlpq watch 3f2a9c
     """
+    from mlpq.api_cli.reporting import follow_and_show  # rich only for commands that follow jobs
+
     api = client(ctx)
     follow_and_show(ctx, api, api.get(job_id).job, as_json)
 
@@ -105,6 +108,10 @@ def rerun(ctx: click.Context, job_id: str, device: Device | None, wait: bool, as
     Example:
       mlpq rerun 3f2a9c --device cuda:0 --wait
     """
+    from pydantic import ValidationError
+
+    from mlpq.api_cli.reporting import report_submitted
+
     api = client(ctx)
     try:
         job = api.rerun(job_id, str(device) if device else None)
@@ -204,6 +211,8 @@ def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
     Example:
       mlpq cancel 3f2a9c 81e14a
     """
+    from mlpq.db.jobs import CancelOutcome
+
     api = client(ctx)
     failed = False
     for job_id in job_ids:

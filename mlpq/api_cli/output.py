@@ -7,11 +7,13 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlpq.api_cli.api import JobView, WorkerInfo
-from mlpq.db.records import JobRecord, MetricRecord
 from mlpq import kinds
+
+if TYPE_CHECKING:
+    from mlpq.api_cli.api import JobView, WorkerInfo
+    from mlpq.db.records import JobRecord, MetricRecord
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "created", "duration_s", "headline", "sweep_id")

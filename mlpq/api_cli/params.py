@@ -7,13 +7,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
-from mlpq.db.jobs import is_job_id
+from mlpq.db.lookup import is_job_id
 from mlpq.worker.device import Device, DeviceError, parse_device
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class DeviceType(click.ParamType):

@@ -17,7 +17,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from mlpq.api_cli import output
 from mlpq.api_cli.api import Client
 from mlpq.db.records import JobRecord, MetricRecord
-from mlpq.db.schema import JobStatus, utcnow
+from mlpq.db.schema import utcnow
+from mlpq.db.status import JobStatus
 from mlpq import kinds
 
 QUEUED_HINT_AFTER_S = 10.0

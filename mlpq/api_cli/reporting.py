@@ -10,7 +10,7 @@ from mlpq.api_cli import output, progress
 from mlpq.api_cli.api import Client
 from mlpq.api_cli.compare import comparison_table
 from mlpq.db.records import JobRecord
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 
 
 def report_submitted(ctx: click.Context, api: Client, job: JobRecord, wait: bool, as_json: bool, note: str = "") -> None:

@@ -9,7 +9,6 @@ status never changes.
 from __future__ import annotations
 
 import enum
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,18 +18,12 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.schema import Job, JobStatus, Metric, utcnow
 
 JOBS = Job.__table__
 """Reads select the table's columns (Core rows, no ORM identity map) and return ``JobRecord``s."""
-
-JOB_ID_PATTERN = re.compile(r"[0-9a-f]{4,32}")
-
-
-class JobLookupError(LookupError):
-    """No job, or more than one, matches an id prefix."""
-
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
@@ -48,11 +41,6 @@ def create_job(session: Session, kind: str, params: Mapping[str, Any], device: s
 
 def delete_job(session: Session, job_id: str) -> None:
     session.execute(delete(Job).where(Job.id == job_id))
-
-
-def is_job_id(text: str) -> bool:
-    """Whether ``text`` is shaped like a job id or a prefix of one (4 to 32 hex digits)."""
-    return JOB_ID_PATTERN.fullmatch(text) is not None
 
 
 def find_job(session: Session, id_or_prefix: str) -> JobRecord:

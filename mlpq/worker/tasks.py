@@ -10,7 +10,7 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlpq.db.jobs import is_job_id
+from mlpq.db.lookup import is_job_id
 from mlpq.db.session import make_session_factory
 from mlpq.worker.app import TASK_NAME
 from mlpq.worker.device import Device
