@@ -21,9 +21,11 @@ from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
 from mlpq.db.session import make_session_factory
 from mlpq import kinds
+from mlpq.worker import messages
 from mlpq.worker.device import parse_device
 
 if TYPE_CHECKING:
+    import redis
     from celery import Celery
 
 
@@ -117,9 +119,8 @@ class Client:
                        for kind, params, device, timeout, rerun_of in checked]
         sent: list[str] = []
         try:
-            from mlpq.worker.app import publish
-
-            publish(self.celery, created, sent)
+            with messages.connect(self.settings.broker_url) as broker:
+                messages.publish(broker, created, sent)
         except Exception as exc:  # kombu and redis raise many types; none leaves a message behind
             with self.sessions.begin() as session:
                 for job in created:
@@ -159,8 +160,19 @@ class Client:
         """Block until the job ends, passing each newly stored metric to ``on_metric``.
 
         ``on_queued`` is called on every poll that finds the job still queued,
-        ``on_poll`` on every poll with the job as it is.
+        ``on_poll`` on every poll with the job as it is. Between polls it blocks on
+        the worker's end signal in Redis, so it returns as soon as the job ends; the
+        ledger stays the truth, and without Redis it simply polls.
         """
+        broker = messages.connect(self.settings.broker_url)
+        try:
+            return self._follow(job_id, broker, on_metric, on_queued, on_poll, poll_interval)
+        finally:
+            broker.close()
+
+    def _follow(self, job_id: str, broker: redis.Redis, on_metric: Callable[[MetricRecord], None] | None,
+                on_queued: Callable[[], None] | None, on_poll: Callable[[JobRecord], None] | None,
+                poll_interval: float) -> JobRecord:
         seen = 0
         while True:
             view = self.get(job_id)
@@ -174,7 +186,10 @@ class Client:
                 return view.job
             if view.job.status is JobStatus.QUEUED and on_queued is not None:
                 on_queued()
-            time.sleep(poll_interval)
+            try:
+                messages.wait_done(broker, view.job.id, poll_interval)
+            except Exception:  # no broker: the ledger alone tells when the job ends
+                time.sleep(poll_interval)
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
         """Live workers that answer a broadcast within ``timeout`` seconds, with the jobs they run,
