@@ -4,6 +4,7 @@ with no change to mlpq. Also: a worker without the kind's package fails the job,
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,10 +19,12 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "rosenbrock"
 
 
 @pytest.fixture
-def rosenbrock_installed() -> Iterator[None]:
-    """pip-installs the example (offline: its build backend is already here), uninstalls it afterwards."""
+def rosenbrock_installed(tmp_path: Path) -> Iterator[None]:
+    """pip-installs a copy of the example (offline: its build backend is already here; the copy keeps build
+    files out of the checkout), uninstalls it afterwards."""
+    source = shutil.copytree(EXAMPLE, tmp_path / "rosenbrock")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "--no-build-isolation", "--no-deps", "--no-index", str(EXAMPLE)], check=True,
+    subprocess.run([*pip, "install", "--no-build-isolation", "--no-deps", "--no-index", str(source)], check=True,
                    capture_output=True, timeout=300)
     yield
     subprocess.run([*pip, "uninstall", "-y", "mlpq-rosenbrock"], check=True, capture_output=True, timeout=120)
