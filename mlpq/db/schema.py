@@ -9,7 +9,7 @@ from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Integer, Strin
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from mlpq.db.status import TERMINAL, JobStatus
+from mlpq.db.status import JobStatus
 
 
 def utcnow() -> datetime:
