@@ -21,10 +21,10 @@ import _common
 import torch
 import tutorial_himmelblau
 
+from mlpq.kinds.himmelblau import HimmelblauSpec
 from mlpq.models import himmelblau
 from mlpq.models.context import RunContext
 from mlpq.models.himmelblau_fast import one_cpu_thread
-from mlpq.models.specs import HimmelblauSpec
 
 CTX = RunContext("cpu", lambda *_: None, Path("."))
 

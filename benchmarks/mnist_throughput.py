@@ -23,10 +23,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms
 
+from mlpq.kinds.mnist import MnistSpec
 from mlpq.models import mnist, mnist_data
 from mlpq.models.context import RunContext
 from mlpq.models.mlp import MLP
-from mlpq.models.specs import MnistSpec
 
 
 class Digits(Dataset):

@@ -82,7 +82,8 @@ def mlpq_jobs(broker_url: str, burst: int, sequential: int, database_url: str | 
     from sqlalchemy import func, select
 
     from mlpq.api_cli.api import JobRequest
-    from mlpq.db.schema import TERMINAL, Job, JobStatus
+    from mlpq.db.schema import Job, JobStatus
+    from mlpq.db.status import TERMINAL
 
     with _common.mlpq_worker(broker_url, database_url=database_url) as (env, _):
         client = _common.client_for(env)

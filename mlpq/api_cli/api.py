@@ -17,12 +17,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
-from mlpq.db.schema import Job, JobStatus, Metric
+from mlpq.db.records import JobRecord, MetricRecord
+from mlpq.db.status import JobStatus
 from mlpq.db.session import make_session_factory
-from mlpq.models.registry import KINDS, parse_spec
+from mlpq import kinds
+from mlpq.worker import messages
 from mlpq.worker.device import parse_device
 
 if TYPE_CHECKING:
+    import redis
     from celery import Celery
 
 
@@ -44,10 +47,10 @@ class BrokerUnavailableError(ConnectionError):
 
 @dataclass(frozen=True)
 class JobView:
-    """A job with the metrics of its latest attempt, detached from any session."""
+    """A job with the metrics of its latest attempt: plain values, no session behind them."""
 
-    job: Job
-    metrics: Sequence[Metric]
+    job: JobRecord
+    metrics: tuple[MetricRecord, ...]
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,11 @@ class WorkerInfo:
 
 
 class Client:
-    """Talks to the job ledger and, to submit or list workers, to the broker."""
+    """Talks to the job ledger and, to submit or list workers, to the broker.
+
+    Every method returns frozen dataclasses (``JobRecord``, ``MetricRecord``, ``JobView``,
+    ``WorkerInfo``), built inside the database session: nothing of SQLAlchemy's leaves it.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -87,19 +94,20 @@ class Client:
     def validate(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """The full validated parameters for ``kind``, with a seed drawn when none is given.
 
-        Raises ``KeyError`` for an unknown kind and pydantic's ``ValidationError``.
+        Raises ``UnknownKindError`` and pydantic's ``ValidationError``.
         """
+        spec = kinds.get(kind).spec
         params = dict(params)
-        if params.get("seed") is None:
+        if "seed" in spec.model_fields and params.get("seed") is None:
             params["seed"] = secrets.randbelow(2**31)
-        return parse_spec(kind, params).model_dump(mode="json")
+        return spec.model_validate(params).model_dump(mode="json")
 
     def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu", *,
-               timeout_s: int | None = None, pool: str | None = None) -> Job:
+               timeout_s: int | None = None, pool: str | None = None) -> JobRecord:
         """Submit one job; see ``submit_many``."""
         return self.submit_many([JobRequest(kind, params, device, timeout_s, pool=pool)])[0]
 
-    def submit_many(self, requests: Sequence[JobRequest], *, sweep_id: str | None = None) -> list[Job]:
+    def submit_many(self, requests: Sequence[JobRequest], *, sweep_id: str | None = None) -> list[JobRecord]:
         """Validate every request, commit their rows in one transaction, then publish their ids.
 
         Rows are committed before publishing so a worker never looks for a row
@@ -107,16 +115,15 @@ class Client:
         yet published are deleted and ``BrokerUnavailableError`` is raised.
         """
         checked = [(r.kind, self.validate(r.kind, r.params), parse_device(r.device, r.pool),
-                    r.timeout_s or KINDS[r.kind].default_timeout_s, r.rerun_of) for r in requests]
+                    r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of) for r in requests]
         with self.sessions.begin() as session:
-            created = [jobs.create_job(session, kind, params, str(device), timeout_s=timeout, pool=device.pool,
-                                       sweep_id=sweep_id, rerun_of=rerun_of)
+            created = [JobRecord.from_row(jobs.create_job(session, kind, params, str(device), timeout_s=timeout,
+                                                          pool=device.pool, sweep_id=sweep_id, rerun_of=rerun_of))
                        for kind, params, device, timeout, rerun_of in checked]
         sent: list[str] = []
         try:
-            from mlpq.worker.app import publish
-
-            publish(self.celery, created, sent)
+            with messages.connect(self.settings.broker_url) as broker:
+                messages.publish(broker, created, sent)
         except Exception as exc:  # kombu and redis raise many types; none leaves a message behind
             with self.sessions.begin() as session:
                 for job in created:
@@ -125,42 +132,51 @@ class Client:
             raise self._unreachable(exc) from exc
         return created
 
-    def rerun(self, id_or_prefix: str, device: str | None = None) -> Job:
+    def rerun(self, id_or_prefix: str, device: str | None = None) -> JobRecord:
         """Submit a job's kind, parameters (seed included) and time limit again, in its pool,
         on ``device`` or its own."""
         original = self.get(id_or_prefix).job
         return self.submit_many([JobRequest(original.kind, original.params, device or original.device,
                                             original.timeout_s, rerun_of=original.id, pool=original.pool)])[0]
 
-    def cancel(self, id_or_prefix: str) -> tuple[Job, CancelOutcome]:
+    def cancel(self, id_or_prefix: str) -> tuple[JobRecord, CancelOutcome]:
         """Cancel a queued job, ask a running one to stop; raises ``JobLookupError``."""
         with self.sessions.begin() as session:
-            job = jobs.find_job(session, id_or_prefix)
-            outcome = jobs.request_cancel(session, job)
-            session.refresh(job)
-            return job, outcome
+            outcome = jobs.request_cancel(session, jobs.find_job(session, id_or_prefix))
+            return jobs.find_job(session, id_or_prefix), outcome
 
     def get(self, id_or_prefix: str) -> JobView:
         """A job by id or unique prefix with its latest metrics; raises ``JobLookupError``."""
         with self.sessions() as session:
             job = jobs.find_job(session, id_or_prefix)
-            return JobView(job, jobs.latest_metrics(session, job))
+            return JobView(job, tuple(jobs.latest_metrics(session, job)))
 
     def list(self, *, kind: str | None = None, status: str | None = None, device: str | None = None,
-             sweep: str | None = None, limit: int = 20) -> Sequence[Job]:
+             sweep: str | None = None, limit: int = 20) -> list[JobRecord]:
         """The newest jobs first, optionally filtered (``sweep``: a sweep id or a prefix of one)."""
         with self.sessions() as session:
             return jobs.list_jobs(session, kind=kind, status=JobStatus(status) if status else None,
                                   device=str(parse_device(device)) if device else None, sweep=sweep, limit=limit)
 
-    def wait(self, job_id: str, *, on_metric: Callable[[Metric], None] | None = None,
-             on_queued: Callable[[], None] | None = None, on_poll: Callable[[Job], None] | None = None,
-             poll_interval: float = 0.2) -> Job:
+    def wait(self, job_id: str, *, on_metric: Callable[[MetricRecord], None] | None = None,
+             on_queued: Callable[[], None] | None = None, on_poll: Callable[[JobRecord], None] | None = None,
+             poll_interval: float = 0.2) -> JobRecord:
         """Block until the job ends, passing each newly stored metric to ``on_metric``.
 
         ``on_queued`` is called on every poll that finds the job still queued,
-        ``on_poll`` on every poll with the job as it is.
+        ``on_poll`` on every poll with the job as it is. Between polls it blocks on
+        the worker's end signal in Redis, so it returns as soon as the job ends; the
+        ledger stays the truth, and without Redis it simply polls.
         """
+        broker = messages.connect(self.settings.broker_url)
+        try:
+            return self._follow(job_id, broker, on_metric, on_queued, on_poll, poll_interval)
+        finally:
+            broker.close()
+
+    def _follow(self, job_id: str, broker: redis.Redis, on_metric: Callable[[MetricRecord], None] | None,
+                on_queued: Callable[[], None] | None, on_poll: Callable[[JobRecord], None] | None,
+                poll_interval: float) -> JobRecord:
         seen = 0
         while True:
             view = self.get(job_id)
@@ -174,7 +190,10 @@ class Client:
                 return view.job
             if view.job.status is JobStatus.QUEUED and on_queued is not None:
                 on_queued()
-            time.sleep(poll_interval)
+            try:
+                messages.wait_done(broker, view.job.id, poll_interval)
+            except Exception:  # no broker: the ledger alone tells when the job ends
+                time.sleep(poll_interval)
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
         """Live workers that answer a broadcast within ``timeout`` seconds, with their pool, the jobs
@@ -200,7 +219,7 @@ class Client:
                 gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib")))
         return found
 
-    def serving(self, job: Job, timeout: float = 1.0) -> list[WorkerInfo]:
+    def serving(self, job: JobRecord, timeout: float = 1.0) -> list[WorkerInfo]:
         """The live workers that consume ``job``'s queue (its device's, in its pool)."""
         queue = parse_device(job.device, job.pool).queue
         return [found for found in self.workers(timeout) if queue in found.queues]

@@ -9,16 +9,12 @@ from typing import Any
 import click
 
 from mlpq import __version__
-from mlpq.api_cli.api import BrokerUnavailableError
 from mlpq.api_cli.context import CONTEXT
 from mlpq.api_cli.db_commands import db
 from mlpq.api_cli.job_commands import cancel, compare, plot, rerun, results, show, watch
 from mlpq.api_cli.submit_commands import submit
 from mlpq.api_cli.worker_commands import worker, workers
-from mlpq.config import Settings
-from mlpq.db.jobs import JobLookupError
-from mlpq.db.migrate import SchemaError
-from mlpq.db.session import DatabaseURLError
+from mlpq.db.lookup import JobLookupError
 from mlpq.worker.device import DeviceError
 
 
@@ -60,7 +56,11 @@ def fail(message: str, code: int) -> int:
 
 def translate(exc: Exception) -> click.ClickException:
     """Known failures as click errors with the right exit code; anything else as a one-line error."""
-    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError  # only once something failed
+
+    from mlpq.api_cli.api import BrokerUnavailableError
+    from mlpq.db.migrate import SchemaError
+    from mlpq.db.session import DatabaseURLError
 
     if isinstance(exc, DatabaseURLError):
         return click.UsageError(str(exc))
@@ -89,6 +89,8 @@ def cli(ctx: click.Context, broker_url: str | None, database_url: str | None) ->
       mlpq submit himmelblau --start 4,0 --wait
       mlpq results
     """
+    from mlpq.config import Settings  # not for --help
+
     settings = Settings.from_env().with_overrides(broker_url=broker_url, database_url=database_url)
     if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
         raise click.UsageError(f"malformed broker URL {settings.broker_url!r}: use redis://HOST:PORT/DB")

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlpq import kinds
 from mlpq.api_cli.output import SHORT_ID, columns_of, flat_params, format_value, seconds, table
-from mlpq.db.schema import Job
 
-RESULT_FIGURES = {
-    "himmelblau": ("f", "distance", "minima_found"),
-    "mnist": ("test_accuracy", "test_loss", "train_loss"),
-}
-"""The result values compared for each kind."""
+if TYPE_CHECKING:
+    from mlpq.db.records import JobRecord
+
 RESULT_PREFIX = "result."
 MISSING = object()
 
 
-def differing_params(jobs: Sequence[Job]) -> list[str]:
+def differing_params(jobs: Sequence[JobRecord]) -> list[str]:
     """The parameters whose values are not the same for every job (all of them for one job)."""
     names = list(dict.fromkeys(name for job in jobs for name in job.params))
     if len(jobs) < 2:
@@ -25,13 +23,19 @@ def differing_params(jobs: Sequence[Job]) -> list[str]:
     return [name for name in names if len({repr(job.params.get(name, MISSING)) for job in jobs}) > 1]
 
 
-def figures(job: Job) -> dict[str, Any]:
+def result_fields(kind_name: str) -> tuple[str, ...]:
+    """The result values compared for a kind; none for a kind not installed here."""
+    kind = kinds.find(kind_name)
+    return kind.result_fields if kind else ()
+
+
+def figures(job: JobRecord) -> dict[str, Any]:
     """The job's headline result values, ``None`` where it has none (not finished, failed)."""
     result = job.result or {}
-    return {name: result.get(name) for name in RESULT_FIGURES.get(job.kind, ())}
+    return {name: result.get(name) for name in result_fields(job.kind)}
 
 
-def comparison(jobs: Sequence[Job]) -> tuple[list[dict[str, Any]], list[str]]:
+def comparison(jobs: Sequence[JobRecord]) -> tuple[list[dict[str, Any]], list[str]]:
     """Rows for ``--format json|csv``: every parameter as ``param.NAME``, figures as ``result.NAME``."""
     rows = [
         {"id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device,
@@ -42,10 +46,10 @@ def comparison(jobs: Sequence[Job]) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, columns_of(rows, ["id", "kind", "status", "device"])
 
 
-def comparison_table(jobs: Sequence[Job]) -> str:
+def comparison_table(jobs: Sequence[JobRecord]) -> str:
     """One line per job: kind, status, the parameters that differ, the headline figures, the duration."""
     params = differing_params(jobs)
-    names = list(dict.fromkeys(name for job in jobs for name in RESULT_FIGURES.get(job.kind, ())))
+    names = list(dict.fromkeys(name for job in jobs for name in result_fields(job.kind)))
     rows = []
     for job in jobs:
         row: dict[str, Any] = {"id": job.id[:SHORT_ID], "kind": job.kind, "status": job.status.value}

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.engine import make_url
 
 from mlpq.api_cli.context import CONTEXT
-from mlpq.db.migrate import HEAD, current_revision, upgrade_schema
-from mlpq.db.session import make_engine
 
 
 def shown_url(url: str) -> str:
     """The database URL with its password masked."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -37,6 +36,9 @@ def db_upgrade(ctx: click.Context) -> None:
     Example:
       MLPQ_DATABASE_URL=postgresql://mlpq@db-host/mlpq mlpq db upgrade
     """
+    from mlpq.db.migrate import upgrade_schema
+    from mlpq.db.session import make_engine
+
     url = ctx.find_root().obj.database_url
     engine = make_engine(url)
     try:
@@ -59,6 +61,9 @@ def db_current(ctx: click.Context) -> None:
     Example:
       mlpq db current
     """
+    from mlpq.db.migrate import HEAD, current_revision
+    from mlpq.db.session import make_engine
+
     url = ctx.find_root().obj.database_url
     engine = make_engine(url)
     try:

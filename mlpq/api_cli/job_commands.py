@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
 from mlpq.api_cli import output
-from mlpq.api_cli.api import Client
 from mlpq.api_cli.compare import comparison, comparison_table
 from mlpq.api_cli.context import CONTEXT, client
-from mlpq.api_cli.params import DEVICE, JOB_ID, SWEEP_ID, usage_error
-from mlpq.api_cli.reporting import follow_and_show, report_submitted
+from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, usage_error
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
-from mlpq.db.jobs import CancelOutcome, JobLookupError
-from mlpq.db.schema import Job, JobStatus
-from mlpq.models.registry import KINDS
+from mlpq.db.lookup import JobLookupError
+from mlpq.db.status import JobStatus
 from mlpq.worker.device import Device
+
+if TYPE_CHECKING:
+    from mlpq.api_cli.api import Client
+    from mlpq.db.records import JobRecord
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
@@ -26,7 +27,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "cs
 
 
 @click.command(context_settings=CONTEXT)
-@click.option("--kind", type=click.Choice(sorted(KINDS)))
+@click.option("--kind", type=KIND_NAME)
 @click.option("--status", type=click.Choice([s.value for s in JobStatus]))
 @click.option("--device", type=DEVICE)
 @click.option("--sweep", type=SWEEP_ID, help="Only the jobs of this sweep (its id or a prefix).")
@@ -88,6 +89,8 @@ def watch(ctx: click.Context, job_id: str, as_json: bool) -> None:
     Example:
       mlpq watch 3f2a9c
     """
+    from mlpq.api_cli.reporting import follow_and_show  # rich only for commands that follow jobs
+
     api = client(ctx)
     follow_and_show(ctx, api, api.get(job_id).job, as_json)
 
@@ -105,6 +108,10 @@ def rerun(ctx: click.Context, job_id: str, device: Device | None, wait: bool, as
     Example:
       mlpq rerun 3f2a9c --device cuda:0 --wait
     """
+    from pydantic import ValidationError
+
+    from mlpq.api_cli.reporting import report_submitted
+
     api = client(ctx)
     try:
         job = api.rerun(job_id, str(device) if device else None)
@@ -114,7 +121,7 @@ def rerun(ctx: click.Context, job_id: str, device: Device | None, wait: bool, as
     report_submitted(ctx, api, job, wait, as_json, note=f", a rerun of {job.rerun_of}")
 
 
-def jobs_to_compare(api: Client, job_ids: Sequence[str], sweep_id: str | None) -> list[Job]:
+def jobs_to_compare(api: Client, job_ids: Sequence[str], sweep_id: str | None) -> list[JobRecord]:
     """The named jobs, then a sweep's in the order submitted; each once."""
     found = [api.get(job_id).job for job_id in job_ids]
     if sweep_id:
@@ -168,7 +175,8 @@ def plot_path(job_ids: Sequence[str], path: Path | None) -> Path:
               help="Image file (.png, .svg or .pdf).  [default: mlpq-<id>.png in this directory]")
 @click.pass_context
 def plot(ctx: click.Context, job_ids: tuple[str, ...], path: Path | None) -> None:
-    """Plot jobs: Himmelblau paths over the function's contours, MNIST loss and accuracy per epoch.
+    """Plot jobs as their kind draws them: Himmelblau paths over the function's contours, MNIST loss
+    and accuracy per epoch, any other kind's metrics per step.
 
     Several jobs of one kind are drawn over each other. Prints the file's path.
 
@@ -185,10 +193,8 @@ def plot(ctx: click.Context, job_ids: tuple[str, ...], path: Path | None) -> Non
     if idle:
         raise click.ClickException(f"job {idle[0].id} has nothing to plot yet ({idle[0].status.value})")
     target = plot_path([view.job.id for view in views], path)
-    from mlpq.api_cli.plot import FIGURES, draw  # matplotlib only for this command
+    from mlpq.api_cli.plot import draw  # matplotlib only for this command
 
-    if kinds[0] not in FIGURES:
-        raise click.ClickException(f"mlpq cannot plot {kinds[0]} jobs")
     width, height = draw(views, target)
     click.echo(f"{target} ({width}x{height} px)")
 
@@ -205,6 +211,8 @@ def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
     Example:
       mlpq cancel 3f2a9c 81e14a
     """
+    from mlpq.db.jobs import CancelOutcome
+
     api = client(ctx)
     failed = False
     for job_id in job_ids:

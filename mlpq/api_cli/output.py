@@ -7,11 +7,13 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlpq.api_cli.api import JobView, WorkerInfo
-from mlpq.db.schema import Job, Metric
-from mlpq.models.registry import KINDS
+from mlpq import kinds
+
+if TYPE_CHECKING:
+    from mlpq.api_cli.api import JobView, WorkerInfo
+    from mlpq.db.records import JobRecord, MetricRecord
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "pool", "created", "duration_s", "headline", "sweep_id")
@@ -30,19 +32,28 @@ def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def headline(job: Job) -> str:
-    """The figure that sums the job up: its result's headline, or its error."""
-    if job.result and "headline" in job.result:
-        return str(job.result["headline"])
+def headline(job: JobRecord) -> str:
+    """The figure that sums the job up, as its kind words it (see ``Kind.summary``), or its error."""
+    kind = kinds.find(job.kind)
+    if job.result and kind:
+        return kind.summary(job.result)
+    if job.result:
+        return str(job.result.get("headline", ""))
     return job.error or ""
 
 
-def placement(job: Job) -> str:
+def placement(job: JobRecord) -> str:
     """Where a job runs: ``cuda:0``, or ``cuda:0 in pool a100``."""
     return f"{job.device} in pool {job.pool}" if job.pool else job.device
 
 
-def job_row(job: Job) -> dict[str, Any]:
+def step_name(kind_name: str) -> str:
+    """What the kind calls its steps (``epoch``); ``step`` for a kind not installed here."""
+    kind = kinds.find(kind_name)
+    return kind.step_name if kind else "step"
+
+
+def job_row(job: JobRecord) -> dict[str, Any]:
     """One line of ``mlpq results``."""
     return {
         "id": job.id, "kind": job.kind, "status": job.status.value, "device": job.device, "pool": job.pool,
@@ -61,13 +72,13 @@ def columns_of(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> list[
     return list(dict.fromkeys([*first, *(key for row in rows for key in row)]))
 
 
-def listing(jobs: Sequence[Job]) -> tuple[list[dict[str, Any]], list[str]]:
+def listing(jobs: Sequence[JobRecord]) -> tuple[list[dict[str, Any]], list[str]]:
     """``mlpq results --format json|csv``: each job's row with its parameters flattened, and the columns."""
     rows = [{**job_row(job), **flat_params(job.params)} for job in jobs]
     return rows, columns_of(rows, JOB_COLUMNS)
 
 
-def metric_row(metric: Metric) -> dict[str, Any]:
+def metric_row(metric: MetricRecord) -> dict[str, Any]:
     return {"step": metric.step, **metric.values}
 
 
@@ -109,7 +120,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue().rstrip("\n")
 
 
-def results_table(jobs: Sequence[Job]) -> str:
+def results_table(jobs: Sequence[JobRecord]) -> str:
     rows = [
         {**job_row(job), "id": job.id[:SHORT_ID], "created": local_time(job.created_at),
          "duration": seconds(job.duration_seconds)}
@@ -127,7 +138,7 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def metrics_table(metrics: Sequence[Metric], step_name: str = "step") -> str:
+def metrics_table(metrics: Sequence[MetricRecord], step_name: str = "step") -> str:
     """Per-step metrics; Himmelblau's point lists are shown for up to four starts."""
     rows = []
     for metric in metrics:
@@ -166,15 +177,14 @@ def show_text(view: JobView) -> str:
     if job.error:
         lines.append(f"error     {job.error}")
     if job.result:
-        lines.append(f"result    {job.result.get('headline', '')}")
+        lines.append(f"result    {headline(job)}")
         for key, value in job.result.items():
             if key not in ("headline", "starts") and value is not None:
                 lines.append(f"  {key}: {format_value(value)}")
     if job.provenance:
         lines.append("ran with  " + provenance_text(job.provenance))
     if view.metrics:
-        kind = KINDS.get(job.kind)
-        lines += ["", metrics_table(view.metrics, kind.step_name if kind else "step")]
+        lines += ["", metrics_table(view.metrics, step_name(job.kind))]
     return "\n".join(lines)
 
 

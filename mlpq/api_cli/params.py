@@ -6,17 +6,19 @@ import math
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
-from mlpq.db.jobs import is_job_id
+from mlpq.db.lookup import is_job_id
 from mlpq.worker.device import DeviceError, parse_device, parse_pool
 
-FIELD_OPTIONS = {"starts": "--start"}
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
@@ -105,27 +107,42 @@ class SweepIdType(JobIdType):
     noun = "sweep id"
 
 
+class KindNameType(click.ParamType):
+    """The name of an installed job kind (looked up when the option is used, not when the CLI starts)."""
+
+    name = "kind"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from mlpq import kinds
+
+        if str(value) not in kinds.names():
+            self.fail(f"{value!r} is not an installed kind: choose from {', '.join(kinds.names())}", param, ctx)
+        return str(value)
+
+
 DEVICE = ParsedType("device", parse_device)
 """``cpu``, ``cuda`` or ``cuda:N``."""
 POOL = ParsedType("pool", parse_pool)
 """A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``."""
 HOSTNAME = HostnameType()
+KIND_NAME = KindNameType()
 POINT = PointType()
 DATA_DIR = DataDirType()
 JOB_ID = JobIdType()
 SWEEP_ID = SweepIdType()
 
 
-def option_name(field: str) -> str:
-    return FIELD_OPTIONS.get(field, "--" + field.replace("_", "-"))
+def option_name(field: str, options: Mapping[str, str]) -> str:
+    """The option that sets a spec field: from ``options``, else ``--field-name``."""
+    return options.get(field, "--" + field.replace("_", "-"))
 
 
-def usage_error(exc: ValidationError) -> click.UsageError:
-    """The first problem of a spec validation as a one-line usage error naming the option."""
+def usage_error(exc: ValidationError, options: Mapping[str, str] = MappingProxyType({})) -> click.UsageError:
+    """The first problem of a spec validation as a one-line usage error naming the option (see ``option_name``)."""
     error = exc.errors()[0]
     fields = [str(part) for part in error["loc"] if isinstance(part, str)]
     message = error["msg"][0].lower() + error["msg"][1:]
-    where = f"invalid value for {option_name(fields[0])}: " if fields else "invalid parameters: "
+    where = f"invalid value for {option_name(fields[0], options)}: " if fields else "invalid parameters: "
     if "input" in error and fields:
         message += f" (got {error['input']!r})"
     return click.UsageError(where + message.removeprefix("value error, "))

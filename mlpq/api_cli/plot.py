@@ -1,6 +1,9 @@
-"""``mlpq plot``: Himmelblau trajectories over the function's contours; MNIST loss and accuracy per epoch.
+"""``mlpq plot``: each kind's figure (``Kind.plot``), or by default every metric against the step.
 
-Drawn on matplotlib's Agg canvas (no display). Only ``mlpq plot`` imports this module.
+mlpq's kinds draw Himmelblau trajectories over the function's contours and MNIST
+loss and accuracy per epoch. Drawn on matplotlib's Agg canvas (no display).
+Only ``mlpq plot`` imports this module; a kind's plot function may reuse
+``labels``, ``colors`` and ``series``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from mlpq import kinds
 from mlpq.api_cli.api import JobView
 from mlpq.api_cli.compare import differing_params
-from mlpq.api_cli.output import format_value
-
-HIMMELBLAU_MINIMA = ((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126))
-"""As ``mlpq.models.himmelblau.MINIMA``, which cannot be imported here without torch."""
+from mlpq.api_cli.output import format_value, step_name
+from mlpq.kinds.himmelblau import MINIMA
 EXTENT = 6.0
 DPI = 100
 LABEL_VALUE_CHARS = 24
@@ -63,7 +65,7 @@ def himmelblau_figure(views: Sequence[JobView]) -> Figure:
         ends = [(s["x"], s["y"]) for s in (view.job.result or {}).get("starts", [])]
         if ends:
             axes.scatter(*zip(*ends), marker="x", s=40, color=color, label=None if paths else f"{label} (end points)")
-    axes.scatter(*zip(*HIMMELBLAU_MINIMA), marker="*", s=220, color="white", edgecolors="black", zorder=5,
+    axes.scatter(*zip(*MINIMA), marker="*", s=220, color="white", edgecolors="black", zorder=5,
                  label="minima")
     axes.set(xlim=(-EXTENT, EXTENT), ylim=(-EXTENT, EXTENT), xlabel="x", ylabel="y", aspect="equal",
              title="Himmelblau: f(x, y) = (x² + y − 11)² + (x + y² − 7)²")
@@ -94,12 +96,37 @@ def mnist_figure(views: Sequence[JobView]) -> Figure:
     return figure
 
 
-FIGURES: dict[str, Callable[[Sequence[JobView]], Figure]] = {"himmelblau": himmelblau_figure, "mnist": mnist_figure}
+def numeric_keys(views: Sequence[JobView]) -> list[str]:
+    """The metrics that are numbers somewhere, in the order they first appear."""
+    return list(dict.fromkeys(key for view in views for metric in view.metrics for key, value in metric.values.items()
+                              if isinstance(value, int | float) and not isinstance(value, bool)))
+
+
+def metrics_figure(views: Sequence[JobView]) -> Figure:
+    """The default figure: one panel per numeric metric, each job a line against the step."""
+    keys = numeric_keys(views) or ["(no metrics)"]
+    figure = Figure(figsize=(5 * min(len(keys), 3), 4 * -(-len(keys) // 3)), dpi=DPI, layout="constrained")
+    panels = figure.subplots(-(-len(keys) // 3), min(len(keys), 3), squeeze=False).ravel()
+    unit = step_name(views[0].job.kind)
+    for key, axes in zip(keys, panels):
+        for view, label, color in zip(views, labels(views), colors(len(views))):
+            axes.plot([metric.step for metric in view.metrics], series(view, key), "-o", color=color, markersize=3,
+                      label=label)
+        axes.set(xlabel=unit, title=key)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+    return figure
+
+
+def figure_for(kind_name: str) -> Callable[[Sequence[JobView]], Figure]:
+    """The kind's own figure, or ``metrics_figure``."""
+    kind = kinds.find(kind_name)
+    return kinds.load_object(kind.plot) if kind and kind.plot else metrics_figure
 
 
 def draw(views: Sequence[JobView], path: Path) -> tuple[int, int]:
     """Draw jobs of one kind into ``path`` (PNG, SVG or PDF by its suffix); returns the size in pixels."""
-    figure = FIGURES[views[0].job.kind](views)
+    figure = figure_for(views[0].job.kind)(views)
     FigureCanvasAgg(figure)
     figure.savefig(path)
     width, height = figure.get_size_inches() * figure.dpi

@@ -15,34 +15,25 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from mlpq.api_cli import output
+from mlpq import kinds
 from mlpq.api_cli.api import BrokerUnavailableError, Client
-from mlpq.db.schema import Job, JobStatus, Metric, utcnow
-from mlpq.models.registry import KINDS
+from mlpq.db.records import JobRecord, MetricRecord
+from mlpq.db.schema import utcnow
+from mlpq.db.status import JobStatus
 
 QUEUED_HINT_AFTER_S = 10.0
 
 
-def total_steps(job: Job) -> int | None:
-    """How far the job goes in its kind's steps: Himmelblau's optimiser steps, MNIST's epochs."""
-    key = {"himmelblau": "steps", "mnist": "epochs"}.get(job.kind)
-    return int(job.params[key]) if key and key in job.params else None
+def total_steps(job: JobRecord) -> int | None:
+    """How far the job goes in its kind's steps (Himmelblau's optimiser steps, MNIST's epochs)."""
+    kind = kinds.find(job.kind)
+    return kind.total_steps(job.params) if kind else None
 
 
-def step_name(job: Job) -> str:
-    kind = KINDS.get(job.kind)
-    return kind.step_name if kind else "step"
-
-
-def figures(values: Mapping[str, Any]) -> str:
-    """The figures the bar shows: ``f 0.0123``, or ``loss 0.3125 acc 91.20%`` (train loss, test accuracy)."""
-    shown = []
-    if "f_best" in values:
-        shown.append(f"f {values['f_best']:.4g}")
-    if "train_loss" in values:
-        shown.append(f"loss {values['train_loss']:.4f}")
-    if "test_accuracy" in values:
-        shown.append(f"acc {values['test_accuracy']:.2%}")
-    return " ".join(shown)
+def figures(kind_name: str, values: Mapping[str, Any]) -> str:
+    """The figures the bar shows, as the kind says: ``f 0.0123``, or ``loss 0.3125 acc 91.20%``."""
+    kind = kinds.find(kind_name)
+    return kind.progress_text(values) if kind else ""
 
 
 def clock(seconds: float | None) -> str:
@@ -62,13 +53,13 @@ class QueuedHint:
     def __init__(self, api: Client | None = None) -> None:
         self.api, self.began, self.given = api, time.monotonic(), False
 
-    def due(self, job: Job) -> str | None:
+    def due(self, job: JobRecord) -> str | None:
         if job.status is JobStatus.QUEUED and not self.given and time.monotonic() - self.began > QUEUED_HINT_AFTER_S:
             self.given = True
             return self.text(job)
         return None
 
-    def text(self, job: Job) -> str:
+    def text(self, job: JobRecord) -> str:
         where = output.placement(job)
         try:
             serving = self.api.serving(job) if self.api is not None else None
@@ -84,9 +75,9 @@ class QueuedHint:
 
 
 class Display(Protocol):
-    def metric(self, metric: Metric) -> None: ...
+    def metric(self, metric: MetricRecord) -> None: ...
 
-    def poll(self, job: Job) -> None: ...
+    def poll(self, job: JobRecord) -> None: ...
 
     def close(self) -> None: ...
 
@@ -94,15 +85,15 @@ class Display(Protocol):
 class Lines:
     """One line on stderr per stored metric, like ``  step 2000/20000: f_best=0.0123``."""
 
-    def __init__(self, job: Job, api: Client | None = None) -> None:
-        self.total, self.step_name, self.hint = total_steps(job), step_name(job), QueuedHint(api)
+    def __init__(self, job: JobRecord, api: Client | None = None) -> None:
+        self.total, self.step_name, self.hint = total_steps(job), output.step_name(job.kind), QueuedHint(api)
 
-    def metric(self, metric: Metric) -> None:
+    def metric(self, metric: MetricRecord) -> None:
         values = ", ".join(f"{k}={output.format_value(v)}" for k, v in metric.values.items() if k != "points")
         of_total = f"/{self.total}" if self.total else ""
         click.echo(f"  {self.step_name} {metric.step}{of_total}: {values}", err=True)
 
-    def poll(self, job: Job) -> None:
+    def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
         if hint:
             click.echo(f"  {hint}", err=True)
@@ -115,8 +106,9 @@ class Bar:
     """A rich progress bar that fits 80 columns: steps (or epochs) done of the total, f or loss and
     accuracy (or the job's status while it has none), elapsed time and time left."""
 
-    def __init__(self, job: Job, console: Console, api: Client | None = None) -> None:
+    def __init__(self, job: JobRecord, console: Console, api: Client | None = None) -> None:
         self.total, self.done, self.figures, self.hint = total_steps(job) or 1, 0, "", QueuedHint(api)
+        self.kind = job.kind
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=16),
             TextColumn("{task.fields[unit]} {task.completed:.0f}/{task.total:.0f}"),
@@ -124,14 +116,14 @@ class Bar:
             TextColumn("ETA {task.fields[eta]}"),
             console=console, auto_refresh=False,
         )
-        self.task = self.progress.add_task(job.id[:8], total=self.total, unit=step_name(job),
+        self.task = self.progress.add_task(job.id[:8], total=self.total, unit=output.step_name(job.kind),
                                            figures=job.status.value, elapsed=clock(None), eta=clock(None))
         self.progress.start()
 
-    def metric(self, metric: Metric) -> None:
-        self.done, self.figures = metric.step, figures(metric.values)
+    def metric(self, metric: MetricRecord) -> None:
+        self.done, self.figures = metric.step, figures(self.kind, metric.values)
 
-    def poll(self, job: Job) -> None:
+    def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
         if hint:
             self.progress.console.print(hint)
@@ -153,13 +145,13 @@ def stderr_console() -> Console:
     return Console(stderr=True)
 
 
-def display_for(job: Job, api: Client | None = None) -> Display:
+def display_for(job: JobRecord, api: Client | None = None) -> Display:
     """A bar when stderr is a terminal, plain lines otherwise; ``api`` lets its hint ask which workers are live."""
     console = stderr_console()
     return Bar(job, console, api) if console.is_terminal else Lines(job, api)
 
 
-def follow(api: Client, job: Job, *, quiet: bool = False) -> Job:
+def follow(api: Client, job: JobRecord, *, quiet: bool = False) -> JobRecord:
     """Wait for ``job`` to end, showing its progress on stderr unless ``quiet``; returns it as it ended.
 
     On Ctrl-C the display is closed and ``KeyboardInterrupt`` propagates: the job goes on.

@@ -9,10 +9,11 @@ import click
 from mlpq.api_cli import output, progress
 from mlpq.api_cli.api import Client
 from mlpq.api_cli.compare import comparison_table
-from mlpq.db.schema import Job, JobStatus
+from mlpq.db.records import JobRecord
+from mlpq.db.status import JobStatus
 
 
-def report_submitted(ctx: click.Context, api: Client, job: Job, wait: bool, as_json: bool, note: str = "") -> None:
+def report_submitted(ctx: click.Context, api: Client, job: JobRecord, wait: bool, as_json: bool, note: str = "") -> None:
     """Print the new job; with ``wait``, follow it and show how it ended (exit 1 unless it succeeded)."""
     if as_json and not wait:
         click.echo(output.to_json(output.job_row(job)))
@@ -26,7 +27,7 @@ def report_submitted(ctx: click.Context, api: Client, job: Job, wait: bool, as_j
     follow_and_show(ctx, api, job, as_json)
 
 
-def report_sweep(ctx: click.Context, api: Client, created: Sequence[Job], axes: Sequence[str], wait: bool,
+def report_sweep(ctx: click.Context, api: Client, created: Sequence[JobRecord], axes: Sequence[str], wait: bool,
                  as_json: bool) -> None:
     """Print each job of a sweep and its sweep id; with ``wait``, follow them in turn, then compare them."""
     sweep_id = created[0].sweep_id or ""
@@ -54,7 +55,7 @@ def report_sweep(ctx: click.Context, api: Client, created: Sequence[Job], axes: 
         ctx.exit(1)
 
 
-def follow_job(api: Client, job: Job, quiet: bool, goes_on: str = "") -> Job:
+def follow_job(api: Client, job: JobRecord, quiet: bool, goes_on: str = "") -> JobRecord:
     """Follow the job until it ends; Ctrl-C stops following (exit 130) and leaves the job running."""
     try:
         return progress.follow(api, job, quiet=quiet)
@@ -64,7 +65,7 @@ def follow_job(api: Client, job: Job, quiet: bool, goes_on: str = "") -> Job:
         raise click.exceptions.Exit(130) from None
 
 
-def follow_and_show(ctx: click.Context, api: Client, job: Job, as_json: bool) -> None:
+def follow_and_show(ctx: click.Context, api: Client, job: JobRecord, as_json: bool) -> None:
     """Follow the job, then show it as ``mlpq show`` does; exit 1 unless it succeeded."""
     finished = follow_job(api, job, as_json)
     view = api.get(finished.id)

@@ -7,6 +7,7 @@ import math
 import secrets
 import uuid
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import click
@@ -30,7 +31,8 @@ class ListOf(click.ParamType):
         self.name = f"{item.name} list"
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
-        return f"{self.item.get_metavar(param, ctx) or self.item.name.upper()}[,...]"
+        plain = {"integer range": "INTEGER", "float range": "FLOAT"}.get(self.item.name)
+        return f"{plain or self.item.get_metavar(param, ctx) or self.item.name.upper()}[,...]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Axis:
         if isinstance(value, Axis):
@@ -50,16 +52,17 @@ def swept(params: Mapping[str, Any]) -> list[str]:
     return [name for name, value in params.items() if isinstance(value, Axis) and len(value) > 1]
 
 
-def grid(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+def grid(params: Mapping[str, Any], options: Mapping[str, str] = MappingProxyType({})) -> list[dict[str, Any]]:
     """Every combination of the axes in ``params`` (the cartesian product), other values as they are.
 
     The jobs of a sweep given no seed share one drawn seed, so they differ only
-    in the swept values. Raises a usage error past ``MAX_SWEEP_JOBS`` combinations.
+    in the swept values. Raises a usage error, naming the fields by their
+    ``options``, past ``MAX_SWEEP_JOBS`` combinations.
     """
     axes = {name: value for name, value in params.items() if isinstance(value, Axis)}
     size = math.prod(len(values) for values in axes.values())
     if size > MAX_SWEEP_JOBS:
-        options = ", ".join(option_name(name) for name in swept(params))
-        raise click.UsageError(f"the sweep over {options} has {size:,} jobs; at most {MAX_SWEEP_JOBS:,} at once")
+        options_text = ", ".join(option_name(name, options) for name in swept(params))
+        raise click.UsageError(f"the sweep over {options_text} has {size:,} jobs; at most {MAX_SWEEP_JOBS:,} at once")
     shared = {"seed": secrets.randbelow(SEED_BOUND)} if size > 1 and params.get("seed") is None else {}
     return [{**params, **shared, **dict(zip(axes, values))} for values in itertools.product(*axes.values())]

@@ -9,24 +9,21 @@ status never changes.
 from __future__ import annotations
 
 import enum
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from mlpq.db.lookup import JobLookupError
+from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.schema import Job, JobStatus, Metric, utcnow
 
-JOB_ID_PATTERN = re.compile(r"[0-9a-f]{4,32}")
-
-
-class JobLookupError(LookupError):
-    """No job, or more than one, matches an id prefix."""
-
+JOBS = Job.__table__
+"""Reads select the table's columns (Core rows, no ORM identity map) and return ``JobRecord``s."""
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
@@ -46,27 +43,23 @@ def delete_job(session: Session, job_id: str) -> None:
     session.execute(delete(Job).where(Job.id == job_id))
 
 
-def is_job_id(text: str) -> bool:
-    """Whether ``text`` is shaped like a job id or a prefix of one (4 to 32 hex digits)."""
-    return JOB_ID_PATTERN.fullmatch(text) is not None
-
-
-def find_job(session: Session, id_or_prefix: str) -> Job:
+def find_job(session: Session, id_or_prefix: str) -> JobRecord:
     """The one job whose id starts with ``id_or_prefix``; raises ``JobLookupError``."""
-    matches = session.scalars(select(Job).where(Job.id.startswith(id_or_prefix, autoescape=True)).limit(2)).all()
+    matches = session.execute(
+        select(JOBS).where(Job.id.startswith(id_or_prefix, autoescape=True)).limit(2)).all()
     if not matches:
         raise JobLookupError(f"no job {id_or_prefix}")
     if len(matches) > 1:
         raise JobLookupError(f"job id prefix {id_or_prefix} is ambiguous: give more digits")
-    return matches[0]
+    return JobRecord.from_row(matches[0])
 
 
 def list_jobs(
     session: Session, *, kind: str | None = None, status: JobStatus | None = None,
     device: str | None = None, sweep: str | None = None, limit: int = 20,
-) -> Sequence[Job]:
+) -> list[JobRecord]:
     """The newest jobs first, optionally filtered; ``sweep`` is a sweep id or a prefix of one."""
-    query = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit)
+    query = select(JOBS).order_by(Job.created_at.desc(), Job.id).limit(limit)
     if kind:
         query = query.where(Job.kind == kind)
     if sweep:
@@ -75,11 +68,7 @@ def list_jobs(
         query = query.where(Job.status == status)
     if device:
         query = query.where(Job.device == device)
-    return session.scalars(query).all()
-
-
-def count_jobs(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Job)) or 0
+    return [JobRecord.from_row(row) for row in session.execute(query)]
 
 
 def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
@@ -122,11 +111,11 @@ def add_metrics(session: Session, job_id: str, attempt: int, rows: Iterable[tupl
         session.execute(insert(Metric), values)
 
 
-def latest_metrics(session: Session, job: Job) -> Sequence[Metric]:
+def latest_metrics(session: Session, job: JobRecord) -> list[MetricRecord]:
     """The metrics of the job's latest attempt, by step."""
-    return session.scalars(
-        select(Metric).where(Metric.job_id == job.id, Metric.attempt == job.attempts).order_by(Metric.step)
-    ).all()
+    return [MetricRecord(step, values) for step, values in session.execute(
+        select(Metric.step, Metric.values).where(Metric.job_id == job.id, Metric.attempt == job.attempts)
+        .order_by(Metric.step))]
 
 
 def finish_job(session: Session, job_id: str, attempt: int, status: JobStatus, *,
@@ -147,7 +136,7 @@ class CancelOutcome(str, enum.Enum):
     ALREADY_ENDED = "already ended"
 
 
-def request_cancel(session: Session, job: Job) -> CancelOutcome:
+def request_cancel(session: Session, job: JobRecord) -> CancelOutcome:
     """Cancel a queued job now, ask a running one to stop; a finished job stays as it is."""
     now = utcnow()
     if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED).values(

@@ -48,14 +48,14 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, 
     Safe to call from many processes at once and when already there. Raises
     ``SchemaError`` for a ledger this mlpq cannot migrate (e.g. from a newer mlpq).
     """
-    from alembic import command
-    from alembic.util import CommandError
-
     target = HEAD if revision == "head" else revision
     with engine.connect() as connection:
         before = current_revision(connection)
         if before == target:
             return before, before
+        from alembic import command  # only when a migration is due
+        from alembic.util import CommandError
+
         connection.rollback()  # end the read's transaction, so Alembic's own begins (and takes the lock)
         try:
             command.upgrade(alembic_config(connection), target)

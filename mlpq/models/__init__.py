@@ -1,5 +1,5 @@
-"""The ML side of mlpq: job specifications and the code that runs them.
+"""The ML side of mlpq: the code that runs each job kind (specs and declarations live in ``mlpq.kinds``).
 
 Nothing here knows about queues or databases. Importing this package (and
-``specs``, ``registry``, ``context``) does not import torch; the runners do.
+``context``) does not import torch; the runners do.
 """

@@ -7,16 +7,10 @@ from typing import Any
 
 import torch
 
+from mlpq.kinds.himmelblau import MINIMA, HimmelblauSpec
 from mlpq.models import himmelblau_fast
 from mlpq.models.context import DivergedError, RunContext
-from mlpq.models.specs import HimmelblauSpec
 
-MINIMA: tuple[tuple[float, float], ...] = (
-    (3.0, 2.0),
-    (-2.805118, 3.131312),
-    (-3.779310, -3.283186),
-    (3.584428, -1.848126),
-)
 FOUND_TOLERANCE = 1e-2
 """A start 'found' a minimum when it ends this close to it."""
 SCALAR_MAX_STARTS = 6

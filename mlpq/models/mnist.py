@@ -14,7 +14,7 @@ from torch import nn
 from mlpq.models import mnist_data
 from mlpq.models.context import DivergedError, RunContext
 from mlpq.models.mlp import build_model
-from mlpq.models.specs import MnistSpec
+from mlpq.kinds.mnist import MnistSpec
 
 EVAL_BATCH = 10_000
 

@@ -9,12 +9,10 @@ from celery import Celery
 from mlpq.config import Settings
 from mlpq.db.schema import Job
 from mlpq.worker.device import parse_device
+from mlpq.worker.messages import HARD_LIMIT_GRACE_S, TASK_NAME
 
-TASK_NAME = "mlpq.run_job"
 VISIBILITY_TIMEOUT_S = 48 * 3600
 """Longer than any job may run (24 h): Redis redelivers unacknowledged messages after this long."""
-HARD_LIMIT_GRACE_S = 30
-"""After its soft time limit a job has this long to record its failure before its process is killed."""
 
 
 def create_app(settings: Settings) -> Celery:

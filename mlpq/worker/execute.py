@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.db import jobs
 from mlpq.db.schema import JobStatus
-from mlpq.models import registry
+from mlpq import kinds
 from mlpq.models.context import JobError, RunContext
 from mlpq.worker import provenance
 from mlpq.worker.device import Device, torch_device_name
@@ -35,8 +35,8 @@ class DeviceUnavailableError(JobError):
     reason = "device unavailable"
 
 
-class InvalidJobError(JobError):
-    reason = "invalid job"
+class UnknownKindError(JobError):
+    """This worker has no such kind: its message says so in full."""
 
 
 def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -> T:
@@ -90,6 +90,8 @@ class MetricsRecorder:
 
 def describe_failure(exc: BaseException, timeout_s: int) -> str:
     """One line that says why a job failed, its category first."""
+    if isinstance(exc, UnknownKindError):
+        return str(exc)
     if isinstance(exc, JobError):
         return f"{exc.reason}: {exc}"
     if isinstance(exc, SoftTimeLimitExceeded):
@@ -116,10 +118,11 @@ def resolve_device(device: Device) -> str:
 
 def run_spec(kind: str, params: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
     """Re-validate the stored parameters (a message or row may be forged) and run the job code."""
-    if kind not in registry.KINDS:
-        raise InvalidJobError(f"unknown job kind {kind!r}")
-    spec = registry.parse_spec(kind, params)
-    return registry.KINDS[kind].load_runner()(spec, ctx)
+    try:
+        declared = kinds.get(kind)
+    except kinds.UnknownKindError as exc:
+        raise UnknownKindError(f"unknown kind {kind!r} on this worker (install its package)") from exc
+    return declared.load_runner()(declared.spec.model_validate(params), ctx)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.schema import utcnow
 from mlpq.db.session import make_session_factory
-from mlpq.worker.app import HARD_LIMIT_GRACE_S, publish
+from mlpq.worker.app import publish
+from mlpq.worker.messages import HARD_LIMIT_GRACE_S
 from mlpq.worker.device import QUEUE_PREFIX
 
 log = logging.getLogger(__name__)

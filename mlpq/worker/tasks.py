@@ -10,9 +10,10 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlpq.db.jobs import is_job_id
+from mlpq.db.lookup import is_job_id
 from mlpq.db.session import make_session_factory
-from mlpq.worker.app import TASK_NAME
+from mlpq.worker import messages
+from mlpq.worker.messages import TASK_NAME
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
@@ -49,5 +50,16 @@ def register(app: Celery, ctx: WorkerContext) -> None:
             log.error("rejected a message with a malformed job id: %r", job_id)
             return
         sessions, leases = ctx.resources()
-        execute_job(sessions, job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir,
-                    leases=leases)
+        status = execute_job(sessions, job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir,
+                             leases=leases)
+        if status is not None:
+            signal_end(app, job_id, status.value)
+
+
+def signal_end(app: Celery, job_id: str, status: str) -> None:
+    """Tell waiting clients the job ended (best effort: they also poll the ledger)."""
+    try:
+        with app.connection_for_write() as connection:
+            messages.signal_done(connection.default_channel.client, job_id, status)
+    except Exception:  # the outcome is in the ledger; a lost signal costs a waiter one poll interval
+        log.warning("could not signal the end of job %s", job_id, exc_info=True)

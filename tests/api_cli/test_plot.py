@@ -12,7 +12,8 @@ import pytest
 from matplotlib.collections import LineCollection
 
 from mlpq.api_cli.api import Client
-from mlpq.api_cli.plot import HIMMELBLAU_MINIMA, himmelblau_figure
+from mlpq.api_cli.plot import himmelblau_figure
+from mlpq.kinds.himmelblau import MINIMA
 from mlpq.config import Settings
 from mlpq.db.schema import JobStatus
 from tests.api_cli.ledger_rows import add_job, himmelblau_job, mlpq, mnist_job
@@ -71,13 +72,7 @@ def test_paths_come_from_the_points_and_only_end_points_without_them() -> None:
     axes = himmelblau_figure([without]).axes[0]
     assert not [c for c in axes.collections if isinstance(c, LineCollection)]
     assert [offsets.tolist() for offsets in (c.get_offsets() for c in axes.collections[1:])] == [
-        [[3.0, 2.0], [-2.805118, 3.131312]], [list(m) for m in HIMMELBLAU_MINIMA]]
-
-
-def test_the_minima_drawn_are_the_job_codes() -> None:
-    from mlpq.models.himmelblau import MINIMA
-
-    assert HIMMELBLAU_MINIMA == MINIMA
+        [[3.0, 2.0], [-2.805118, 3.131312]], [list(m) for m in MINIMA]]
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.db import jobs
+from mlpq.db.lookup import is_job_id
 from mlpq.db.schema import Job, JobStatus
 from mlpq.db.session import DatabaseURLError, make_session_factory, normalise_url
 
@@ -88,10 +89,10 @@ def test_list_is_newest_first_and_filtered(sessions: sessionmaker[Session]) -> N
 
 
 def test_job_id_shapes() -> None:
-    assert jobs.is_job_id(jobs.new_job_id())
-    assert jobs.is_job_id("abcd")
+    assert is_job_id(jobs.new_job_id())
+    assert is_job_id("abcd")
     for bad in ("abc", "ABCD", "xyz1", "abcd%", "a" * 33, ""):
-        assert not jobs.is_job_id(bad)
+        assert not is_job_id(bad)
 
 
 def test_database_urls() -> None:

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from pydantic import ValidationError
 
 from mlpq.api_cli.cli import cli
+from mlpq.kinds.himmelblau import HimmelblauSpec, grid_points
 from mlpq.models import himmelblau, himmelblau_fast
 from mlpq.models.context import DivergedError, RunContext
-from mlpq.models.specs import HimmelblauSpec, grid_points
 
 TUTORIAL_STARTS = [(0.0, 0.0), (1.0, 0.0), (-4.0, 0.0), (4.0, 0.0)]
 STARTS = TUTORIAL_STARTS + grid_points(4)
@@ -125,6 +125,23 @@ def test_cli_grid_option_errors_in_one_line() -> None:
     both = runner.invoke(cli, ["submit", "himmelblau", "--grid", "8", "--start", "1,0"])
     too_big = runner.invoke(cli, ["submit", "himmelblau", "--grid", "65"])
     assert both.exit_code == 2 and both.output.strip().splitlines() == [
-        "Error: --start and --grid cannot be combined (see 'mlpq submit himmelblau --help')"]
-    assert too_big.exit_code == 2 and too_big.output.startswith("Error: invalid value for --grid: ")
+        "Error: invalid parameters: give only one of start points, a grid and random starts "
+        "(see 'mlpq submit himmelblau --help')"]
+    assert too_big.exit_code == 2 and too_big.output.startswith(
+        "Error: Invalid value for '--grid': 65 is not in the range 2<=x<=64.")
     assert len(too_big.output.strip().splitlines()) == 1
+
+
+def test_random_starts_are_drawn_from_the_seed() -> None:
+    points = HimmelblauSpec(random_starts=5, seed=7).start_points()
+    assert points == HimmelblauSpec(random_starts=5, seed=7).start_points()
+    assert points != HimmelblauSpec(random_starts=5, seed=8).start_points()
+    assert len(points) == 5 and all(-6 <= v <= 6 for point in points for v in point)
+    with pytest.raises(ValidationError):
+        HimmelblauSpec(random_starts=5, grid=3)
+
+
+def test_the_seed_changes_a_random_start_job_result() -> None:
+    results = [himmelblau.run(HimmelblauSpec(random_starts=3, seed=seed, steps=10, log_every=10), context([]))
+               for seed in (1, 2)]
+    assert [s["start"] for s in results[0]["starts"]] != [s["start"] for s in results[1]["starts"]]

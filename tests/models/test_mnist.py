@@ -13,9 +13,9 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from mlpq.models import mnist, mnist_data, mnist_sweep
-from mlpq.models.context import DataUnavailableError, DivergedError, RunContext
-from mlpq.models.specs import MnistSpec
+from mlpq.kinds.mnist import MnistSpec
+from mlpq.models import mnist, mnist_data
+from mlpq.models.context import DataUnavailableError, RunContext
 
 SAMPLE = "mnist-sample"
 
@@ -165,43 +165,6 @@ def test_both_variants_learn(sample_root: Path, variant: str) -> None:
     assert result["dataset"] == SAMPLE and result["notice"] is None
     assert result["test_accuracy"] > 0.6  # chance is 0.1; measured 0.79 (sigmoid) to 0.91
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
-
-
-def test_a_stacked_sweep_matches_each_config_trained_alone(sample_root: Path) -> None:
-    specs = [MnistSpec(dataset=SAMPLE, epochs=2, seed=seed, lr=lr, momentum=momentum)
-             for seed, lr, momentum in [(0, 0.01, 0.0), (1, 0.05, 0.5), (2, 0.02, 0.9)]]
-    logs: list[list[int]] = [[] for _ in specs]
-    contexts = [RunContext("cpu", lambda epoch, metrics, log=log: log.append(epoch), sample_root) for log in logs]
-    stacked = mnist_sweep.run_stacked(specs, contexts)
-    for spec, together, log in zip(specs, stacked, logs):
-        alone = mnist.run(spec, RunContext("cpu", lambda *_: None, sample_root))
-        assert isinstance(together, dict) and log == [1, 2]
-        assert together["test_accuracy"] == pytest.approx(alone["test_accuracy"], abs=0.01)
-        assert together["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-3)
-        assert together.keys() == alone.keys()
-
-
-def test_a_stacked_config_that_diverges_or_is_cancelled_ends_alone(sample_root: Path) -> None:
-    class Cancelled(Exception):
-        pass
-
-    def cancel(epoch: int, metrics: object) -> None:
-        raise Cancelled
-
-    specs = [MnistSpec(dataset=SAMPLE, epochs=1, seed=0), MnistSpec(dataset=SAMPLE, epochs=1, seed=1, lr=10),
-             MnistSpec(dataset=SAMPLE, epochs=1, seed=2)]
-    progress = [lambda *_: None, lambda *_: None, cancel]
-    ok, diverged, cancelled = mnist_sweep.run_stacked(specs, [RunContext("cpu", p, sample_root) for p in progress])
-    assert isinstance(ok, dict) and ok["test_accuracy"] > 0.1
-    assert isinstance(diverged, DivergedError) and isinstance(cancelled, Cancelled)
-
-
-def test_only_lr_momentum_and_seed_may_differ_in_a_stack(sample_root: Path) -> None:
-    assert mnist_sweep.stackable([MnistSpec(lr=0.1, seed=1), MnistSpec(momentum=0.5, seed=2)])
-    assert not mnist_sweep.stackable([MnistSpec(epochs=1), MnistSpec(epochs=2)])
-    with pytest.raises(ValueError):
-        mnist_sweep.run_stacked([MnistSpec(epochs=1), MnistSpec(epochs=2)],
-                                [RunContext("cpu", lambda *_: None, sample_root)] * 2)
 
 
 @pytest.mark.parametrize("variant", ["module", "functional"])

@@ -67,7 +67,7 @@ def test_unknown_job_is_skipped(sessions: sessionmaker[Session], tmp_path: Path)
     ("himmelblau", {"steps": 10, "evil": "__import__('os')"}, "invalid parameters: evil: Extra inputs"),
     ("himmelblau", {"optimizer": "lbfgs"}, "invalid parameters: optimizer:"),
     ("mnist", {"epochs": 0}, "invalid parameters: epochs:"),
-    ("quantum", {}, "invalid job: unknown job kind 'quantum'"),
+    ("quantum", {}, "unknown kind 'quantum' on this worker (install its package)"),
     ("himmelblau", {"optimizer": "sgd", "lr": 10, "steps": 100, "log_every": 1}, "diverged: f is not finite"),
 ])
 def test_forged_or_failing_jobs_fail_with_a_reason(sessions: sessionmaker[Session], tmp_path: Path, kind: str,

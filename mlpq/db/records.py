@@ -1,0 +1,63 @@
+"""Plain, frozen copies of ledger rows: what leaves ``mlpq.db`` (no SQLAlchemy objects, no sessions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mlpq.db.schema import JobStatus
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job as the ledger holds it."""
+
+    id: str
+    kind: str
+    status: JobStatus
+    device: str
+    pool: str | None
+    params: dict[str, Any]
+    timeout_s: int
+    sweep_id: str | None
+    rerun_of: str | None
+    created_at: datetime
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    worker_host: str | None
+    attempts: int
+    cancel_requested: bool
+    result: dict[str, Any] | None
+    error: str | None
+    provenance: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobRecord:
+        """From an ORM object or a Core row of the ``jobs`` table."""
+        if hasattr(row, "_mapping"):
+            values: Mapping[str, Any] = row._mapping
+            return cls(**{field.name: values[field.name] for field in JOB_FIELDS})
+        return cls(**{field.name: getattr(row, field.name) for field in JOB_FIELDS})
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or datetime.now(timezone.utc)) - self.started_at).total_seconds()
+
+
+JOB_FIELDS = fields(JobRecord)
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """What one step (or epoch) of a job's attempt reported."""
+
+    step: int
+    values: dict[str, Any]

@@ -1,0 +1,128 @@
+"""Job kinds: each one ``Kind`` declaration, found by name (no torch, no pydantic until a kind is loaded).
+
+mlpq's own kinds live in this package. An installed package adds one through the
+``mlpq.kinds`` entry-point group, naming a ``Kind`` object::
+
+    [project.entry-points."mlpq.kinds"]
+    rosenbrock = "mlpq_rosenbrock.kind:KIND"
+
+The CLI and the worker find it by name; only the job id crosses the wire.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+ENTRY_POINT_GROUP = "mlpq.kinds"
+BUILTIN = {"himmelblau": "mlpq.kinds.himmelblau:KIND", "mnist": "mlpq.kinds.mnist:KIND"}
+MAX_TIMEOUT_S = 24 * 3600
+
+
+class UnknownKindError(LookupError):
+    """No kind of that name is installed here, or its package cannot be loaded."""
+
+
+def load_object(path: str) -> Any:
+    """The object a ``module:attribute`` path names, imported on demand."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Everything mlpq knows about one job kind.
+
+    ``spec`` is a pydantic model: its fields become the options of ``mlpq submit NAME``
+    (types, bounds, choices, defaults and help all come from it). ``runner`` names the
+    ``module:function`` a worker calls with the validated spec and a ``RunContext``;
+    only it may import torch.
+    """
+
+    name: str
+    spec: type[BaseModel]
+    runner: str
+    help: str
+    """The ``mlpq submit NAME`` help: a summary line, details, and an ``Example:`` block."""
+    step_name: str = "step"
+    steps_field: str | None = None
+    """The spec field that says how many steps a job takes (for progress bars)."""
+    default_timeout_s: int = 600
+    result_fields: tuple[str, ...] = ()
+    """The result values ``results`` and ``compare`` show."""
+    progress_fields: tuple[tuple[str, str], ...] = ()
+    """(metric, format) pairs the progress bar shows, e.g. ``("f_best", "f {:.4g}")``."""
+    headline: Callable[[Mapping[str, Any]], str] | None = None
+    """The result in a few words; by default the result's own ``headline``, else its ``result_fields``."""
+    plot: str | None = None
+    """``module:function`` drawing a list of ``JobView`` into a matplotlib ``Figure``; by default each
+    metric against the step."""
+
+    def load_runner(self) -> Callable[[Any, Any], dict[str, Any]]:
+        return load_object(self.runner)
+
+    def summary(self, result: Mapping[str, Any]) -> str:
+        """The headline of a result."""
+        if self.headline is not None:
+            return self.headline(result)
+        if "headline" in result:
+            return str(result["headline"])
+        return " ".join(f"{name}={result[name]:.4g}" if isinstance(result.get(name), float)
+                        else f"{name}={result.get(name)}" for name in self.result_fields if name in result)
+
+    def progress_text(self, values: Mapping[str, Any]) -> str:
+        """The figures a progress bar shows for one step's metrics."""
+        return " ".join(form.format(values[key]) for key, form in self.progress_fields if key in values)
+
+    def total_steps(self, params: Mapping[str, Any]) -> int | None:
+        value = params.get(self.steps_field) if self.steps_field else None
+        return int(value) if isinstance(value, int | float) else None
+
+
+@functools.cache
+def declared() -> dict[str, str]:
+    """Every kind's name and the ``module:attribute`` of its ``Kind``: mlpq's own, then installed packages'."""
+    from importlib.metadata import entry_points
+
+    found = dict(BUILTIN)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, entry.value)
+    return found
+
+
+def names() -> list[str]:
+    return sorted(declared())
+
+
+@functools.cache
+def get(name: str) -> Kind:
+    """The kind called ``name``; raises ``UnknownKindError`` if none is installed or it cannot be loaded."""
+    path = declared().get(name)
+    if path is None:
+        raise UnknownKindError(f"unknown kind {name!r}")
+    try:
+        kind = load_object(path)
+    except Exception as exc:  # a broken package must not take the CLI or the worker down
+        raise UnknownKindError(f"kind {name!r} cannot be loaded from {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(kind, Kind) or kind.name != name:
+        raise UnknownKindError(f"{path} is not a Kind named {name!r}")
+    return kind
+
+
+def find(name: str) -> Kind | None:
+    """The kind called ``name``, or ``None`` where it is not installed (a job submitted elsewhere)."""
+    try:
+        return get(name)
+    except UnknownKindError:
+        return None
+
+
+def parse_spec(name: str, params: Mapping[str, Any]) -> BaseModel:
+    """Validate ``params`` for kind ``name``; raises ``UnknownKindError`` or pydantic's ``ValidationError``."""
+    return get(name).spec.model_validate(params)

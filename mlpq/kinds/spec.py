@@ -1,0 +1,20 @@
+"""What every job spec shares, and the bounded number types kinds reuse (no torch import)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+Momentum = Annotated[float, Field(ge=0, lt=1)]
+
+
+class JobSpec(BaseModel):
+    """Common rules: unknown fields, NaN and infinity are rejected; specs are immutable."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    seed: Seed = Field(default=0, description="Random seed.",
+                       json_schema_extra={"default_help": "drawn and stored when absent"})

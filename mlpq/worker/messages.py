@@ -1,0 +1,93 @@
+"""The submit path's lean publisher: Celery task messages for job ids, pushed straight onto Redis.
+
+Importing and configuring Celery costs a CLI more than the whole submit. A job's
+message is small and fixed: Celery's task protocol 2 with the job id as the only
+argument and as the task id, the time limits in its headers, in kombu's Redis
+envelope on the default exchange (a list named after the queue). Workers read
+it as any message ``Celery.send_task`` sends (a test checks the two agree).
+Workers also signal here when a job ends, so a waiting CLI wakes at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from mlpq.worker.device import parse_device
+
+if TYPE_CHECKING:
+    import redis
+
+TASK_NAME = "mlpq.run_job"
+HARD_LIMIT_GRACE_S = 30
+"""After its soft time limit a job has this long to record its failure before its process is killed."""
+DONE_KEY_PREFIX = "mlpq.done."
+DONE_TTL_S = 3600
+CONNECT_TIMEOUT_S = 3
+
+
+class Publishable(Protocol):
+    id: str
+    device: str
+    pool: str | None
+    timeout_s: int
+
+
+def task_message(job: Publishable) -> dict[str, object]:
+    """The message ``send_task(TASK_NAME, args=[job.id], task_id=job.id, ...)`` would put on the job's queue."""
+    body = [[job.id], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    return {
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py", "task": TASK_NAME, "id": job.id, "shadow": None, "eta": None, "expires": None,
+            "group": None, "group_index": None, "retries": 0,
+            "timelimit": [job.timeout_s + HARD_LIMIT_GRACE_S, job.timeout_s], "root_id": job.id, "parent_id": None,
+            "argsrepr": repr([job.id]), "kwargsrepr": "{}", "origin": f"gen{os.getpid()}@{socket.gethostname()}",
+            "ignore_result": None, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+        },
+        "properties": {
+            "correlation_id": job.id, "reply_to": "", "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": parse_device(job.device, job.pool).queue},
+            "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
+        },
+    }
+
+
+def connect(broker_url: str) -> redis.Redis:
+    import redis
+
+    return redis.Redis.from_url(broker_url, socket_connect_timeout=CONNECT_TIMEOUT_S,
+                                socket_timeout=CONNECT_TIMEOUT_S + 5)
+
+
+def publish(client: redis.Redis, jobs: Iterable[Publishable], sent: list[str]) -> None:
+    """LPUSH each job's message onto its queue (kombu's Redis transport pops from the right), appending each
+    id to ``sent`` once Redis has it."""
+    for job in jobs:
+        client.lpush(parse_device(job.device, job.pool).queue, json.dumps(task_message(job)))
+        sent.append(job.id)
+
+
+def done_key(job_id: str) -> str:
+    return DONE_KEY_PREFIX + job_id
+
+
+def signal_done(client: redis.Redis, job_id: str, status: str) -> None:
+    """Wake whoever waits for ``job_id`` (its ended status is in the ledger already)."""
+    client.pipeline().lpush(done_key(job_id), status).expire(done_key(job_id), DONE_TTL_S).execute()
+
+
+def wait_done(client: redis.Redis, job_id: str, timeout_s: float) -> bool:
+    """Block up to ``timeout_s`` for the job's end signal; leaves the signal for other waiters."""
+    popped = client.blpop([done_key(job_id)], timeout=timeout_s)
+    if popped is None:
+        return False
+    signal_done(client, job_id, popped[1].decode())
+    return True

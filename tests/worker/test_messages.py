@@ -1,0 +1,50 @@
+"""The CLI's lean publisher writes the message Celery's send_task writes, and the end signal wakes a waiter."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import redis
+
+from mlpq.config import Settings
+from mlpq.worker import messages
+from mlpq.worker.app import create_app, publish
+from mlpq.worker.device import parse_device
+
+
+class Job:
+    def __init__(self, job_id: str, device: str = "cuda:1", timeout_s: int = 77, pool: str | None = "a100") -> None:
+        self.id, self.device, self.timeout_s, self.pool = job_id, device, timeout_s, pool
+
+
+def queued(client: redis.Redis, queue: str) -> dict:
+    message = json.loads(client.rpop(queue))
+    message["properties"].pop("delivery_tag")
+    message["properties"].pop("reply_to")
+    message["headers"].pop("origin")
+    return message
+
+
+def test_the_lean_message_is_the_one_celery_sends(broker_url: str) -> None:
+    client = redis.Redis.from_url(broker_url)
+    job = Job("ab" * 16)
+    publish(create_app(Settings(broker_url=broker_url)), [job])
+    sent: list[str] = []
+    messages.publish(client, [job], sent)
+    queue = parse_device(job.device, job.pool).queue
+    assert sent == [job.id] and client.llen(queue) == 2
+    assert queued(client, queue) == queued(client, queue)
+
+
+def test_the_end_signal_wakes_every_waiter_at_once(broker_url: str) -> None:
+    client = redis.Redis.from_url(broker_url)
+    job_id = "cd" * 16
+    assert not messages.wait_done(client, job_id, 0.1)
+    threading.Timer(0.3, messages.signal_done, (redis.Redis.from_url(broker_url), job_id, "succeeded")).start()
+    began = time.monotonic()
+    assert messages.wait_done(client, job_id, 30)
+    assert time.monotonic() - began < 10  # woken by the signal, not the 30 s timeout
+    assert messages.wait_done(client, job_id, 0.1)  # a second waiter sees it too
+    assert 0 < client.ttl(messages.done_key(job_id)) <= messages.DONE_TTL_S
