@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import click
 from pydantic import ValidationError
 
 from mlpq.db.jobs import is_job_id
+from mlpq.db.session import normalise_url
+from mlpq.locations import LocationError, check_broker_url, check_data_dir
+from mlpq.redact import shown
 from mlpq.worker.device import Device, DeviceError, parse_device
 
 FIELD_OPTIONS = {"starts": "--start"}
@@ -42,25 +46,44 @@ class PointType(click.ParamType):
         try:
             x, y = (float(part) for part in parts)
         except ValueError:
-            self.fail(f"expected two numbers as X,Y (like -4,0), got {value!r}", param, ctx)
+            self.fail(f"expected two numbers as X,Y (like -4,0), got {shown(value)}", param, ctx)
         if not (math.isfinite(x) and math.isfinite(y)):
-            self.fail(f"coordinates must be finite numbers, got {value!r}", param, ctx)
+            self.fail(f"coordinates must be finite numbers, got {shown(value)}", param, ctx)
         return (x, y)
 
 
 class DataDirType(click.ParamType):
-    """A directory the worker may create or write to, resolved to an absolute path."""
+    """An absolute directory outside the system directories that exists and is writable, or can be created."""
 
     name = "dir"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        path = Path(os.path.expanduser(str(value))).resolve()
+        try:
+            text = check_data_dir(str(value))
+        except LocationError as exc:
+            self.fail(str(exc), param, ctx)
+        path = Path(text)
         existing = next(p for p in (path, *path.parents) if p.exists())
         if existing == path and not path.is_dir():
-            self.fail(f"{path} is not a directory", param, ctx)
+            self.fail(f"{shown(text)} is not a directory", param, ctx)
         if not os.access(existing, os.W_OK | os.X_OK):
-            self.fail(f"{existing} is not writable", param, ctx)
-        return str(path)
+            self.fail(f"{shown(str(existing))} is not writable", param, ctx)
+        return text
+
+
+class URLType(click.ParamType):
+    """A broker or database URL, checked by ``check``; the error never shows its password."""
+
+    name = "url"
+
+    def __init__(self, check: Callable[[str], str]) -> None:
+        self.check = check
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return self.check(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class JobIdType(click.ParamType):
@@ -72,7 +95,7 @@ class JobIdType(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip().lower()
         if not is_job_id(text):
-            self.fail(f"{value!r} is not a {self.noun} (4 to 32 hex digits)", param, ctx)
+            self.fail(f"{shown(value)} is not a {self.noun} (4 to 32 hex digits)", param, ctx)
         return text
 
 
@@ -86,6 +109,8 @@ class SweepIdType(JobIdType):
 DEVICE = DeviceType()
 POINT = PointType()
 DATA_DIR = DataDirType()
+BROKER_URL = URLType(check_broker_url)
+DATABASE_URL = URLType(normalise_url)
 JOB_ID = JobIdType()
 SWEEP_ID = SweepIdType()
 
@@ -101,5 +126,5 @@ def usage_error(exc: ValidationError) -> click.UsageError:
     message = error["msg"][0].lower() + error["msg"][1:]
     where = f"invalid value for {option_name(fields[0])}: " if fields else "invalid parameters: "
     if "input" in error and fields:
-        message += f" (got {error['input']!r})"
+        message += f" (got {shown(error['input'])})"
     return click.UsageError(where + message.removeprefix("value error, "))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from mlpq.redact import shown
+
 DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::(\d{1,2}))?")
 QUEUE_PREFIX = "mlpq."
 
@@ -36,7 +38,7 @@ def parse_device(text: str) -> Device:
     """Parse ``cpu``, ``cuda`` or ``cuda:N``; raises ``DeviceError``."""
     match = DEVICE_PATTERN.fullmatch(text.strip().lower())
     if match is None or (match[1] == "cpu" and match[2] is not None):
-        raise DeviceError(f"invalid device {text!r}: use cpu, cuda or cuda:N")
+        raise DeviceError(f"invalid device {shown(text)}: use cpu, cuda or cuda:N")
     return Device(match[1], int(match[2]) if match[2] is not None else None)
 
 

@@ -31,20 +31,22 @@ def wait_for(check: object, timeout: float, what: str) -> None:
 
 
 class PrivateRedis:
-    """A redis-server of this test's own, without persistence: a restart loses every key."""
+    """A redis-server of this test's own, without persistence: a restart loses every key. Optionally passworded."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
         self.port = free_port()
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{f':{self.password}@' if self.password else ''}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        auth = ["--requirepass", self.password] if self.password else []
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             *auth], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._pings, 10, "private redis")
 
     def stop(self) -> None:
@@ -54,7 +56,7 @@ class PrivateRedis:
 
     def _pings(self) -> bool:
         try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2).ping())
+            return bool(redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2).ping())
         except redis.ConnectionError:
             return False
 
