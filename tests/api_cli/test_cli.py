@@ -124,7 +124,6 @@ def test_bad_submit_is_a_one_line_usage_error_and_writes_nothing(args: list[str]
     (["--broker-url", "http://x", "results"], 2, "malformed broker URL"),
     (["--broker-url", "redis://localhost:abc/0", "results"], 2, "Invalid value for '--broker-url'"),
     (["--database-url", "postgresql://u@h:abc/db", "results"], 2, "Invalid value for '--database-url'"),
-    (["--database-url", "sqlite:////no/such/dir/ledger.db", "results"], 1, "no such directory: '/no/such/dir'"),
     (["--database-url", "postgresql://postgres@127.0.0.1:1/none", "results"], 1, "cannot reach the database"),
     (["nosuchcommand"], 2, "No such command"),
 ])
@@ -166,7 +165,8 @@ def test_only_the_default_ledger_directory_is_created(monkeypatch: pytest.Monkey
     assert mlpq("results").exit_code == 0
     assert (tmp_path / "xdg" / "mlpq" / "mlpq.db").is_file()
     elsewhere = mlpq("--database-url", f"sqlite:///{tmp_path / 'missing' / 'ledger.db'}", "results")
-    assert elsewhere.exit_code == 1 and "no such directory" in elsewhere.output
+    assert elsewhere.exit_code == 1
+    assert elsewhere.output.startswith(f"Error: no such directory: '{tmp_path / 'missing'}'")
     assert not (tmp_path / "missing").exists()
 
 
