@@ -14,12 +14,13 @@ MASK = "***"
 
 _SPACE = re.compile(r"\s")
 _QUERY_SECRET = re.compile(r"(?P<key>[?&;](?:password|passwd|pwd)=)[^&;#\s]*", re.IGNORECASE)
-_LONG_RUN = re.compile(r"\S{%d,}" % (SHOWN_CHARS + 1))
+_LONG_RUN = re.compile(r"\S{%d,}" % (SHOWN_CHARS + 3))
+"""Longer than a value ``cut`` has already shortened (its quotes and ``…`` included)."""
 
 
 def cut(text: str, limit: int = SHOWN_CHARS) -> str:
     """``text`` itself, or its first ``limit`` characters and how many more there were."""
-    return text if len(text) <= limit else f"{text[:limit]}…(+{len(text) - limit} chars)"
+    return text if len(text) <= limit else f"{text[:limit]}… (+{len(text) - limit} chars)"
 
 
 def shown(value: object) -> str:
