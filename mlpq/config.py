@@ -1,15 +1,29 @@
-"""Typed settings read from ``MLPQ_*`` environment variables."""
+"""Typed settings read from ``MLPQ_*`` environment variables by pydantic-settings, checked once at start.
+
+This module imports pydantic-settings: modules on the path of ``mlpq --help``
+import it only under ``TYPE_CHECKING`` or inside a function.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
+from mlpq.locations import check_broker_url, check_data_dir
+from mlpq.redact import shown
+
+ENV_PREFIX = "MLPQ_"
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+HEARTBEATS_PER_LEASE = 3
+"""A lease outlives at least this many heartbeats, so one late heartbeat never loses it."""
 
 
 def default_database_url() -> str:
@@ -22,6 +36,10 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_cache_dir("mlpq")) / "data"
 
 
+class SettingsError(ValueError):
+    """A setting breaks a rule; the message names the variable (or option) and the rule."""
+
+
 @dataclass(frozen=True)
 class Leases:
     """How running jobs prove they are alive, and how often workers look for those that are not."""
@@ -32,37 +50,102 @@ class Leases:
     maintenance_s: float = 10.0
     """How often each worker reaps expired leases and re-publishes jobs missing from the broker."""
     max_attempts: int = 3
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Leases:
-        defaults = cls()
-        return cls(
-            lease_s=float(environ.get("MLPQ_LEASE_SECONDS") or defaults.lease_s),
-            heartbeat_s=float(environ.get("MLPQ_HEARTBEAT_SECONDS") or defaults.heartbeat_s),
-            maintenance_s=float(environ.get("MLPQ_MAINTENANCE_SECONDS") or defaults.maintenance_s),
-            max_attempts=int(environ.get("MLPQ_MAX_ATTEMPTS") or defaults.max_attempts),
-        )
+    db_retry_s: float = 45.0
+    """How long a running job retries a ledger write while the database is unreachable."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Where the broker, the job ledger and the datasets live, and the lease timings."""
+class Settings(BaseSettings):
+    """Where the broker, the job ledger and the datasets live, and the lease timings.
+
+    Each field is the variable ``MLPQ_<FIELD>``; an empty variable counts as unset.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True,
+                                      allow_inf_nan=False, extra="forbid")
 
     broker_url: str = DEFAULT_BROKER_URL
-    database_url: str = ""
-    data_dir: Path = Path()
-    leases: Leases = field(default_factory=Leases)
+    database_url: str = Field(default_factory=default_database_url)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    lease_seconds: float = Field(Leases.lease_s, ge=1, le=86_400)
+    heartbeat_seconds: float = Field(Leases.heartbeat_s, ge=0.05)
+    maintenance_seconds: float = Field(Leases.maintenance_s, ge=0.1)
+    db_retry_seconds: float = Field(Leases.db_retry_s, ge=0)
+    max_attempts: int = Field(Leases.max_attempts, ge=1, le=100)
+    gpu_index: int | None = Field(None, ge=0, le=99)
+    """The GPU's index as the worker's host sees it (``mlpq worker --gpu-index``)."""
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        return check_broker_url(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from mlpq.db.session import normalise_url  # SQLAlchemy's parser; imported when settings are read
+
+        normalise_url(value)
+        return value
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, value: object) -> object:
+        return check_data_dir(str(value)) if isinstance(value, (str, Path)) else value
+
+    @model_validator(mode="after")
+    def _relations(self) -> Settings:
+        lease = self.lease_seconds
+        rules = [
+            (self.heartbeat_seconds <= lease / HEARTBEATS_PER_LEASE, "HEARTBEAT_SECONDS",
+             f"at most a third of MLPQ_LEASE_SECONDS ({lease:g})"),
+            (self.maintenance_seconds <= lease, "MAINTENANCE_SECONDS", f"at most MLPQ_LEASE_SECONDS ({lease:g})"),
+            (self.db_retry_seconds < lease, "DB_RETRY_SECONDS", f"less than MLPQ_LEASE_SECONDS ({lease:g})"),
+        ]
+        for holds, name, rule in rules:
+            if not holds:
+                value = getattr(self, name.lower())
+                raise ValueError(f"{ENV_PREFIX}{name} must be {rule}, got {value:g}")
+        return self
+
+    @property
+    def leases(self) -> Leases:
+        return Leases(self.lease_seconds, self.heartbeat_seconds, self.maintenance_seconds, self.max_attempts,
+                      self.db_retry_seconds)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Settings from ``MLPQ_BROKER_URL``, ``MLPQ_DATABASE_URL``, ``MLPQ_DATA_DIR`` and the lease variables."""
-        return cls(
-            broker_url=environ.get("MLPQ_BROKER_URL") or DEFAULT_BROKER_URL,
-            database_url=environ.get("MLPQ_DATABASE_URL") or default_database_url(),
-            data_dir=Path(environ.get("MLPQ_DATA_DIR") or default_data_dir()),
-            leases=Leases.from_env(environ),
-        )
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: Any) -> Settings:
+        """Settings from the ``MLPQ_*`` variables in ``environ``, with every non-empty override on top.
 
-    def with_overrides(self, **values: object) -> Settings:
-        """A copy with every non-empty value replaced."""
-        return replace(self, **{k: v for k, v in values.items() if v})
+        Raises ``SettingsError`` naming the variable (or, for an override, the
+        field) and the rule it breaks.
+        """
+        values: dict[str, Any] = _EnvironSource(cls, environ)()
+        given = {name: value for name, value in overrides.items() if value not in (None, "")}
+        try:
+            return cls.model_validate({**values, **given})
+        except ValidationError as exc:
+            raise SettingsError(describe(exc, given)) from None
+
+
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def describe(exc: ValidationError, overrides: Mapping[str, Any]) -> str:
+    """The first error as one line: the variable (or overridden field), the rule, the value given (cut)."""
+    error = exc.errors()[0]
+    field = next((str(part) for part in error["loc"] if isinstance(part, str)), "")
+    message = error["msg"].removeprefix("Value error, ")
+    if not field:
+        return message
+    name = field if field in overrides else f"{ENV_PREFIX}{field.upper()}"
+    if error["type"] == "value_error":  # our own checks quote the value themselves
+        return f"{name}: {message}"
+    return f"{name}: {message[0].lower()}{message[1:]} (got {shown(error.get('input'))})"

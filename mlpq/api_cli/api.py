@@ -14,19 +14,22 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
 from mlpq.db.session import make_session_factory
 from mlpq import kinds
+from mlpq.redact import mask_url
 from mlpq.worker import messages
 from mlpq.worker.device import parse_device
 
 if TYPE_CHECKING:
     import redis
     from celery import Celery
+
+    from mlpq.config import Settings
+    from mlpq.worker.dead_letters import DeadLetter
 
 
 
@@ -224,6 +227,17 @@ class Client:
         queue = parse_device(job.device, job.pool).queue
         return [found for found in self.workers(timeout) if queue in found.queues]
 
+    def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
+        """The newest malformed messages that workers took off the queues, with why."""
+        from mlpq.worker.dead_letters import newest
+
+        try:
+            with self.celery.connection_for_read() as connection:
+                return newest(connection.default_channel.client, limit)
+        except Exception as exc:  # as in submit_many: any failure here means no broker
+            raise self._unreachable(exc) from exc
+
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return BrokerUnavailableError(f"cannot reach the broker at {self.settings.broker_url}: {first_line}")
+        return BrokerUnavailableError(f"cannot reach the broker at {mask_url(self.settings.broker_url)}: "
+                                      f"{mask_url(first_line)}")

@@ -12,10 +12,15 @@ from mlpq import __version__
 from mlpq.api_cli.context import CONTEXT
 from mlpq.api_cli.db_commands import db
 from mlpq.api_cli.job_commands import cancel, compare, plot, rerun, results, show, watch
+from mlpq.api_cli.params import BROKER_URL, DATABASE_URL
 from mlpq.api_cli.submit_commands import submit
-from mlpq.api_cli.worker_commands import worker, workers
+from mlpq.api_cli.worker_commands import dead_letters, worker, workers
 from mlpq.db.lookup import JobLookupError
+from mlpq.redact import scrub, url_passwords
 from mlpq.worker.device import DeviceError
+
+URL_VARIABLES = ("MLPQ_BROKER_URL", "MLPQ_DATABASE_URL")
+URL_OPTIONS = ("--broker-url", "--database-url")
 
 
 class MlpqGroup(click.Group):
@@ -23,15 +28,16 @@ class MlpqGroup(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
         try:
-            code = super().main(args, prog_name or "mlpq", standalone_mode=False, **extra)
+            code = super().main(argv, prog_name or "mlpq", standalone_mode=False, **extra)
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-            code = fail(exc.format_message() + hint, 2)
+            code = fail(exc.format_message() + hint, 2, argv)
         except click.ClickException as exc:
-            code = fail(exc.format_message(), exc.exit_code)
+            code = fail(exc.format_message(), exc.exit_code, argv)
         except click.Abort:
-            code = fail("aborted", 130)
+            code = fail("aborted", 130, argv)
         code = code if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -48,10 +54,20 @@ class MlpqGroup(click.Group):
             raise translate(exc) from None
 
 
-def fail(message: str, code: int) -> int:
-    """Print ``Error: message`` on stderr and return the exit code."""
-    click.echo(f"Error: {message}", err=True)
+def fail(message: str, code: int, argv: list[str]) -> int:
+    """Print ``Error: message`` on stderr, scrubbed of every password the URLs in use carry; return ``code``."""
+    click.echo(f"Error: {scrub(message, url_passwords(given_urls(argv)))}", err=True)
     return code
+
+
+def given_urls(argv: list[str]) -> list[str]:
+    """The URLs in the environment and on the command line (``--broker-url X`` or ``--broker-url=X``)."""
+    urls = [os.environ.get(name, "") for name in URL_VARIABLES]
+    for index, arg in enumerate(argv):
+        option, _, value = arg.partition("=")
+        if option in URL_OPTIONS:
+            urls.append(value or (argv[index + 1] if index + 1 < len(argv) else ""))
+    return urls
 
 
 def translate(exc: Exception) -> click.ClickException:
@@ -60,11 +76,11 @@ def translate(exc: Exception) -> click.ClickException:
 
     from mlpq.api_cli.api import BrokerUnavailableError
     from mlpq.db.migrate import SchemaError
-    from mlpq.db.session import DatabaseURLError
+    from mlpq.db.session import DatabaseURLError, LedgerDirectoryError
 
     if isinstance(exc, DatabaseURLError):
         return click.UsageError(str(exc))
-    if isinstance(exc, (BrokerUnavailableError, JobLookupError, DeviceError, SchemaError)):
+    if isinstance(exc, (BrokerUnavailableError, JobLookupError, DeviceError, SchemaError, LedgerDirectoryError)):
         return click.ClickException(str(exc))
     if isinstance(exc, OperationalError):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
@@ -75,8 +91,9 @@ def translate(exc: Exception) -> click.ClickException:
 
 
 @click.group(name="mlpq", cls=MlpqGroup, context_settings=CONTEXT)
-@click.option("--broker-url", metavar="URL", help="Redis URL. [env: MLPQ_BROKER_URL; default: redis://localhost:6379/0]")
-@click.option("--database-url", metavar="URL",
+@click.option("--broker-url", type=BROKER_URL, metavar="URL",
+              help="Redis URL. [env: MLPQ_BROKER_URL; default: redis://localhost:6379/0]")
+@click.option("--database-url", type=DATABASE_URL, metavar="URL",
               help="SQLAlchemy URL of the job ledger. [env: MLPQ_DATABASE_URL; default: SQLite in the user data dir]")
 @click.version_option(__version__, "-V", "--version")
 @click.pass_context
@@ -89,15 +106,15 @@ def cli(ctx: click.Context, broker_url: str | None, database_url: str | None) ->
       mlpq submit himmelblau --start 4,0 --wait
       mlpq results
     """
-    from mlpq.config import Settings  # not for --help
+    from mlpq.config import Settings, SettingsError  # pydantic-settings loads when a command runs, not for --help
 
-    settings = Settings.from_env().with_overrides(broker_url=broker_url, database_url=database_url)
-    if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-        raise click.UsageError(f"malformed broker URL {settings.broker_url!r}: use redis://HOST:PORT/DB")
-    ctx.obj = settings
+    try:
+        ctx.obj = Settings.from_env(broker_url=broker_url, database_url=database_url)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
-for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, db):
+for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, dead_letters, db):
     cli.add_command(command)
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlpq.db.lookup import is_job_id
+from mlpq.locations import LocationError, check_broker_url, check_data_dir
+from mlpq.redact import shown
 from mlpq.worker.device import DeviceError, parse_device, parse_pool
 
 if TYPE_CHECKING:
@@ -66,25 +68,51 @@ class PointType(click.ParamType):
         try:
             x, y = (float(part) for part in parts)
         except ValueError:
-            self.fail(f"expected two numbers as X,Y (like -4,0), got {value!r}", param, ctx)
+            self.fail(f"expected two numbers as X,Y (like -4,0), got {shown(value)}", param, ctx)
         if not (math.isfinite(x) and math.isfinite(y)):
-            self.fail(f"coordinates must be finite numbers, got {value!r}", param, ctx)
+            self.fail(f"coordinates must be finite numbers, got {shown(value)}", param, ctx)
         return (x, y)
 
 
 class DataDirType(click.ParamType):
-    """A directory the worker may create or write to, resolved to an absolute path."""
+    """An absolute directory outside the system directories that exists and is writable, or can be created."""
 
     name = "dir"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        path = Path(os.path.expanduser(str(value))).resolve()
+        try:
+            text = check_data_dir(str(value))
+        except LocationError as exc:
+            self.fail(str(exc), param, ctx)
+        path = Path(text)
         existing = next(p for p in (path, *path.parents) if p.exists())
         if existing == path and not path.is_dir():
-            self.fail(f"{path} is not a directory", param, ctx)
+            self.fail(f"{shown(text)} is not a directory", param, ctx)
         if not os.access(existing, os.W_OK | os.X_OK):
-            self.fail(f"{existing} is not writable", param, ctx)
-        return str(path)
+            self.fail(f"{shown(str(existing))} is not writable", param, ctx)
+        return text
+
+
+class URLType(click.ParamType):
+    """A broker or database URL, checked by ``check``; the error never shows its password."""
+
+    name = "url"
+
+    def __init__(self, check: Callable[[str], str]) -> None:
+        self.check = check
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return self.check(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def normalise_database_url(url: str) -> str:
+    """``mlpq.db.session.normalise_url``, imported only when a URL is given (SQLAlchemy is slow to import)."""
+    from mlpq.db.session import normalise_url
+
+    return normalise_url(url)
 
 
 class JobIdType(click.ParamType):
@@ -96,7 +124,7 @@ class JobIdType(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip().lower()
         if not is_job_id(text):
-            self.fail(f"{value!r} is not a {self.noun} (4 to 32 hex digits)", param, ctx)
+            self.fail(f"{shown(value)} is not a {self.noun} (4 to 32 hex digits)", param, ctx)
         return text
 
 
@@ -128,6 +156,8 @@ HOSTNAME = HostnameType()
 KIND_NAME = KindNameType()
 POINT = PointType()
 DATA_DIR = DataDirType()
+BROKER_URL = URLType(check_broker_url)
+DATABASE_URL = URLType(normalise_database_url)
 JOB_ID = JobIdType()
 SWEEP_ID = SweepIdType()
 
@@ -144,5 +174,5 @@ def usage_error(exc: ValidationError, options: Mapping[str, str] = MappingProxyT
     message = error["msg"][0].lower() + error["msg"][1:]
     where = f"invalid value for {option_name(fields[0], options)}: " if fields else "invalid parameters: "
     if "input" in error and fields:
-        message += f" (got {error['input']!r})"
+        message += f" (got {shown(error['input'])})"
     return click.UsageError(where + message.removeprefix("value error, "))

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from mlpq.api_cli.params import option_name
+from mlpq.redact import shown
 
 MAX_SWEEP_JOBS = 1000
 SEED_BOUND = 2**31
@@ -39,7 +40,7 @@ class ListOf(click.ParamType):
             return value
         parts = [part.strip() for part in str(value).split(",")]
         if "" in parts:
-            self.fail(f"empty element in {value!r}: give values separated by commas, like 0.01,0.1", param, ctx)
+            self.fail(f"empty element in {shown(value)}: give values separated by commas, like 0.01,0.1", param, ctx)
         return Axis(dict.fromkeys(self.item.convert(part, param, ctx) for part in parts))
 
 

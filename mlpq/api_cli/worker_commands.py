@@ -1,4 +1,4 @@
-"""``mlpq worker`` runs a device's worker; ``mlpq workers`` lists the live ones."""
+"""``mlpq worker`` runs a device's worker; ``mlpq workers`` lists the live ones; ``mlpq dead-letters`` what they refused."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import click
 from mlpq.api_cli import output
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import DEVICE, HOSTNAME, POOL, default_hostname
+from mlpq.redact import cut
 from mlpq.worker.device import Device
+
+MESSAGE_CHARS = 40
+"""How much of each refused message the table shows (``--json`` has what was kept)."""
 
 
 @click.command(context_settings=CONTEXT)
@@ -18,8 +22,9 @@ from mlpq.worker.device import Device
               help="The host name shown by 'mlpq workers' and stored on the jobs it runs.  [default: this host's]")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Jobs run at once (pool processes).")
-@click.option("--gpu-index", type=click.IntRange(0, 99), envvar="MLPQ_GPU_INDEX",
-              help="The GPU's index as this host sees it, if not N (0 in a container that reserved one GPU).")
+@click.option("--gpu-index", type=click.IntRange(0, 99),
+              help="The GPU's index as this host sees it, if not N (0 in a container that reserved one GPU). "
+                   "[env: MLPQ_GPU_INDEX]")
 @click.option("--loglevel", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO",
               show_default=True)
 @click.pass_context
@@ -41,8 +46,12 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
         raise click.BadParameter("a worker needs a GPU index: cuda:N", param_hint="--device")
     from mlpq.worker.launch import start_worker
 
-    start_worker(ctx.find_root().obj, Device(device.type, device.index, pool), hostname=hostname,
-                 concurrency=concurrency, gpu_index=gpu_index, loglevel=loglevel)
+    settings = ctx.find_root().obj
+    code = start_worker(settings, Device(device.type, device.index, pool), hostname=hostname,
+                        concurrency=concurrency,
+                        gpu_index=gpu_index if gpu_index is not None else settings.gpu_index, loglevel=loglevel)
+    if code:
+        raise click.ClickException(f"the worker stopped on an error (exit {code}); its log above says why")
 
 
 @click.command(context_settings=CONTEXT)
@@ -76,3 +85,29 @@ def workers(ctx: click.Context, as_json: bool, timeout: float, only_self: bool) 
         click.echo(output.workers_table(found))
     else:
         click.echo("no live workers: start one with 'mlpq worker --device cpu'", err=True)
+
+
+@click.command("dead-letters", context_settings=CONTEXT)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Show at most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def dead_letters(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List the malformed messages workers took off the queues, newest first, with why.
+
+    A message on an mlpq queue that is not a well-formed job (not JSON, a wrong
+    envelope, an unknown task, wrong arguments, not a job id) is removed, kept
+    here (the last 1,000) and logged once; the worker goes on.
+
+    \b
+    Example:
+      mlpq dead-letters --limit 5
+    """
+    letters = client(ctx).dead_letters(limit)
+    if as_json:
+        click.echo(output.to_json([vars(letter) for letter in letters]))
+    elif letters:
+        click.echo(output.table([{"at": d.at, "queue": d.queue, "reason": d.reason,
+                                  "message": cut(d.message, MESSAGE_CHARS)} for d in letters],
+                                ["at", "queue", "reason", "message"]))
+    else:
+        click.echo("no dead letters", err=True)

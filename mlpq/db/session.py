@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from mlpq.db.migrate import upgrade_schema
+from mlpq.redact import shown
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -20,18 +21,39 @@ class DatabaseURLError(ValueError):
     """The database URL cannot be parsed or names an unsupported backend."""
 
 
+class LedgerDirectoryError(OSError):
+    """An SQLite ledger's directory does not exist (only the default one is created)."""
+
+
 def normalise_url(url: str) -> str:
-    """Parse ``url``; plain ``postgresql://`` means psycopg 3. Raises ``DatabaseURLError``."""
+    """Parse ``url``; plain ``postgresql://`` means psycopg 3. Raises ``DatabaseURLError`` (password masked)."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseURLError(f"malformed database URL {url!r}") from exc
+        port = parsed.port
+    except (ArgumentError, ValueError):
+        raise DatabaseURLError(f"malformed database URL {shown(url)}: use sqlite:///PATH or "
+                               "postgresql://USER@HOST[:PORT]/DB") from None
+    if port is not None and not 0 < port < 65536:
+        raise DatabaseURLError(f"malformed database URL {shown(url)}: the port is not a number from 1 to 65535")
     backend = parsed.get_backend_name()
     if backend in ("postgres", "postgresql") and parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     elif backend not in ("sqlite", "postgresql"):
-        raise DatabaseURLError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+        raise DatabaseURLError(f"unsupported database {shown(backend)}: use sqlite:/// or postgresql://")
     return parsed.render_as_string(hide_password=False)
+
+
+def check_sqlite_directory(path: Path) -> None:
+    """Create the default ledger's directory; any other ledger's must exist. Raises ``LedgerDirectoryError``."""
+    from mlpq.config import default_database_url
+
+    if path.parent.is_dir():
+        return
+    if f"sqlite:///{path}" == default_database_url():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    raise LedgerDirectoryError(f"no such directory: {shown(str(path.parent))} (for the SQLite ledger "
+                               f"{shown(path.name)}); create it, or leave MLPQ_DATABASE_URL unset for the default")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -60,7 +82,7 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            check_sqlite_directory(Path(path))
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from mlpq.redact import shown
+
 DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::(\d{1,2}))?")
 POOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 QUEUE_PREFIX = "mlpq."
@@ -39,7 +41,7 @@ class Device:
 def parse_pool(text: str) -> str:
     """A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``; raises ``DeviceError``."""
     if POOL_PATTERN.fullmatch(text) is None:
-        raise DeviceError(f"invalid pool {text[:40]!r}: use 1 to 32 lower-case letters, digits, '-' or '_'")
+        raise DeviceError(f"invalid pool {shown(text)}: use 1 to 32 lower-case letters, digits, '-' or '_'")
     return text
 
 
@@ -47,7 +49,7 @@ def parse_device(text: str, pool: str | None = None) -> Device:
     """Parse ``cpu``, ``cuda`` or ``cuda:N`` (in ``pool``, if given); raises ``DeviceError``."""
     match = DEVICE_PATTERN.fullmatch(text.strip().lower())
     if match is None or (match[1] == "cpu" and match[2] is not None):
-        raise DeviceError(f"invalid device {text!r}: use cpu, cuda or cuda:N")
+        raise DeviceError(f"invalid device {shown(text)}: use cpu, cuda or cuda:N")
     return Device(match[1], int(match[2]) if match[2] is not None else None, parse_pool(pool) if pool else None)
 
 

@@ -14,10 +14,12 @@ from pydantic import ValidationError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mlpq.config import Leases
 from mlpq.db import jobs
 from mlpq.db.schema import JobStatus
 from mlpq import kinds
 from mlpq.models.context import JobError, RunContext
+from mlpq.redact import shown
 from mlpq.worker import provenance
 from mlpq.worker.device import Device, torch_device_name
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
@@ -25,8 +27,8 @@ from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
-DB_RETRY_S = 120.0
-"""How long a worker keeps retrying a ledger write while the database is unreachable."""
+DB_RETRY_S = Leases.db_retry_s
+"""How long a worker keeps retrying a ledger write while the database is unreachable (``MLPQ_DB_RETRY_SECONDS``)."""
 
 T = TypeVar("T")
 
@@ -63,6 +65,7 @@ class MetricsRecorder:
     attempt: int
     lease: Lease
     interval: float = FLUSH_INTERVAL_S
+    retry_s: float = DB_RETRY_S
     pending: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
 
@@ -79,7 +82,7 @@ class MetricsRecorder:
                 with self.sessions.begin() as session:
                     self.add_pending(session)
 
-            with_db_retries(write)
+            with_db_retries(write, deadline_s=self.retry_s)
             self.pending = []
         self.last_flush = time.monotonic()
 
@@ -121,7 +124,7 @@ def run_spec(kind: str, params: Mapping[str, Any], ctx: RunContext) -> dict[str,
     try:
         declared = kinds.get(kind)
     except kinds.UnknownKindError as exc:
-        raise UnknownKindError(f"unknown kind {kind!r} on this worker (install its package)") from exc
+        raise UnknownKindError(f"unknown kind {shown(kind)} on this worker (install its package)") from exc
     return declared.load_runner()(declared.spec.model_validate(params), ctx)
 
 
@@ -133,27 +136,30 @@ class Claimed:
     timeout_s: int
 
 
-def claim(sessions: sessionmaker[Session], job_id: str, worker_host: str) -> Claimed | None:
+def claim(sessions: sessionmaker[Session], job_id: str, worker_host: str, retry_s: float) -> Claimed | None:
     def write() -> Claimed | None:
         with sessions.begin() as session:
             job = jobs.claim_job(session, job_id, worker_host)
             return job and Claimed(job.kind, job.params, job.attempts, job.timeout_s)
 
-    return with_db_retries(write)
+    return with_db_retries(write, deadline_s=retry_s)
 
 
 def execute_job(
     sessions: sessionmaker[Session], job_id: str, *, device: Device, worker_host: str, data_dir: Path,
-    leases: LeaseKeeper,
+    leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S,
 ) -> JobStatus | None:
-    """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end."""
-    job = claim(sessions, job_id, worker_host)
+    """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end.
+
+    Ledger writes are retried for up to ``db_retry_s`` seconds while the database is unreachable.
+    """
+    job = claim(sessions, job_id, worker_host, db_retry_s)
     if job is None:
         log.warning("job %s is not queued (unknown, taken or ended): skipped", job_id)
         return None
     log.info("job %s (%s) attempt %d started", job_id, job.kind, job.attempt)
     lease = leases.hold(job_id, job.attempt)
-    recorder = MetricsRecorder(sessions, job_id, job.attempt, lease)
+    recorder = MetricsRecorder(sessions, job_id, job.attempt, lease, retry_s=db_retry_s)
     about: dict[str, Any] | None = None
     try:
         torch_device = resolve_device(device)
@@ -176,7 +182,7 @@ def execute_job(
             recorder.add_pending(session)
             return jobs.finish_job(session, job_id, job.attempt, status, provenance=about, **outcome)
 
-    if not with_db_retries(finish):
+    if not with_db_retries(finish, deadline_s=db_retry_s):
         log.warning("job %s attempt %d was taken over before it finished: outcome dropped", job_id, job.attempt)
         return None
     log.info("job %s %s", job_id, status.value)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import celeryd_init, worker_process_init
 
 from mlpq.config import Settings
 from mlpq.db.migrate import upgrade_schema
@@ -14,6 +15,7 @@ from mlpq.db.session import make_engine
 from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
 from mlpq.worker.maintenance import Maintenance, install
+from mlpq.worker.screening import consume_screened
 from mlpq.worker.status import host_gpu_index, install_status_command
 from mlpq.worker.tasks import WorkerContext, register
 
@@ -27,10 +29,10 @@ def node_name(device: Device, hostname: str) -> str:
 
 
 def start_worker(settings: Settings, device: Device, *, hostname: str | None = None, concurrency: int = 1,
-                 gpu_index: int | None = None, loglevel: str = "INFO") -> None:
+                 gpu_index: int | None = None, loglevel: str = "INFO") -> int:
     """Pin the process, check the device, migrate the ledger, then run the worker until it is stopped.
 
-    Blocks. Raises ``DeviceError`` when the GPU does not exist, SQLAlchemy's
+    Blocks; returns Celery's exit code (non-zero when the worker stopped on an error). Raises ``DeviceError`` when the GPU does not exist, SQLAlchemy's
     errors when the database cannot be reached and ``SchemaError`` when it
     cannot be migrated, before anything is consumed.
     """
@@ -50,8 +52,9 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
 
     hostname = hostname or socket.gethostname()
     app = create_app(settings)
+    consume_screened(app, settings.broker_url)
     register(app, WorkerContext(settings.database_url, device, hostname, settings.data_dir,
-                                settings.leases.heartbeat_s))
+                                settings.leases.heartbeat_s, settings.leases.db_retry_s))
     node = node_name(device, hostname)
     install(app, Maintenance(app, settings, node), settings.leases.maintenance_s)
     install_status_command(device, host_gpu_index(device, gpu_index))
@@ -61,4 +64,7 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     if device.type == "cuda":
         argv += ["--max-tasks-per-child", "1"]  # a fresh process per job frees its GPU memory
     log.info("starting worker for %s on %s as %s", device, ", ".join(worker_queues(device)), node)
-    app.worker_main(argv)
+    started: list[Any] = []
+    celeryd_init.connect(lambda instance, **_: started.append(instance), weak=False)
+    app.worker_main(argv)  # returns even when the worker stopped on an error
+    return started[-1].exitcode or 0 if started else 1

@@ -6,9 +6,9 @@ the ledger make a duplicate publish harmless anyway.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from mlpq.db.session import make_session_factory
 from mlpq.worker.app import publish
 from mlpq.worker.messages import HARD_LIMIT_GRACE_S
 from mlpq.worker.device import QUEUE_PREFIX
+from mlpq.worker.screening import MalformedMessage, job_id_of, read_message
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,19 @@ UNACKED_KEY = "unacked"
 
 
 def task_ids_in_broker(client: redis.Redis) -> set[str]:
-    """Ids of the tasks waiting in mlpq's queues or delivered and not yet acknowledged."""
-    raw = [m for key in client.scan_iter(match=f"{QUEUE_PREFIX}*") if client.type(key) == b"list"
-           for m in client.lrange(key, 0, -1)]
-    raw += [json.loads(entry)[0] for entry in client.hvals(UNACKED_KEY)]
+    """Ids of the jobs waiting in mlpq's queues or delivered and not yet acknowledged.
+
+    A malformed message counts for no job (a worker will dead-letter it).
+    """
     ids = set()
-    for message in raw:
-        payload: dict[str, Any] = json.loads(message) if isinstance(message, (bytes, str)) else message
-        task_id = payload.get("headers", {}).get("id")
-        if task_id is None and payload.get("body"):
-            task_id = json.loads(base64.b64decode(payload["body"]))[0][0]
-        ids.add(task_id)
+    for key in client.scan_iter(match=f"{QUEUE_PREFIX}*"):
+        if client.type(key) == b"list":
+            for raw in client.lrange(key, 0, -1):
+                with suppress(MalformedMessage):
+                    ids.add(read_message(raw))
+    for entry in client.hvals(UNACKED_KEY):  # kombu's own [message, exchange, routing key]
+        with suppress(MalformedMessage, ValueError, IndexError, TypeError):
+            ids.add(job_id_of(json.loads(entry)[0]))
     return ids
 
 

@@ -1,8 +1,7 @@
-"""The Celery task: thin. It checks the message, then hands the job id to ``execute_job``."""
+"""The Celery task: thin. It hands the job id of a screened message to ``execute_job``."""
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,15 +9,12 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlpq.db.lookup import is_job_id
 from mlpq.db.session import make_session_factory
 from mlpq.worker import messages
 from mlpq.worker.messages import TASK_NAME
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +26,7 @@ class WorkerContext:
     hostname: str
     data_dir: Path
     heartbeat_s: float
+    db_retry_s: float
     _per_process: dict[int, tuple[sessionmaker[Session], LeaseKeeper]] = field(default_factory=dict)
 
     def resources(self) -> tuple[sessionmaker[Session], LeaseKeeper]:
@@ -45,13 +42,11 @@ def register(app: Celery, ctx: WorkerContext) -> None:
     """Add the ``run_job`` task to ``app``, bound to this worker's context."""
 
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-    def run_job(job_id: object) -> None:
-        if not isinstance(job_id, str) or not is_job_id(job_id) or len(job_id) != 32:
-            log.error("rejected a message with a malformed job id: %r", job_id)
-            return
+    def run_job(job_id: str) -> None:
+        # The worker's transport (mlpq.worker.screening) lets only well-formed messages with a job id through.
         sessions, leases = ctx.resources()
         status = execute_job(sessions, job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir,
-                             leases=leases)
+                             leases=leases, db_retry_s=ctx.db_retry_s)
         if status is not None:
             signal_end(app, job_id, status.value)
 

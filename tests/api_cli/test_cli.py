@@ -107,6 +107,13 @@ BAD_SUBMITS = [
     (["mnist", "--dataset", "cifar"], "--dataset"),
     (["mnist", "--data-dir", "/proc/version"], "--data-dir"),
     (["mnist", "--data-dir", "/proc/1/nope"], "--data-dir"),
+    (["mnist", "--data-dir", "relative/data"], "not an absolute path"),
+    (["mnist", "--data-dir", "~/data"], "not an absolute path"),
+    (["mnist", "--data-dir", "/"], "the system directory /"),
+    (["mnist", "--data-dir", "/etc"], "the system directory /etc"),
+    (["mnist", "--data-dir", "/usr/share/mnist"], "inside the system directory /usr"),
+    (["mnist", "--data-dir", "/tmp/../sys/x"], "inside the system directory /sys"),
+    (["mnist", "--data-dir", "/" + "d" * 2000], "longer than 1024 characters"),
     (["mnist", "--bogus"], "--bogus"),
     (["tsp"], "tsp"),
 ]
@@ -133,6 +140,8 @@ def test_bad_submit_is_a_one_line_usage_error_and_writes_nothing(args: list[str]
     (["--database-url", "mysql://x@y/z", "results"], 2, "unsupported database 'mysql'"),
     (["--database-url", "::nonsense::", "results"], 2, "malformed database URL"),
     (["--broker-url", "http://x", "results"], 2, "malformed broker URL"),
+    (["--broker-url", "redis://localhost:abc/0", "results"], 2, "Invalid value for '--broker-url'"),
+    (["--database-url", "postgresql://u@h:abc/db", "results"], 2, "Invalid value for '--database-url'"),
     (["--database-url", "postgresql://postgres@127.0.0.1:1/none", "results"], 1, "cannot reach the database"),
     (["nosuchcommand"], 2, "No such command"),
 ])
@@ -141,6 +150,42 @@ def test_errors_are_one_line_with_the_documented_exit_code(args: list[str], code
     assert result.exit_code == code
     assert len(result.output.strip().splitlines()) == 1 and message in result.output
     assert "Traceback" not in result.output
+
+
+HUGE = "x" * 100_000
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["submit", "himmelblau", "--lr", HUGE], {}),
+    (["submit", "himmelblau", "--lr", f"0.1,{HUGE}"], {}),
+    (["submit", "himmelblau", "--optimizer", HUGE], {}),
+    (["submit", "himmelblau", "--start", HUGE], {}),
+    (["submit", "himmelblau", "--device", HUGE], {}),
+    (["submit", "mnist", "--data-dir", "/" + HUGE], {}),
+    (["submit", "mnist", "--data-dir", f"/tmp/{'y ' * 50_000}"], {}),
+    (["show", HUGE], {}),
+    (["results", "--status", HUGE], {}),
+    (["--broker-url", f"redis://{HUGE}:x/0", "results"], {}),
+    (["--database-url", f"postgresql://{HUGE}:x/db", "results"], {}),
+    (["results"], {"MLPQ_LEASE_SECONDS": HUGE}),
+    (["results"], {"MLPQ_DATA_DIR": "/" + HUGE}),
+])
+def test_no_error_echoes_more_than_about_100_characters_of_a_value(args: list[str], env: dict[str, str]) -> None:
+    result = mlpq(*args, env=env)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert len(line) < 400, line[:500]
+
+
+def test_only_the_default_ledger_directory_is_created(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MLPQ_DATABASE_URL")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert mlpq("results").exit_code == 0
+    assert (tmp_path / "xdg" / "mlpq" / "mlpq.db").is_file()
+    elsewhere = mlpq("--database-url", f"sqlite:///{tmp_path / 'missing' / 'ledger.db'}", "results")
+    assert elsewhere.exit_code == 1
+    assert elsewhere.output.startswith(f"Error: no such directory: '{tmp_path / 'missing'}'")
+    assert not (tmp_path / "missing").exists()
 
 
 def test_submit_with_the_broker_down_exits_1_and_leaves_no_job() -> None:

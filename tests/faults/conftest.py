@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-FAST_LEASES = {"MLPQ_LEASE_SECONDS": "3", "MLPQ_HEARTBEAT_SECONDS": "0.5", "MLPQ_MAINTENANCE_SECONDS": "1"}
+FAST_LEASES = {"MLPQ_LEASE_SECONDS": "3", "MLPQ_HEARTBEAT_SECONDS": "0.5", "MLPQ_MAINTENANCE_SECONDS": "1",
+               "MLPQ_DB_RETRY_SECONDS": "2"}
 
 
 @pytest.fixture

@@ -33,25 +33,29 @@ def wait_for(check: object, timeout: float, what: str) -> None:
 class PrivateRedis:
     """A redis-server of this test's own, without persistence: a restart loses every key.
 
-    With ``tls`` (a certificate and its key), it listens only for TLS connections.
+    With ``tls`` (a certificate and its key), it listens only for TLS connections; with ``password``,
+    it requires that password.
     """
 
-    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None, password: str | None = None) -> None:
         self.port = free_port()
         self.tls = tls
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"{'rediss' if self.tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         listen = ["--port", str(self.port)]
         if self.tls:
             listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]),
                       "--tls-key-file", str(self.tls[1]), "--tls-auth-clients", "no"]
+        auth = ["--requirepass", self.password] if self.password else []
         self.process = subprocess.Popen(
-            ["redis-server", *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            ["redis-server", *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *auth],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self._pings, 10, "private redis")
 
@@ -62,8 +66,8 @@ class PrivateRedis:
 
     def _pings(self) -> bool:
         try:
-            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.2, ssl=bool(self.tls),
-                                    ssl_cert_reqs="none").ping())
+            return bool(redis.Redis(port=self.port, password=self.password, socket_connect_timeout=0.2,
+                                    ssl=bool(self.tls), ssl_cert_reqs="none").ping())
         except redis.ConnectionError:
             return False
 

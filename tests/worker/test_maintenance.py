@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import timedelta
 
@@ -15,6 +14,7 @@ from mlpq.db import jobs
 from mlpq.db.schema import Job, JobStatus, utcnow
 from mlpq.db.session import make_session_factory
 from mlpq.worker.maintenance import task_ids_in_broker
+from tests.messages import malformed, raw, task_message
 
 LEASE = timedelta(seconds=30)
 
@@ -68,16 +68,12 @@ def test_a_requeued_attempt_cannot_renew_or_finish(sessions: sessionmaker[Sessio
         assert jobs.finish_job(session, job_id, 2, JobStatus.SUCCEEDED, result={})
 
 
-def kombu_message(task_id: str, with_header: bool = True) -> str:
-    body = base64.b64encode(json.dumps([[task_id], {}, {}]).encode()).decode()
-    return json.dumps({"body": body, "headers": {"id": task_id} if with_header else {}})
-
-
 def test_task_ids_are_read_from_queues_and_unacked_messages() -> None:
     client = fakeredis.FakeRedis()
-    client.lpush("mlpq.cpu", kombu_message("a" * 32), kombu_message("b" * 32, with_header=False))
-    client.lpush("mlpq.cuda:1", kombu_message("c" * 32))
-    client.lpush("celery", kombu_message("d" * 32))  # not one of mlpq's queues
+    client.lpush("mlpq.cpu", raw(task_message("a" * 32)), raw(task_message("b" * 32)))
+    client.lpush("mlpq.cuda:1", raw(task_message("c" * 32)), *malformed().values())  # malformed ones count for none
+    client.lpush("celery", raw(task_message("d" * 32)))  # not one of mlpq's queues
     client.set("mlpq.not-a-queue", "x")
-    client.hset("unacked", "tag-1", json.dumps([json.loads(kombu_message("e" * 32)), "", "mlpq.cpu"]))
+    client.hset("unacked", "tag-1", json.dumps([task_message("e" * 32), "", "mlpq.cpu"]))
+    client.hset("unacked", "tag-2", "not json")
     assert task_ids_in_broker(client) == {"a" * 32, "b" * 32, "c" * 32, "e" * 32}

@@ -1,0 +1,147 @@
+"""Screen every message a worker takes off its queues before kombu decodes it.
+
+kombu's Redis transport decodes a popped message in the worker's main process;
+one that is not JSON, or not a Celery envelope, raises there and stops the whole
+worker (and it is restored, so the next worker stops too). Here the reply to
+BRPOP (and RPOP) is checked first: a message that is not a well-formed
+``mlpq.run_job`` call with one job id is moved to the dead-letter list, logged
+once, and the reply is treated as empty, so the worker goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import logging
+import re
+import ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+
+from mlpq.redact import cut, shown
+from mlpq.worker import dead_letters
+from mlpq.worker.app import TASK_NAME
+
+log = logging.getLogger(__name__)
+
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+NO_WORKFLOW = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+class MalformedMessage(ValueError):
+    """A message on an mlpq queue that is not a well-formed task; the message says why."""
+
+
+def job_id_of(payload: Any) -> str:
+    """The job id of a decoded message as kombu's Redis transport stores it; raises ``MalformedMessage``."""
+    if not isinstance(payload, dict):
+        raise MalformedMessage(f"wrong envelope: a JSON {type(payload).__name__}, not an object")
+    properties, headers = payload.get("properties"), payload.get("headers")
+    if not isinstance(properties, dict) or not isinstance(properties.get("delivery_tag"), str):
+        raise MalformedMessage("wrong envelope: no properties.delivery_tag")
+    if not isinstance(headers, dict):
+        raise MalformedMessage("wrong envelope: no headers")
+    if payload.get("content-type") != "application/json" or payload.get("content-encoding") != "utf-8":
+        raise MalformedMessage(f"content type {shown(payload.get('content-type'))} with encoding "
+                               f"{shown(payload.get('content-encoding'))}: only application/json in utf-8")
+    if properties.get("body_encoding") != "base64" or headers.get("compression"):
+        raise MalformedMessage("wrong envelope: the body is not plain base64")
+    if headers.get("task") != TASK_NAME:
+        raise MalformedMessage(f"unknown task name {shown(headers.get('task'))}")
+    try:
+        body = json.loads(base64.b64decode(str(payload.get("body")), validate=True))
+    except (binascii.Error, ValueError):
+        raise MalformedMessage("wrong envelope: the body is not base64-encoded JSON") from None
+    if not (isinstance(body, list) and len(body) == 3 and isinstance(body[0], list) and len(body[0]) == 1
+            and body[1] == {}):
+        raise MalformedMessage(f"wrong arguments: expected [[JOB_ID], {{}}, {{...}}], got {shown(body)}")
+    if body[2] != NO_WORKFLOW and body[2] != {}:
+        raise MalformedMessage("wrong envelope: callbacks, errbacks, chains and chords are not accepted")
+    job_id = body[0][0]
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        raise MalformedMessage(f"not a job id: {shown(job_id)} (32 lowercase hex digits)")
+    if headers.get("id") != job_id:
+        raise MalformedMessage(f"wrong envelope: task id {shown(headers.get('id'))} is not the job id {job_id}")
+    return job_id
+
+
+def read_message(raw: bytes | str) -> str:
+    """The job id of a raw message from a queue; raises ``MalformedMessage``."""
+    try:
+        payload = json.loads(raw)
+    except (ValueError, TypeError):
+        raise MalformedMessage(f"not JSON: {shown(bytes_to_str(raw) if isinstance(raw, bytes) else raw)}") from None
+    return job_id_of(payload)
+
+
+class ScreeningRedis(redis.Redis):
+    """A Redis client whose replies to BRPOP and RPOP pass through ``screen(key, item)`` first."""
+
+    def __init__(self, *args: Any, screen: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.screen = screen
+
+    def parse_response(self, connection: Any, command_name: str | bytes, **options: Any) -> Any:
+        response = super().parse_response(connection, command_name, **options)
+        if self.screen is None or not response:
+            return response
+        if command_name == "BRPOP":
+            key, item = response
+            return response if self.screen(key, item) else None
+        if command_name == "RPOP":
+            return response if self.screen(None, response) else None
+        return response
+
+
+class ScreeningChannel(kombu_redis.Channel):
+    """kombu's Redis channel, but messages that are not well-formed mlpq tasks are dead-lettered, not decoded."""
+
+    def _get_client(self) -> Any:
+        super()._get_client()  # kombu's version check
+        return functools.partial(ScreeningRedis, screen=self._screen)
+
+    def _screen(self, key: bytes | None, item: bytes) -> bool:
+        """Whether ``item`` may go on to kombu; if not, it is dead-lettered and logged in one line."""
+        try:
+            read_message(item)
+            return True
+        except MalformedMessage as exc:
+            reason = str(exc)
+        queue = bytes_to_str(key).rsplit(self.sep, 1)[0] if key else "?"
+        log.warning("dead-lettered a malformed message from %s: %s", cut(queue), reason)
+        try:
+            with self.conn_or_acquire() as client:
+                dead_letters.record(client, dead_letters.letter(queue, reason, item))
+        except redis.RedisError as exc:
+            log.error("could not keep the malformed message in the dead-letter list: %s", exc)
+        return False
+
+
+class ScreeningTransport(kombu_redis.Transport):
+    """kombu's Redis transport with ``ScreeningChannel``; workers consume through it."""
+
+    Channel = ScreeningChannel
+
+
+TRANSPORT_ALIAS = "mlpq-redis"
+"""The name the worker's log gives the transport (``Connected to mlpq-redis://:**@host:6379/0``)."""
+
+
+def consume_screened(app: Celery, broker_url: str) -> None:
+    """Make ``app`` (a worker's) connect through ``ScreeningTransport``, registered with kombu by name.
+
+    Naming the transport bypasses kombu's choice by URL scheme, and with it the
+    TLS kombu gives a ``rediss://`` URL without ssl options; that is kept.
+    """
+    TRANSPORT_ALIASES[TRANSPORT_ALIAS] = f"{__name__}:ScreeningTransport"
+    app.conf.broker_transport = TRANSPORT_ALIAS
+    if urlsplit(broker_url).scheme == "rediss" and not app.conf.broker_use_ssl:
+        app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_NONE}  # kombu's own default for rediss://
