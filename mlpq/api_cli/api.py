@@ -18,7 +18,7 @@ from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.schema import Job, JobStatus, Metric
-from mlpq.db.session import make_session_factory
+from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.models.registry import KINDS, parse_spec
 from mlpq.worker.device import parse_device
 
@@ -72,7 +72,14 @@ class Client:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return make_session_factory(self.settings.database_url, upgrade=True)
+        """Sessions on the ledger; ``SchemaError`` unless it is at this mlpq's schema (see ``open_ledger``)."""
+        return sessionmaker(open_ledger(self.settings.database_url), expire_on_commit=False)
+
+    @cached_property
+    def ledger(self) -> str:
+        """The ledger's identity, which names its queues."""
+        with self.sessions() as session:
+            return require_identity(session.connection())
 
     @cached_property
     def celery(self) -> Celery:
@@ -113,7 +120,7 @@ class Client:
         try:
             from mlpq.worker.app import publish
 
-            publish(self.celery, created, sent)
+            publish(self.celery, self.ledger, created, sent)
         except Exception as exc:  # kombu and redis raise many types; none leaves a message behind
             with self.sessions.begin() as session:
                 for job in created:
@@ -173,17 +180,18 @@ class Client:
             time.sleep(poll_interval)
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
-        """Live workers that answer a broadcast within ``timeout`` seconds, with the jobs they run,
-        the length of their device's queue and their GPU."""
+        """Live workers of this ledger that answer a broadcast within ``timeout`` seconds, with the jobs
+        they run, the length of their device's queue and their GPU."""
         from mlpq.worker.status import STATUS_COMMAND
 
+        ledger = self.ledger
         try:
             replies = self.celery.control.broadcast(STATUS_COMMAND, reply=True, timeout=timeout) or []
             statuses = {name: status for reply in replies for name, status in reply.items()
-                        if isinstance(status, dict) and "device" in status}
+                        if isinstance(status, dict) and "device" in status and status.get("ledger") == ledger}
             with self.celery.connection_for_read() as connection:
                 redis = connection.default_channel.client
-                queued = {device: redis.llen(parse_device(device).queue)
+                queued = {device: redis.llen(parse_device(device).queue(ledger))
                           for device in {status["device"] for status in statuses.values()}}
         except Exception as exc:  # as in submit_many: any failure here means no broker
             raise self._unreachable(exc) from exc

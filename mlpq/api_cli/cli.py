@@ -17,6 +17,7 @@ from mlpq.api_cli.submit_commands import submit
 from mlpq.api_cli.worker_commands import worker, workers
 from mlpq.config import Settings
 from mlpq.db.jobs import JobLookupError
+from mlpq.db.ledger import LedgerChanged
 from mlpq.db.migrate import SchemaError
 from mlpq.db.session import DatabaseURLError
 from mlpq.worker.device import DeviceError
@@ -66,6 +67,8 @@ def translate(exc: Exception) -> click.ClickException:
         return click.UsageError(str(exc))
     if isinstance(exc, (BrokerUnavailableError, JobLookupError, DeviceError, SchemaError)):
         return click.ClickException(str(exc))
+    if isinstance(exc, LedgerChanged):
+        return click.ClickException(f"{exc}: the worker stopped")
     if isinstance(exc, OperationalError):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         return click.ClickException(f"cannot reach the database: {reason}")

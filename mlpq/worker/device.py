@@ -26,10 +26,15 @@ class Device:
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
-    @property
-    def queue(self) -> str:
-        """The Celery queue that jobs for this device are sent to."""
-        return f"{QUEUE_PREFIX}{self}"
+    def queue(self, ledger: str) -> str:
+        """The Celery queue that ledger ``ledger``'s jobs for this device are sent to: the one place
+        queue names are made, so a worker only sees its own ledger's jobs."""
+        return f"{ledger_queue_prefix(ledger)}{self}"
+
+
+def ledger_queue_prefix(ledger: str) -> str:
+    """What the names of ledger ``ledger``'s queues start with, e.g. ``mlpq.3f2a9c1b04d7.``."""
+    return f"{QUEUE_PREFIX}{ledger}."
 
 
 def parse_device(text: str) -> Device:
@@ -40,11 +45,12 @@ def parse_device(text: str) -> Device:
     return Device(match[1], int(match[2]) if match[2] is not None else None)
 
 
-def worker_queues(device: Device) -> list[str]:
-    """A ``cuda:N`` worker also takes jobs sent to any GPU (``cuda``)."""
+def worker_queues(device: Device, ledger: str) -> list[str]:
+    """The queues a worker for ``device`` on ledger ``ledger`` consumes; a ``cuda:N`` worker also takes
+    jobs sent to any GPU (``cuda``)."""
     if device.type == "cuda":
-        return [device.queue, Device("cuda").queue]
-    return [device.queue]
+        return [device.queue(ledger), Device("cuda").queue(ledger)]
+    return [device.queue(ledger)]
 
 
 def pin_process(device: Device, gpu_index: int | None = None) -> None:

@@ -16,6 +16,7 @@ from mlpq.db.schema import JobStatus
 from tests.faults import helpers
 from tests.faults.private_services import PrivateRedis
 from tests.services import WorkerProcess
+from tests.services import queue_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
@@ -50,7 +51,8 @@ def test_a_pickled_message_is_refused_and_the_worker_goes_on(fault_env: dict[str
     worker: WorkerProcess = helpers.new_worker(fault_env, tmp_path / "worker.log")
     try:
         job_id = helpers.submit(fault_env, "himmelblau", steps=10)
-        redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"]).lpush("mlpq.cpu", json.dumps(pickled_message(job_id)))
+        queue = queue_of("cpu", fault_env)
+        redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"]).lpush(queue, json.dumps(pickled_message(job_id, queue)))
         helpers.eventually(lambda: "application/x-python-serialize" in worker.log(), 30, "the refusal")
         assert helpers.finished(fault_env, job_id).status is JobStatus.SUCCEEDED  # through its own JSON message
         after = helpers.submit(fault_env, "himmelblau", steps=10)
@@ -62,12 +64,12 @@ def test_a_pickled_message_is_refused_and_the_worker_goes_on(fault_env: dict[str
     assert helpers.job(fault_env, job_id).attempts == 1
 
 
-def pickled_message(job_id: str) -> dict[str, object]:
+def pickled_message(job_id: str, queue: str) -> dict[str, object]:
     """A Celery message as kombu's Redis transport stores it, its body pickled instead of JSON."""
     return {
         "body": base64.b64encode(pickle.dumps(((job_id,), {}, {}))).decode(), "content-encoding": "binary",
         "content-type": "application/x-python-serialize",
         "headers": {"lang": "py", "task": "mlpq.run_job", "id": str(uuid.uuid4())},
         "properties": {"delivery_tag": str(uuid.uuid4()), "body_encoding": "base64",
-                       "delivery_info": {"exchange": "", "routing_key": "mlpq.cpu"}, "priority": 0},
+                       "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0},
     }

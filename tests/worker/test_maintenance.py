@@ -75,9 +75,10 @@ def kombu_message(task_id: str, with_header: bool = True) -> str:
 
 def test_task_ids_are_read_from_queues_and_unacked_messages() -> None:
     client = fakeredis.FakeRedis()
-    client.lpush("mlpq.cpu", kombu_message("a" * 32), kombu_message("b" * 32, with_header=False))
-    client.lpush("mlpq.cuda:1", kombu_message("c" * 32))
+    client.lpush("mlpq.ledger1.cpu", kombu_message("a" * 32), kombu_message("b" * 32, with_header=False))
+    client.lpush("mlpq.ledger1.cuda:1", kombu_message("c" * 32))
     client.lpush("celery", kombu_message("d" * 32))  # not one of mlpq's queues
-    client.set("mlpq.not-a-queue", "x")
-    client.hset("unacked", "tag-1", json.dumps([json.loads(kombu_message("e" * 32)), "", "mlpq.cpu"]))
-    assert task_ids_in_broker(client) == {"a" * 32, "b" * 32, "c" * 32, "e" * 32}
+    client.lpush("mlpq.ledger2.cpu", kombu_message("f" * 32))  # another ledger's
+    client.set("mlpq.ledger1.not-a-queue", "x")
+    client.hset("unacked", "tag-1", json.dumps([json.loads(kombu_message("e" * 32)), "", "mlpq.ledger1.cpu"]))
+    assert task_ids_in_broker(client, "ledger1") == {"a" * 32, "b" * 32, "c" * 32, "e" * 32}
