@@ -65,7 +65,7 @@ class QueuedHint:
     def due(self, job: Job) -> str | None:
         if job.status is JobStatus.QUEUED and not self.given and time.monotonic() - self.began > QUEUED_HINT_AFTER_S:
             self.given = True
-            return f"still queued: is a worker for {job.device} running? (mlpq workers)"
+            return f"still queued: is a worker for {job.device} running on this ledger? (mlpq workers)"
         return None
 
 

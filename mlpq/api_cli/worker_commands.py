@@ -42,10 +42,11 @@ def worker(ctx: click.Context, device: Device, concurrency: int, gpu_index: int 
               help="Seconds to wait for replies.")
 @click.pass_context
 def workers(ctx: click.Context, as_json: bool, timeout: float) -> None:
-    """List live workers: host, device, GPU name and memory, the job each runs, its queue's length.
+    """List this ledger's live workers: host, device, GPU name and memory, the job each runs, its queue's length.
 
-    QUEUED counts the jobs waiting in the worker's own device queue (mlpq.cpu,
-    mlpq.cuda:N). GPU figures come from NVML on the worker's host.
+    Workers on the same broker that serve another ledger are not listed. QUEUED
+    counts the jobs waiting in the worker's own device queue (mlpq.<ledger>.cpu,
+    mlpq.<ledger>.cuda:N). GPU figures come from NVML on the worker's host.
 
     \b
     Example:
@@ -57,4 +58,4 @@ def workers(ctx: click.Context, as_json: bool, timeout: float) -> None:
     elif found:
         click.echo(output.workers_table(found))
     else:
-        click.echo("no live workers: start one with 'mlpq worker --device cpu'", err=True)
+        click.echo("no live workers for this ledger: start one with 'mlpq worker --device cpu'", err=True)

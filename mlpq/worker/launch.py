@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 
 from celery.signals import worker_process_init
 
@@ -63,5 +64,6 @@ def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gp
         argv += ["--max-tasks-per-child", "1"]  # a fresh process per job frees its GPU memory
     log.info("starting worker for %s on %s", device, ", ".join(queues))
     app.worker_main(argv)
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # Celery sent them to its log while it ran
     if maintenance.stopped is not None:
         raise maintenance.stopped
