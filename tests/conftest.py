@@ -1,8 +1,8 @@
 """Fixtures: every test gets its own ledger, data directory and Redis database; nothing touches user files.
 
-Every ledger a fixture hands out is already migrated to the head revision (the
-CLI and workers would migrate it on first use); tests/db/test_migrations.py
-starts from empty databases instead.
+Every ledger a fixture hands out is already migrated to the head revision, as
+``mlpq db upgrade`` would (the CLI and workers refuse one that is not);
+tests/db/test_migrations.py starts from empty databases instead.
 """
 
 from __future__ import annotations

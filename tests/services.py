@@ -108,3 +108,16 @@ def start_worker(env: Mapping[str, str], log_path: Path, *args: str) -> WorkerPr
         time.sleep(0.2)
     worker.stop()
     raise RuntimeError(f"worker not ready after {WORKER_READY_TIMEOUT_S}s:\n{worker.log()}")
+
+
+def queue_of(device: str = "cpu", env: Mapping[str, str] = os.environ) -> str:
+    """The Redis list that jobs for ``device`` go to in the ledger at ``env``'s ``MLPQ_DATABASE_URL``."""
+    from mlpq.db.ledger import open_ledger, require_identity
+    from mlpq.worker.device import parse_device
+
+    engine = open_ledger(env["MLPQ_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            return parse_device(device).queue(require_identity(connection))
+    finally:
+        engine.dispose()

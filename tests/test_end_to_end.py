@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.services import WorkerProcess, run_mlpq
+from tests.services import WorkerProcess, queue_of, run_mlpq
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def test_both_kinds_end_to_end(cpu_worker: WorkerProcess, service_env: dict[str,
     assert shown.returncode == 0 and "nearest_minimum: [3.58443, -1.84813]" in shown.stdout
 
     workers = json.loads(run_mlpq("workers", "--json", env=service_env).stdout)
-    assert [(w["device"], w["queues"]) for w in workers] == [("cpu", ["mlpq.cpu"])]
+    assert [(w["device"], w["queues"]) for w in workers] == [("cpu", [queue_of("cpu", service_env)])]
 
 
 def test_a_failed_job_under_wait_exits_1_with_its_reason(cpu_worker: WorkerProcess,

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
+from mlpq import kinds
+from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
-from mlpq.db.session import make_session_factory
-from mlpq import kinds
 from mlpq.redact import mask_url
 from mlpq.worker import messages
 from mlpq.worker.device import parse_device
@@ -85,7 +85,14 @@ class Client:
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
-        return make_session_factory(self.settings.database_url, upgrade=True)
+        """Sessions on the ledger; ``SchemaError`` unless it is at this mlpq's schema (see ``open_ledger``)."""
+        return sessionmaker(open_ledger(self.settings.database_url), expire_on_commit=False)
+
+    @cached_property
+    def ledger(self) -> str:
+        """The ledger's identity, which names its queues."""
+        with self.sessions() as session:
+            return require_identity(session.connection())
 
     @cached_property
     def celery(self) -> Celery:
@@ -123,10 +130,10 @@ class Client:
             created = [JobRecord.from_row(jobs.create_job(session, kind, params, str(device), timeout_s=timeout,
                                                           pool=device.pool, sweep_id=sweep_id, rerun_of=rerun_of))
                        for kind, params, device, timeout, rerun_of in checked]
-        sent: list[str] = []
+        ledger, sent = self.ledger, []
         try:
             with messages.connect(self.settings.broker_url) as broker:
-                messages.publish(broker, created, sent)
+                messages.publish(broker, ledger, created, sent)
         except Exception as exc:  # kombu and redis raise many types; none leaves a message behind
             with self.sessions.begin() as session:
                 for job in created:
@@ -199,15 +206,17 @@ class Client:
                 time.sleep(poll_interval)
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
-        """Live workers that answer a broadcast within ``timeout`` seconds, with their pool, the jobs
+        """Live workers of this ledger that answer a broadcast within ``timeout`` seconds, with their pool, the jobs
         they run, the length of their device's queue and their GPU."""
         from mlpq.worker.status import STATUS_COMMAND
 
+        ledger = self.ledger
         try:
             replies = self.celery.control.broadcast(STATUS_COMMAND, reply=True, timeout=timeout) or []
             statuses = {name: status for reply in replies for name, status in reply.items()
-                        if isinstance(status, dict) and "device" in status}
-            own_queues = {parse_device(status["device"], status.get("pool")).queue for status in statuses.values()}
+                        if isinstance(status, dict) and "device" in status and status.get("ledger") == ledger}
+            own_queues = {parse_device(status["device"], status.get("pool")).queue(ledger)
+                          for status in statuses.values()}
             with self.celery.connection_for_read() as connection:
                 redis = connection.default_channel.client
                 queued = {queue: redis.llen(queue) for queue in own_queues}
@@ -218,13 +227,13 @@ class Client:
             gpu = status.get("gpu") or {}
             found.append(WorkerInfo(
                 name, name.partition("@")[2], status["device"], status.get("pool"), status["queues"],
-                status["active_jobs"], queued[parse_device(status["device"], status.get("pool")).queue],
+                status["active_jobs"], queued[parse_device(status["device"], status.get("pool")).queue(ledger)],
                 gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib")))
         return found
 
     def serving(self, job: JobRecord, timeout: float = 1.0) -> list[WorkerInfo]:
         """The live workers that consume ``job``'s queue (its device's, in its pool)."""
-        queue = parse_device(job.device, job.pool).queue
+        queue = parse_device(job.device, job.pool).queue(self.ledger)
         return [found for found in self.workers(timeout) if queue in found.queues]
 
     def dead_letters(self, limit: int = 20) -> list[DeadLetter]:

@@ -75,6 +75,7 @@ def translate(exc: Exception) -> click.ClickException:
     from sqlalchemy.exc import OperationalError, SQLAlchemyError  # only once something failed
 
     from mlpq.api_cli.api import BrokerUnavailableError
+    from mlpq.db.ledger import LedgerChanged
     from mlpq.db.migrate import SchemaError
     from mlpq.db.session import DatabaseURLError, LedgerDirectoryError
 
@@ -82,6 +83,8 @@ def translate(exc: Exception) -> click.ClickException:
         return click.UsageError(str(exc))
     if isinstance(exc, (BrokerUnavailableError, JobLookupError, DeviceError, SchemaError, LedgerDirectoryError)):
         return click.ClickException(str(exc))
+    if isinstance(exc, LedgerChanged):
+        return click.ClickException(f"{exc}: the worker stopped")
     if isinstance(exc, OperationalError):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
         return click.ClickException(f"cannot reach the database: {reason}")

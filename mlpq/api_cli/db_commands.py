@@ -18,8 +18,10 @@ def shown_url(url: str) -> str:
 def db() -> None:
     """The ledger's schema, migrated by Alembic.
 
-    Workers upgrade the ledger when they start and every other command on first
-    use; run 'mlpq db upgrade' to do it on purpose, e.g. before a deployment.
+    Nothing else migrates a ledger: every command and worker refuses one that is
+    not at this mlpq's schema (only a new SQLite ledger at the default location
+    is created on first use). Run 'mlpq db upgrade' to create or migrate it,
+    e.g. before a deployment; running workers stop when it changes under them.
 
     \b
     Example:

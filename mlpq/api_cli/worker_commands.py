@@ -63,10 +63,11 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
                    "A health probe.")
 @click.pass_context
 def workers(ctx: click.Context, as_json: bool, timeout: float, only_self: bool) -> None:
-    """List live workers: host, pool, device, GPU name and memory, the job each runs, its queue's length.
+    """List this ledger's live workers: host, pool, device, GPU name and memory, the job each runs, its queue's length.
 
-    QUEUED counts the jobs waiting in the worker's own device queue (mlpq.cpu,
-    mlpq.cuda:N, mlpq.POOL.DEVICE). GPU figures come from NVML on the worker's host.
+    Workers on the same broker that serve another ledger are not listed. QUEUED
+    counts the jobs waiting in the worker's own device queue (mlpq.<ledger>.cpu,
+    mlpq.<ledger>.cuda:N, mlpq.<ledger>.POOL.DEVICE). GPU figures come from NVML on the worker's host.
 
     \b
     Example:
@@ -84,7 +85,7 @@ def workers(ctx: click.Context, as_json: bool, timeout: float, only_self: bool) 
     elif found:
         click.echo(output.workers_table(found))
     else:
-        click.echo("no live workers: start one with 'mlpq worker --device cpu'", err=True)
+        click.echo("no live workers for this ledger: start one with 'mlpq worker --device cpu'", err=True)
 
 
 @click.command("dead-letters", context_settings=CONTEXT)

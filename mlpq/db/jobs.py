@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mlpq.db.lookup import JobLookupError
@@ -105,10 +106,15 @@ def heartbeat(session: Session, job_id: str, attempt: int) -> Heartbeat:
 
 
 def add_metrics(session: Session, job_id: str, attempt: int, rows: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
-    """Store reported steps in one batched INSERT."""
+    """Store reported steps in one batched INSERT; a step this attempt already stored is left as it is.
+
+    So a transaction retried after its commit went through (the connection
+    failed before the reply came) cannot store a step twice.
+    """
     values = [{"job_id": job_id, "attempt": attempt, "step": step, "values": dict(v)} for step, v in rows]
     if values:
-        session.execute(insert(Metric), values)
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(Metric).on_conflict_do_nothing(), values)
 
 
 def latest_metrics(session: Session, job: JobRecord) -> list[MetricRecord]:

@@ -1,9 +1,10 @@
-"""Alembic owns the ledger's schema: find its revision and upgrade it, from code or ``mlpq db upgrade``.
+"""Alembic owns the ledger's schema: check its revision, and upgrade it from ``mlpq db upgrade``.
 
-Workers upgrade the ledger when they start and the CLI on first use, so a new
-database needs no setup step. The revisions live in ``mlpq/db/migrations``.
-Alembic is imported only when a migration is due: a ledger already at
-``HEAD`` costs one query.
+Nothing migrates a ledger behind the user's back: every command and worker
+checks that the schema is this mlpq's head (``check_schema``), and only a new
+SQLite ledger at the default location is created implicitly. The revisions
+live in ``mlpq/db/migrations``. Alembic is imported only when a migration is
+due: checking a ledger costs one query.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0003_i11cluster"
-"""The newest revision in ``migrations/versions`` (a test checks it against Alembic's)."""
+REVISIONS = ("0001", "0002", "0003_i11cluster", "0004_i8ledger")
+"""The revisions in ``migrations/versions``, oldest first (a test checks them against Alembic's)."""
+HEAD = REVISIONS[-1]
 
 
 class SchemaError(RuntimeError):
-    """The ledger's schema cannot be brought to this mlpq's head revision."""
+    """The ledger's schema is not this mlpq's head revision, or cannot be brought to it."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -42,6 +44,41 @@ def current_revision(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def schema_problem(revision: str | None) -> str | None:
+    """Why a ledger at ``revision`` cannot be used by this mlpq; ``None`` when it is at the head."""
+    if revision == HEAD:
+        return None
+    if revision is None:
+        return "the ledger has no schema yet: run 'mlpq db upgrade'"
+    if revision in REVISIONS:
+        return f"the ledger's schema is {revision}, this mlpq knows {HEAD}: run 'mlpq db upgrade'"
+    return (f"the ledger's schema is {revision}, this mlpq knows {HEAD}: "
+            "it was migrated by a newer mlpq, install that version here")
+
+
+def check_schema(connection: Connection) -> None:
+    """Raise ``SchemaError`` unless the ledger is at this mlpq's head revision (one query)."""
+    problem = schema_problem(current_revision(connection))
+    if problem is not None:
+        raise SchemaError(problem)
+
+
+def prepare_schema(engine: Engine, *, may_create: bool) -> None:
+    """Check the ledger's schema; if ``may_create`` and the database is empty, create the schema first.
+
+    Raises ``SchemaError`` for a ledger not at the head (``mlpq db upgrade``
+    migrates it on purpose) and SQLAlchemy's errors for an unreachable database.
+    """
+    with engine.connect() as connection:
+        try:
+            check_schema(connection)
+            return
+        except SchemaError:
+            if not may_create or inspect(connection).get_table_names():
+                raise
+    upgrade_schema(engine)
+
+
 def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Migrate the ledger to ``revision``; returns its revision before and after (``None``: empty).
 
@@ -53,6 +90,8 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, 
         before = current_revision(connection)
         if before == target:
             return before, before
+        if before is not None and before not in REVISIONS:
+            raise SchemaError(str(schema_problem(before)))
         from alembic import command  # only when a migration is due
         from alembic.util import CommandError
 
@@ -60,7 +99,6 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, 
         try:
             command.upgrade(alembic_config(connection), target)
         except CommandError as exc:
-            raise SchemaError(f"cannot migrate the ledger from revision {before} to {target}: {exc} "
-                              "(was it migrated by a newer mlpq?)") from exc
+            raise SchemaError(f"cannot migrate the ledger from revision {before} to {target}: {exc}") from exc
         connection.commit()
         return before, current_revision(connection)

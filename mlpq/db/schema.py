@@ -1,11 +1,11 @@
-"""Tables: one row per job, one row per reported step or epoch."""
+"""Tables: the ledger's identity, one row per job, one row per reported step or epoch."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -33,6 +33,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Ledger(Base):
+    """One row, written by the migration that creates the schema: which ledger this is.
+
+    Queue names carry it, so a worker only takes its own ledger's jobs, and a
+    worker notices when its database was replaced (a new identity, or none).
+    """
+
+    __tablename__ = "ledger"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Job(Base):
@@ -79,9 +92,11 @@ class Job(Base):
 
 class Metric(Base):
     __tablename__ = "metrics"
+    __table_args__ = (Index("uq_metrics_job_attempt_step", "job_id", "attempt", "step", unique=True),)
+    """A step is stored once per attempt, however often a commit is retried."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     attempt: Mapped[int]
     step: Mapped[int]
     values: Mapped[dict[str, Any]]

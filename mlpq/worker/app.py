@@ -37,14 +37,16 @@ def create_app(settings: Settings) -> Celery:
     return app
 
 
-def publish(app: Celery, jobs: Iterable[Job], sent: list[str] | None = None) -> None:
-    """Send each job's id to its device's (and pool's) queue over one connection, appending each sent id to ``sent``.
+def publish(app: Celery, ledger: str, jobs: Iterable[Job], sent: list[str] | None = None) -> None:
+    """Send each job's id to its device's (and pool's) queue of ledger ``ledger`` over one connection,
+    appending each sent id to ``sent``.
 
     The Celery task id is the job id, so the reconciler can tell which jobs the broker holds.
     """
     with app.producer_or_acquire() as producer:
         for job in jobs:
-            app.send_task(TASK_NAME, args=[job.id], task_id=job.id, queue=parse_device(job.device, job.pool).queue,
+            app.send_task(TASK_NAME, args=[job.id], task_id=job.id,
+                          queue=parse_device(job.device, job.pool).queue(ledger),
                           soft_time_limit=job.timeout_s, time_limit=job.timeout_s + HARD_LIMIT_GRACE_S,
                           producer=producer)
             if sent is not None:

@@ -31,11 +31,17 @@ class Device:
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
-    @property
-    def queue(self) -> str:
-        """The Celery queue that jobs for this device are sent to: ``mlpq.cuda:0``, ``mlpq.<pool>.cuda:0``."""
+    def queue(self, ledger: str) -> str:
+        """The Celery queue that ledger ``ledger``'s jobs for this device (in its pool) are sent to:
+        ``mlpq.<ledger>.cuda:0`` or ``mlpq.<ledger>.<pool>.cuda:0``. The one place queue names are made,
+        so a worker only sees its own ledger's and pool's jobs."""
         pool = f"{self.pool}." if self.pool else ""
-        return f"{QUEUE_PREFIX}{pool}{self}"
+        return f"{ledger_queue_prefix(ledger)}{pool}{self}"
+
+
+def ledger_queue_prefix(ledger: str) -> str:
+    """What the names of ledger ``ledger``'s queues start with, e.g. ``mlpq.3f2a9c1b04d7.``."""
+    return f"{QUEUE_PREFIX}{ledger}."
 
 
 def parse_pool(text: str) -> str:
@@ -53,11 +59,12 @@ def parse_device(text: str, pool: str | None = None) -> Device:
     return Device(match[1], int(match[2]) if match[2] is not None else None, parse_pool(pool) if pool else None)
 
 
-def worker_queues(device: Device) -> list[str]:
-    """A ``cuda:N`` worker also takes jobs sent to any GPU (``cuda``) of its pool."""
+def worker_queues(device: Device, ledger: str) -> list[str]:
+    """The queues a worker for ``device`` on ledger ``ledger`` consumes; a ``cuda:N`` worker also takes
+    jobs sent to any GPU (``cuda``) of its pool."""
     if device.type == "cuda":
-        return [device.queue, Device("cuda", pool=device.pool).queue]
-    return [device.queue]
+        return [device.queue(ledger), Device("cuda", pool=device.pool).queue(ledger)]
+    return [device.queue(ledger)]
 
 
 def pin_process(device: Device, gpu_index: int | None = None) -> None:

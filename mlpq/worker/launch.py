@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from typing import Any
 
 from celery.signals import celeryd_init, worker_process_init
 
 from mlpq.config import Settings
-from mlpq.db.migrate import upgrade_schema
-from mlpq.db.session import make_engine
+from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
 from mlpq.worker.maintenance import Maintenance, install
@@ -30,16 +30,18 @@ def node_name(device: Device, hostname: str) -> str:
 
 def start_worker(settings: Settings, device: Device, *, hostname: str | None = None, concurrency: int = 1,
                  gpu_index: int | None = None, loglevel: str = "INFO") -> int:
-    """Pin the process, check the device, migrate the ledger, then run the worker until it is stopped.
+    """Pin the process, check the device and the ledger, then run the worker until it is stopped.
 
-    Blocks; returns Celery's exit code (non-zero when the worker stopped on an error). Raises ``DeviceError`` when the GPU does not exist, SQLAlchemy's
-    errors when the database cannot be reached and ``SchemaError`` when it
-    cannot be migrated, before anything is consumed.
+    Blocks; returns Celery's exit code (non-zero when the worker stopped on an error). Raises
+    ``DeviceError`` when the GPU does not exist, SQLAlchemy's errors when the database cannot be
+    reached and ``SchemaError`` when it is not at this mlpq's schema, before anything is consumed;
+    ``LedgerChanged`` when the worker stopped because its ledger was deleted, replaced or migrated.
     """
     pin_process(device, gpu_index)
     check_pinned_gpu(device)
-    engine = make_engine(settings.database_url)
-    upgrade_schema(engine)  # fail fast, migrate the ledger to this code's schema
+    engine = open_ledger(settings.database_url)  # fail fast: reachable, at this code's schema
+    with engine.connect() as connection:
+        ledger = require_identity(connection)
     engine.dispose()  # keep no connection across fork
     # Imported once here so pool processes start warm. Importing torch does not initialise CUDA.
     import torch
@@ -56,15 +58,20 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     register(app, WorkerContext(settings.database_url, device, hostname, settings.data_dir,
                                 settings.leases.heartbeat_s, settings.leases.db_retry_s))
     node = node_name(device, hostname)
-    install(app, Maintenance(app, settings, node), settings.leases.maintenance_s)
-    install_status_command(device, host_gpu_index(device, gpu_index))
+    maintenance = Maintenance(app, settings, node, ledger)
+    install(app, maintenance, settings.leases.maintenance_s)
+    install_status_command(device, ledger, host_gpu_index(device, gpu_index))
+    queues = worker_queues(device, ledger)
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
-            "--queues", ",".join(worker_queues(device)), "--hostname", node,
+            "--queues", ",".join(queues), "--hostname", node,
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
     if device.type == "cuda":
         argv += ["--max-tasks-per-child", "1"]  # a fresh process per job frees its GPU memory
-    log.info("starting worker for %s on %s as %s", device, ", ".join(worker_queues(device)), node)
+    log.info("starting worker for %s on %s as %s", device, ", ".join(queues), node)
     started: list[Any] = []
     celeryd_init.connect(lambda instance, **_: started.append(instance), weak=False)
     app.worker_main(argv)  # returns even when the worker stopped on an error
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # Celery sent them to its log while it ran
+    if maintenance.stopped is not None:
+        raise maintenance.stopped
     return started[-1].exitcode or 0 if started else 1

@@ -1,7 +1,10 @@
-"""Run by every worker on a timer: requeue jobs whose lease expired, re-publish jobs the broker lost.
+"""Run by every worker on a timer: check the ledger, requeue jobs whose lease expired, re-publish jobs the
+broker lost.
 
-One worker at a time does a round (a Redis lock); the guarded transitions in
-the ledger make a duplicate publish harmless anyway.
+Every worker checks on every round that its ledger is still the one it started
+on, at the schema it knows; if not, it stops consuming (``LedgerChanged``).
+One worker at a time does the rest of a round (a Redis lock per ledger); the
+guarded transitions in the ledger make a duplicate publish harmless anyway.
 """
 
 from __future__ import annotations
@@ -14,30 +17,38 @@ from typing import Any
 
 import redis
 from celery import Celery, bootsteps
+from celery.exceptions import WorkerShutdown, WorkerTerminate
+from sqlalchemy.orm import sessionmaker
 
 from mlpq.config import Settings
 from mlpq.db import jobs
+from mlpq.db.ledger import LedgerChanged, ledger_change, sqlite_file
+from mlpq.db.migrate import SchemaError, check_schema
 from mlpq.db.schema import utcnow
-from mlpq.db.session import make_session_factory
+from mlpq.db.session import make_engine
 from mlpq.worker.app import publish
+from mlpq.worker.device import ledger_queue_prefix
 from mlpq.worker.messages import HARD_LIMIT_GRACE_S
-from mlpq.worker.device import QUEUE_PREFIX
 from mlpq.worker.screening import MalformedMessage, job_id_of, read_message
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "mlpq:maintenance"
 UNACKED_KEY = "unacked"
 """kombu's Redis transport keeps delivered, unacknowledged messages in this hash."""
 
 
-def task_ids_in_broker(client: redis.Redis) -> set[str]:
-    """Ids of the jobs waiting in mlpq's queues or delivered and not yet acknowledged.
+def lock_key(ledger: str) -> str:
+    """The Redis key that lets one worker of ledger ``ledger`` at a time do a maintenance round."""
+    return f"mlpq:{ledger}:maintenance"
+
+
+def task_ids_in_broker(client: redis.Redis, ledger: str) -> set[str]:
+    """Ids of the jobs waiting in ledger ``ledger``'s queues or delivered and not yet acknowledged.
 
     A malformed message counts for no job (a worker will dead-letter it).
     """
     ids = set()
-    for key in client.scan_iter(match=f"{QUEUE_PREFIX}*"):
+    for key in client.scan_iter(match=f"{ledger_queue_prefix(ledger)}*"):
         if client.type(key) == b"list":
             for raw in client.lrange(key, 0, -1):
                 with suppress(MalformedMessage):
@@ -49,25 +60,46 @@ def task_ids_in_broker(client: redis.Redis) -> set[str]:
 
 
 class Maintenance:
-    """The reaper and the reconciler."""
+    """The ledger check, the reaper and the reconciler of one worker on ledger ``ledger``."""
 
-    def __init__(self, app: Celery, settings: Settings, node: str) -> None:
-        self.app, self.node, self.leases = app, node, settings.leases
-        self.sessions = make_session_factory(settings.database_url, pooled=False)  # nothing open across forks
+    def __init__(self, app: Celery, settings: Settings, node: str, ledger: str) -> None:
+        self.app, self.node, self.leases, self.ledger = app, node, settings.leases, ledger
+        self.ledger_file = sqlite_file(settings.database_url)
+        self.engine = make_engine(settings.database_url, pooled=False)  # nothing open across forks
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.stopped: LedgerChanged | None = None
+        """Why the worker stopped consuming, once it has."""
 
     def tick(self) -> None:
-        """One round; errors are logged, never raised into the worker's event loop."""
+        """One round. Raises ``LedgerChanged``; other errors are logged, never raised into the event loop."""
         try:
+            self.check_ledger()
             if self._take_lock():
                 self.requeue_expired()
                 self.republish_missing()
+        except LedgerChanged:
+            raise
         except Exception:
             log.exception("maintenance round failed")
+
+    def check_ledger(self) -> None:
+        """Raise ``LedgerChanged`` unless the ledger is still this worker's, at the schema it knows."""
+        if self.ledger_file is not None and not self.ledger_file.exists():  # connecting would create it
+            raise LedgerChanged(f"the ledger file {self.ledger_file} was deleted", cold=True)
+        with self.engine.connect() as connection:
+            change = ledger_change(connection, self.ledger)
+            if change is not None:
+                raise LedgerChanged(change, cold=True)
+            try:
+                check_schema(connection)
+            except SchemaError as exc:
+                raise LedgerChanged(str(exc), cold=False) from exc
 
     def _take_lock(self) -> bool:
         with self.app.connection_for_write() as connection:
             client = connection.default_channel.client
-            return bool(client.set(LOCK_KEY, self.node, nx=True, ex=max(1, int(self.leases.maintenance_s))))
+            return bool(client.set(lock_key(self.ledger), self.node, nx=True,
+                                   ex=max(1, int(self.leases.maintenance_s))))
 
     def requeue_expired(self) -> None:
         with self.sessions.begin() as session:
@@ -76,7 +108,7 @@ class Maintenance:
                                             grace=timedelta(seconds=HARD_LIMIT_GRACE_S))
         if requeued:
             log.warning("lease expired, requeued: %s", ", ".join(job.id for job in requeued))
-            publish(self.app, requeued)
+            publish(self.app, self.ledger, requeued)
 
     def republish_missing(self) -> None:
         cutoff = utcnow() - timedelta(seconds=self.leases.lease_s)
@@ -85,23 +117,38 @@ class Maintenance:
         if not stale:
             return
         with self.app.connection_for_read() as connection:
-            present = task_ids_in_broker(connection.default_channel.client)
+            present = task_ids_in_broker(connection.default_channel.client, self.ledger)
         missing = [job for job in stale if job.id not in present]
         if missing:
             log.warning("queued but missing from the broker, re-published: %s", ", ".join(j.id for j in missing))
-            publish(self.app, missing)
+            publish(self.app, self.ledger, missing)
             with self.sessions.begin() as session:
                 jobs.mark_queued_now(session, [job.id for job in missing])
 
 
 def install(app: Celery, maintenance: Maintenance, interval: float) -> None:
-    """Run ``maintenance.tick`` every ``interval`` seconds in the worker's main process (its timer)."""
+    """Run ``maintenance.tick`` every ``interval`` seconds in the worker's main process (its timer).
+
+    When the ledger changed, the worker stops consuming: a warm shutdown (running
+    jobs finish) for a new schema, a cold one for a deleted or replaced ledger
+    (its jobs' results have nowhere to go). ``maintenance.stopped`` says why.
+    """
+
+    def round_or_stop() -> None:
+        if maintenance.stopped is not None:  # shutting down: the timer still fires while the pool drains
+            return
+        try:
+            maintenance.tick()
+        except LedgerChanged as exc:
+            log.critical("%s: this worker stops consuming", exc)
+            maintenance.stopped = exc
+            raise (WorkerTerminate if exc.cold else WorkerShutdown)(1) from None
 
     class MaintenanceStep(bootsteps.StartStopStep):
         requires = {"celery.worker.components:Timer"}
 
         def start(self, worker: Any) -> None:
-            self.timer_entry = worker.timer.call_repeatedly(interval, maintenance.tick)
+            self.timer_entry = worker.timer.call_repeatedly(interval, round_or_stop)
 
         def stop(self, worker: Any) -> None:
             entry = getattr(self, "timer_entry", None)

@@ -38,8 +38,9 @@ class Publishable(Protocol):
     timeout_s: int
 
 
-def task_message(job: Publishable) -> dict[str, object]:
-    """The message ``send_task(TASK_NAME, args=[job.id], task_id=job.id, ...)`` would put on the job's queue."""
+def task_message(job: Publishable, ledger: str) -> dict[str, object]:
+    """The message ``send_task(TASK_NAME, args=[job.id], task_id=job.id, ...)`` would put on the job's queue
+    of ledger ``ledger``."""
     body = [[job.id], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     return {
         "body": base64.b64encode(json.dumps(body).encode()).decode(),
@@ -54,7 +55,7 @@ def task_message(job: Publishable) -> dict[str, object]:
         },
         "properties": {
             "correlation_id": job.id, "reply_to": "", "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": parse_device(job.device, job.pool).queue},
+            "delivery_info": {"exchange": "", "routing_key": parse_device(job.device, job.pool).queue(ledger)},
             "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
         },
     }
@@ -67,11 +68,12 @@ def connect(broker_url: str) -> redis.Redis:
                                 socket_timeout=CONNECT_TIMEOUT_S + 5)
 
 
-def publish(client: redis.Redis, jobs: Iterable[Publishable], sent: list[str]) -> None:
-    """LPUSH each job's message onto its queue (kombu's Redis transport pops from the right), appending each
-    id to ``sent`` once Redis has it."""
+def publish(client: redis.Redis, ledger: str, jobs: Iterable[Publishable], sent: list[str]) -> None:
+    """LPUSH each job's message onto its queue of ledger ``ledger`` (kombu's Redis transport pops from the
+    right), appending each id to ``sent`` once Redis has it."""
     for job in jobs:
-        client.lpush(parse_device(job.device, job.pool).queue, json.dumps(task_message(job)))
+        queue = parse_device(job.device, job.pool).queue(ledger)
+        client.lpush(queue, json.dumps(task_message(job, ledger)))
         sent.append(job.id)
 
 

@@ -1,4 +1,4 @@
-"""What a worker tells ``mlpq workers``: its device and queues, the jobs it runs, its GPU's name and memory.
+"""What a worker tells ``mlpq workers``: its device, ledger and queues, the jobs it runs, its GPU's name and memory.
 
 The GPU is read through NVML (nvidia-ml-py), which does not initialise CUDA, so
 the worker's parent process can ask it without harming its forked pool.
@@ -46,20 +46,21 @@ def host_gpu_index(device: Device, gpu_index: int | None) -> int | None:
     return gpu_index if gpu_index is not None else (device.index or 0)
 
 
-def worker_status(device: Device, host_gpu_index: int | None) -> dict[str, Any]:
+def worker_status(device: Device, ledger: str, host_gpu_index: int | None) -> dict[str, Any]:
     """This worker's answer to ``mlpq workers``."""
     return {
         "device": str(device),
+        "ledger": ledger,
         "pool": device.pool,
-        "queues": worker_queues(device),
+        "queues": worker_queues(device, ledger),
         "active_jobs": sorted(request.id for request in worker_state.active_requests),
         "gpu": gpu_info(host_gpu_index) if host_gpu_index is not None else None,
     }
 
 
-def install_status_command(device: Device, host_gpu_index: int | None) -> None:
+def install_status_command(device: Device, ledger: str, host_gpu_index: int | None) -> None:
     """Make this process's worker answer the ``mlpq_status`` broadcast."""
 
     @inspect_command(name=STATUS_COMMAND)
     def mlpq_status(state: Any) -> dict[str, Any]:
-        return worker_status(device, host_gpu_index)
+        return worker_status(device, ledger, host_gpu_index)

@@ -21,6 +21,7 @@ from mlpq.api_cli.cli import cli
 from mlpq.db import jobs
 from mlpq.db.schema import Job, JobStatus
 from mlpq.db.session import make_session_factory
+from tests.services import queue_of
 
 README = Path(__file__).parents[2] / "README.md"
 
@@ -203,7 +204,7 @@ def test_submit_commits_the_row_then_publishes_only_its_id_as_json(broker_url: s
         job = jobs.find_job(session, job_id)
         assert job.status is JobStatus.QUEUED and job.device == "cpu"
         assert job.params["epochs"] == 2 and job.params["batch_size"] == 200 and job.params["seed"] >= 0
-    [raw] = redis.Redis.from_url(broker_url).lrange("mlpq.cpu", 0, -1)
+    [raw] = redis.Redis.from_url(broker_url).lrange(queue_of("cpu"), 0, -1)
     message = json.loads(raw)
     assert message["content-type"] == "application/json"
     assert json.loads(base64.b64decode(message["body"]))[0] == [job_id]
@@ -214,7 +215,7 @@ def test_gpu_jobs_go_to_their_device_queue(broker_url: str) -> None:
     for device in ("cuda:1", "cuda"):
         assert mlpq("--broker-url", broker_url, "submit", "himmelblau", "--device", device).exit_code == 0
     client = redis.Redis.from_url(broker_url)
-    assert client.llen("mlpq.cuda:1") == 1 and client.llen("mlpq.cuda") == 1 and client.llen("mlpq.cpu") == 0
+    assert [client.llen(queue_of(device)) for device in ("cuda:1", "cuda", "cpu")] == [1, 1, 0]
 
 
 def test_a_given_seed_is_stored(broker_url: str) -> None:

@@ -1,16 +1,21 @@
-"""``mlpq db upgrade`` and ``mlpq db current`` on SQLite and PostgreSQL, and the CLI migrating on first use."""
+"""``mlpq db upgrade`` and ``mlpq db current`` on SQLite and PostgreSQL; no other command migrates, except
+that a new SQLite ledger at the default location is created on first use."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from mlpq.db.migrate import HEAD, upgrade_schema
+from mlpq.db.migrate import HEAD, current_revision, upgrade_schema
 from mlpq.db.session import make_engine
 from tests.api_cli.ledger_rows import mlpq
+from tests.services import run_mlpq
+
+TABLES = {"alembic_version", "ledger", "jobs", "metrics"}
 
 
 def with_password(url: str) -> str:
@@ -42,7 +47,7 @@ def test_db_upgrade_then_current(empty_url: str) -> None:
     for command, expected in steps:
         result = mlpq("--database-url", url, "db", command)
         assert (result.exit_code, result.output.strip()) == (0, expected)
-    assert "s3cret" not in shown and tables(url) == {"alembic_version", "jobs", "metrics"}
+    assert "s3cret" not in shown and tables(url) == TABLES
 
 
 def test_db_current_says_when_the_ledger_is_behind(tmp_path: Path) -> None:
@@ -54,25 +59,78 @@ def test_db_current_says_when_the_ledger_is_behind(tmp_path: Path) -> None:
     assert result.output.strip() == f"{url}: revision 0001, head is {HEAD} (mlpq db upgrade)"
 
 
-def test_any_command_migrates_an_empty_ledger_on_first_use(empty_url: str) -> None:
-    result = mlpq("--database-url", empty_url, "results")
-    assert result.exit_code == 0 and "no jobs yet" in result.output
-    assert tables(empty_url) == {"alembic_version", "jobs", "metrics"}
-
-
-def test_a_ledger_that_cannot_be_migrated_is_a_one_line_error(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'newer.db'}"
+def revision(url: str) -> str | None:
     engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return current_revision(connection)
+    finally:
+        engine.dispose()
+
+
+def at_revision(url: str, stored: str) -> str:
+    """The ledger at ``url`` migrated to 0002, then labelled ``stored`` (e.g. a newer mlpq's revision)."""
+    engine = make_engine(url)
+    upgrade_schema(engine, "0002")
     with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
-        connection.execute(text("INSERT INTO alembic_version VALUES ('ffff')"))
+        connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": stored})
     engine.dispose()
-    for args in (["results"], ["db", "upgrade"]):
+    return url
+
+
+NOT_MIGRATED = [
+    (None, "Error: the ledger has no schema yet: run 'mlpq db upgrade'"),
+    ("0002", f"Error: the ledger's schema is 0002, this mlpq knows {HEAD}: run 'mlpq db upgrade'"),
+    ("ffff", f"Error: the ledger's schema is ffff, this mlpq knows {HEAD}: it was migrated by a newer mlpq, "
+             "install that version here"),
+]
+
+
+@pytest.mark.parametrize(("stored", "message"), NOT_MIGRATED)
+def test_commands_never_migrate_a_ledger_and_say_what_to_do(empty_url: str, stored: str | None,
+                                                            message: str) -> None:
+    url = at_revision(empty_url, stored) if stored else empty_url
+    for args in (["results"], ["submit", "himmelblau"], ["show", "abcd"], ["cancel", "abcd"]):
         result = mlpq("--database-url", url, *args)
-        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
-        assert result.output.startswith(f"Error: cannot migrate the ledger from revision ffff to {HEAD}")
+        assert (result.exit_code, result.output.strip()) == (1, message), args
+    assert revision(url) == stored and (stored or tables(url) == set())
 
 
-def test_db_upgrade_cannot_reach_the_database() -> None:
-    result = mlpq("--database-url", "postgresql://postgres@127.0.0.1:1/none", "db", "upgrade")
-    assert result.exit_code == 1 and result.output.startswith("Error: cannot reach the database")
+def test_a_worker_does_not_start_on_a_ledger_that_is_not_migrated(empty_url: str) -> None:
+    done = run_mlpq("worker", "--device", "cpu", env={**os.environ, "MLPQ_DATABASE_URL": at_revision(empty_url, "0002")})
+    assert (done.returncode, done.stderr.strip()) == (1, NOT_MIGRATED[1][1])
+    assert revision(empty_url) == "0002"
+
+
+def test_a_new_ledger_at_the_default_location_is_created_on_first_use(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    monkeypatch.delenv("MLPQ_DATABASE_URL")
+    ledger = tmp_path / "data-home" / "mlpq" / "mlpq.db"
+    result = mlpq("results")
+    assert result.exit_code == 0 and result.output.startswith("no jobs yet")
+    assert revision(f"sqlite:///{ledger}") == HEAD and tables(f"sqlite:///{ledger}") == TABLES
+
+
+def test_an_existing_ledger_at_the_default_location_is_not_migrated(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    monkeypatch.delenv("MLPQ_DATABASE_URL")
+    (tmp_path / "data-home" / "mlpq").mkdir(parents=True)
+    url = at_revision(f"sqlite:///{tmp_path / 'data-home' / 'mlpq' / 'mlpq.db'}", "0002")
+    result = mlpq("results")
+    assert (result.exit_code, result.output.strip()) == (1, NOT_MIGRATED[1][1])
+    assert revision(url) == "0002"
+
+
+def test_db_upgrade_refuses_a_ledger_from_a_newer_mlpq(tmp_path: Path) -> None:
+    url = at_revision(f"sqlite:///{tmp_path / 'newer.db'}", "ffff")
+    result = mlpq("--database-url", url, "db", "upgrade")
+    assert (result.exit_code, result.output.strip()) == (1, NOT_MIGRATED[2][1])
+
+
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["results"]])
+def test_an_unreachable_database_is_not_a_schema_problem(args: list[str]) -> None:
+    result = mlpq("--database-url", "postgresql://postgres@127.0.0.1:1/none", *args)
+    assert result.exit_code == 1 and result.output.startswith("Error: cannot reach the database: ")
+    assert "schema" not in result.output and len(result.output.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from mlpq.api_cli.cli import cli
 from mlpq.db import jobs
+from mlpq.db.ledger import require_identity
 from mlpq.db.session import make_session_factory
 from mlpq.worker.device import Device, DeviceError, parse_device, parse_pool, worker_queues
 from tests.services import WorkerProcess, mlpq_command, run_mlpq, start_worker
@@ -23,17 +24,22 @@ def mlpq(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args))
 
 
+def ledger_of(url: str) -> str:
+    with make_session_factory(url)() as session:
+        return require_identity(session.connection())
+
+
 def stored_pool(job_id: str) -> str | None:
     with make_session_factory(os.environ["MLPQ_DATABASE_URL"])() as session:
         return jobs.find_job(session, job_id).pool
 
 
 def test_a_pool_names_its_own_queues() -> None:
-    assert Device("cuda", 0, "a100").queue == "mlpq.a100.cuda:0"
-    assert parse_device("cpu", "lab-2").queue == "mlpq.lab-2.cpu"
-    assert parse_device("cuda:1").queue == "mlpq.cuda:1"
-    assert worker_queues(Device("cuda", 3, "h200")) == ["mlpq.h200.cuda:3", "mlpq.h200.cuda"]
-    assert worker_queues(Device("cpu", pool="a")) == ["mlpq.a.cpu"]
+    assert Device("cuda", 0, "a100").queue("l1") == "mlpq.l1.a100.cuda:0"
+    assert parse_device("cpu", "lab-2").queue("l1") == "mlpq.l1.lab-2.cpu"
+    assert parse_device("cuda:1").queue("l1") == "mlpq.l1.cuda:1"
+    assert worker_queues(Device("cuda", 3, "h200"), "l1") == ["mlpq.l1.h200.cuda:3", "mlpq.l1.h200.cuda"]
+    assert worker_queues(Device("cpu", pool="a"), "l1") == ["mlpq.l1.a.cpu"]
 
 
 @pytest.mark.parametrize("bad", ["", "A100", "a.b", "a:b", "-x", "x" * 33, "a b"])
@@ -48,8 +54,8 @@ def test_submit_with_a_pool_stores_it_and_queues_on_the_pools_queue(broker_url: 
     assert result.exit_code == 0, result.output
     job_id = json.loads(result.output)["id"]
     assert json.loads(result.output)["pool"] == "a100" and stored_pool(job_id) == "a100"
-    client = redis.Redis.from_url(broker_url)
-    assert client.llen("mlpq.a100.cuda:1") == 1 and client.llen("mlpq.cuda:1") == 0
+    client, ledger = redis.Redis.from_url(broker_url), ledger_of(os.environ["MLPQ_DATABASE_URL"])
+    assert client.llen(f"mlpq.{ledger}.a100.cuda:1") == 1 and client.llen(f"mlpq.{ledger}.cuda:1") == 0
 
 
 def test_a_sweep_and_a_rerun_keep_the_pool(broker_url: str) -> None:
@@ -61,7 +67,7 @@ def test_a_sweep_and_a_rerun_keep_the_pool(broker_url: str) -> None:
     rerun = mlpq("--broker-url", broker_url, "rerun", ids[0], "--json")
     assert rerun.exit_code == 0, rerun.output
     assert stored_pool(json.loads(rerun.output)["id"]) == "lab"
-    assert redis.Redis.from_url(broker_url).llen("mlpq.lab.cpu") == 3
+    assert redis.Redis.from_url(broker_url).llen(f"mlpq.{ledger_of(os.environ['MLPQ_DATABASE_URL'])}.lab.cpu") == 3
 
 
 def test_show_and_results_name_the_pool(broker_url: str) -> None:

@@ -24,6 +24,7 @@ from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
 from tests.api_cli.ledger_rows import add_job, mlpq
+from tests.services import queue_of
 
 PARAMS = {"seed": 1, "starts": [[4.0, 0.0]], "optimizer": "adam", "lr": 0.01, "momentum": 0.0, "steps": 300,
           "log_every": 100}
@@ -169,4 +170,4 @@ def test_submit_wait_prints_progress_lines_and_the_result(broker_url: str, tmp_p
     assert lines[0].endswith("queued (himmelblau on cpu); waiting (Ctrl-C stops waiting, not the job)")
     assert [line.split(":")[0] for line in lines[1:]] == ["  step 0/300", "  step 100/300", "  step 200/300"]
     assert "status    succeeded" in result.stdout and "nearest_minimum: [3.58443, -1.84813]" in result.stdout
-    assert redis.Redis.from_url(broker_url).llen("mlpq.cpu") == 1  # the message the stand-in did not consume
+    assert redis.Redis.from_url(broker_url).llen(queue_of("cpu")) == 1  # the message the stand-in did not consume

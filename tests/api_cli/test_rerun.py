@@ -16,6 +16,7 @@ from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
 from tests.api_cli.ledger_rows import add_job, mlpq, mnist_job
+from tests.services import queue_of
 
 PROVENANCE = {"mlpq": "0.1.0", "torch": "2.5.1+cu124", "cuda": "12.4", "python": "3.11.7", "host": "gpu-box",
               "device_name": "NVIDIA H200", "git_commit": "71e7a70c2f3b9e0d1a2b3c4d5e6f708192a3b4c5"}
@@ -45,7 +46,7 @@ def test_rerun_submits_the_same_spec_as_a_new_job(broker_url: str) -> None:
     assert again != original and detail["status"] == "queued" and detail["rerun_of"] == original
     assert (detail["params"], detail["device"], detail["timeout_s"]) == (
         Client.validate("himmelblau", HIMMELBLAU), "cuda:1", 60)  # as submitted, new fields at their defaults
-    assert redis.Redis.from_url(broker_url).llen("mlpq.cuda:1") == 1
+    assert redis.Redis.from_url(broker_url).llen(queue_of("cuda:1")) == 1
     assert f"rerun of  {original}" in mlpq("show", again).output
 
 
@@ -53,7 +54,7 @@ def test_rerun_on_another_device(broker_url: str) -> None:
     original = mnist_job()
     result = mlpq("--broker-url", broker_url, "rerun", original, "--device", "cpu")
     assert result.output.strip().endswith(f"queued (mnist on cpu), a rerun of {original}")
-    assert redis.Redis.from_url(broker_url).llen("mlpq.cpu") == 1
+    assert redis.Redis.from_url(broker_url).llen(queue_of("cpu")) == 1
 
 
 def test_a_rerun_reproduces_the_result(broker_url: str, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from mlpq.api_cli.sweep import Axis, grid
 from mlpq.db import jobs
 from mlpq.db.session import make_session_factory
 from tests.api_cli.ledger_rows import himmelblau_job, mlpq, mnist_job
+from tests.services import queue_of
 
 
 def stored_jobs() -> list:
@@ -53,7 +54,7 @@ def test_comma_lists_submit_the_grid_as_one_sweep(broker_url: str) -> None:
     assert lines[:6] == [f"{job.id} queued (mnist on cpu) lr={job.params['lr']} batch_size={job.params['batch_size']}"
                          for job in found]
     assert lines[6].startswith(f"sweep {sweep_id}: 6 jobs (mlpq results --sweep {sweep_id[:8]}")
-    assert redis.Redis.from_url(broker_url).llen("mlpq.cpu") == 6
+    assert redis.Redis.from_url(broker_url).llen(queue_of("cpu")) == 6
 
 
 def test_a_sweep_as_json(broker_url: str) -> None:
@@ -94,7 +95,7 @@ def test_a_bad_sweep_is_one_usage_error_and_submits_nothing(broker_url: str, arg
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and mentions in lines[0]
-    assert stored_jobs() == [] and redis.Redis.from_url(broker_url).llen("mlpq.cpu") == 0
+    assert stored_jobs() == [] and redis.Redis.from_url(broker_url).llen(queue_of("cpu")) == 0
 
 
 def test_results_filters_by_sweep_and_flattens_parameters() -> None:

@@ -81,10 +81,12 @@ def test_a_worker_reports_the_jobs_it_runs(monkeypatch: pytest.MonkeyPatch) -> N
     request = collections.namedtuple("request", "id")
     running = {request("b" * 32), request("a" * 32)}
     monkeypatch.setattr(status.worker_state, "active_requests", running)
-    assert status.worker_status(Device("cuda", 0), None) == {
-        "device": "cuda:0", "pool": None, "queues": ["mlpq.cuda:0", "mlpq.cuda"], "active_jobs": ["a" * 32, "b" * 32],
+    assert status.worker_status(Device("cuda", 0), "3f2a9c1b04d7", None) == {
+        "device": "cuda:0", "ledger": "3f2a9c1b04d7", "pool": None,
+        "queues": ["mlpq.3f2a9c1b04d7.cuda:0", "mlpq.3f2a9c1b04d7.cuda"], "active_jobs": ["a" * 32, "b" * 32],
         "gpu": None}
-    assert status.worker_status(Device("cuda", 1, "a100"), None)["queues"] == ["mlpq.a100.cuda:1", "mlpq.a100.cuda"]
+    assert status.worker_status(Device("cuda", 1, "a100"), "3f2a9c1b04d7", None)["queues"] == [
+        "mlpq.3f2a9c1b04d7.a100.cuda:1", "mlpq.3f2a9c1b04d7.a100.cuda"]
 
 
 def submitted(env: dict[str, str], *args: str) -> str:

@@ -1,7 +1,9 @@
-"""Alembic migrations on empty SQLite and PostgreSQL databases: to head, equal to the models, repeatable."""
+"""Alembic migrations on empty SQLite and PostgreSQL databases: to head, equal to the models, repeatable;
+and the schema check every command and worker makes instead of migrating."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -12,14 +14,18 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, column, insert, inspect, select, table, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mlpq.db import jobs
-from mlpq.db.migrate import HEAD, SchemaError, alembic_config, current_revision, upgrade_schema
-
-BASELINE = "0001"
+from mlpq.db.ledger import ledger_identity
+from mlpq.db.migrate import (HEAD, REVISIONS, SchemaError, alembic_config, check_schema, current_revision,
+                             prepare_schema, upgrade_schema)
 from mlpq.db.schema import Base, Job, JobStatus
 from mlpq.db.session import make_engine
+
+BASELINE = "0001"
+TABLES = {"alembic_version", "ledger", "jobs", "metrics"}
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ def test_an_empty_database_is_migrated_to_head_and_matches_the_models(engine: En
     assert revision(engine) is None and inspect(engine).get_table_names() == []
     assert upgrade_schema(engine) == (None, HEAD)
     assert revision(engine) == HEAD
-    assert set(inspect(engine).get_table_names()) == {"alembic_version", "jobs", "metrics"}
+    assert set(inspect(engine).get_table_names()) == TABLES
     assert schema_diff(engine) == []
 
 
@@ -83,17 +89,80 @@ def test_upgrading_from_the_first_revision_keeps_jobs_and_metrics(engine: Engine
         assert [(m.step, m.values) for m in jobs.latest_metrics(session, job)] == [(5, {"f_best": 0.5})]
 
 
-def test_head_is_alembics_newest_revision() -> None:
+def test_revisions_are_alembics_from_oldest_to_head() -> None:
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD
+    script = ScriptDirectory.from_config(alembic_config())
+    assert [r.revision for r in reversed(list(script.walk_revisions()))] == list(REVISIONS)
+    assert script.get_current_head() == HEAD == REVISIONS[-1]
+
+
+def test_each_new_ledger_gets_its_own_identity(engine: Engine, tmp_path: Path) -> None:
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    identities = []
+    for ledger in (engine, other):
+        upgrade_schema(ledger)
+        with ledger.connect() as connection:
+            identities.append(ledger_identity(connection))
+            assert connection.execute(text("SELECT count(*) FROM ledger")).scalar() == 1
+    other.dispose()
+    assert all(identity and len(identity) == 12 for identity in identities) and identities[0] != identities[1]
+
+
+def add_metric(engine: Engine, job_id: str, step: int) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("""INSERT INTO metrics (job_id, attempt, step, "values") """
+                                """VALUES (:id, 1, :step, '{"f": 1.0}')"""), {"id": job_id, "step": step})
+
+
+def test_upgrading_keeps_one_copy_of_a_duplicated_metric_then_refuses_another(engine: Engine) -> None:
+    upgrade_schema(engine, "0003_i11cluster")
+    with Session(engine) as session, session.begin():
+        job_id = jobs.create_job(session, "himmelblau", {}, "cpu", timeout_s=60).id
+    for step in (0, 10, 10, 20, 20, 20):  # what a retried commit could leave before the unique key
+        add_metric(engine, job_id, step)
+
+    assert upgrade_schema(engine) == ("0003_i11cluster", HEAD)
+    assert schema_diff(engine) == []
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT step FROM metrics ORDER BY id")).scalars().all() == [0, 10, 20]
+    with pytest.raises(IntegrityError):
+        add_metric(engine, job_id, 10)
+
+
+@pytest.mark.parametrize(("stored", "message"), [
+    (None, "the ledger has no schema yet: run 'mlpq db upgrade'"),
+    ("0002", f"the ledger's schema is 0002, this mlpq knows {HEAD}: run 'mlpq db upgrade'"),
+    ("ffff", f"the ledger's schema is ffff, this mlpq knows {HEAD}: it was migrated by a newer mlpq, "
+             "install that version here"),
+])
+def test_the_schema_check_says_what_to_do(engine: Engine, stored: str | None, message: str) -> None:
+    if stored is not None:
+        upgrade_schema(engine, "0002")
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": stored})
+    with engine.connect() as connection, pytest.raises(SchemaError) as refused:
+        check_schema(connection)
+    assert str(refused.value) == message
+    with pytest.raises(SchemaError, match=re.escape(message)):
+        prepare_schema(engine, may_create=stored is not None)  # only an empty database is created, never migrated
+    assert revision(engine) == stored
+
+
+def test_prepare_creates_only_an_empty_database_it_may_create(engine: Engine) -> None:
+    with pytest.raises(SchemaError, match="no schema yet"):
+        prepare_schema(engine, may_create=False)
+    assert inspect(engine).get_table_names() == []
+    prepare_schema(engine, may_create=True)
+    assert revision(engine) == HEAD
+    prepare_schema(engine, may_create=False)  # at the head: nothing to do
 
 
 def test_a_ledger_from_a_newer_mlpq_is_refused(engine: Engine) -> None:
     upgrade_schema(engine)
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
-    with pytest.raises(SchemaError, match="revision ffff"):
+    with pytest.raises(SchemaError, match="schema is ffff, this mlpq knows .*migrated by a newer mlpq"):
         upgrade_schema(engine)
 
 

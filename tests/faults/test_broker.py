@@ -17,7 +17,7 @@ from mlpq.db.schema import JobStatus
 from tests import messages
 from tests.faults import helpers
 from tests.faults.private_services import PrivateRedis
-from tests.services import WorkerProcess, mlpq_command, run_mlpq
+from tests.services import WorkerProcess, mlpq_command, queue_of, run_mlpq
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
@@ -52,7 +52,8 @@ def test_a_pickled_message_is_refused_and_the_worker_goes_on(fault_env: dict[str
     worker: WorkerProcess = helpers.new_worker(fault_env, tmp_path / "worker.log")
     try:
         job_id = helpers.submit(fault_env, "himmelblau", steps=10)
-        redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"]).lpush("mlpq.cpu", json.dumps(pickled_message(job_id)))
+        queue = queue_of("cpu", fault_env)
+        redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"]).lpush(queue, json.dumps(pickled_message(job_id, queue)))
         helpers.eventually(lambda: "application/x-python-serialize" in worker.log(), 30, "the refusal")
         assert helpers.finished(fault_env, job_id).status is JobStatus.SUCCEEDED  # through its own JSON message
         after = helpers.submit(fault_env, "himmelblau", steps=10)
@@ -60,7 +61,7 @@ def test_a_pickled_message_is_refused_and_the_worker_goes_on(fault_env: dict[str
         assert worker.process.poll() is None
     finally:
         worker.stop()
-    assert "dead-lettered a malformed message from mlpq.cpu: content type 'application/x-python-serialize'" \
+    assert f"dead-lettered a malformed message from {queue}: content type 'application/x-python-serialize'" \
         in worker.log()
     assert helpers.job(fault_env, job_id).attempts == 1
 
@@ -69,31 +70,31 @@ def test_malformed_messages_are_dead_lettered_and_the_worker_goes_on(fault_env: 
                                                                      tmp_path: Path) -> None:
     """``redis-cli lpush mlpq.cpu 'not json at all'`` and its kin used to stop the worker that took them."""
     malformed = messages.malformed()
-    client = redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"])
-    client.lpush("mlpq.cpu", *malformed.values())  # waiting before the worker starts, as after a restore
+    client, queue = redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"]), queue_of("cpu", fault_env)
+    client.lpush(queue, *malformed.values())  # waiting before the worker starts, as after a restore
     worker = helpers.new_worker(fault_env, tmp_path / "worker.log")
     try:
         job_id = helpers.submit(fault_env, "himmelblau", steps=10)
         assert helpers.finished(fault_env, job_id).status is JobStatus.SUCCEEDED
-        client.lpush("mlpq.cpu", "not json at all")  # and one while it runs
+        client.lpush(queue, "not json at all")  # and one while it runs
         helpers.eventually(lambda: worker.log().count("dead-lettered") == len(malformed) + 1, 30, "the last one")
         assert worker.process.poll() is None
     finally:
         worker.stop()
     logged = [line for line in worker.log().splitlines() if "dead-lettered a malformed message" in line]
-    assert len(logged) == len(malformed) + 1 and client.llen("mlpq.cpu") == 0
+    assert len(logged) == len(malformed) + 1 and client.llen(queue) == 0
     listed = run_mlpq("dead-letters", "--json", "--limit", "100", env=fault_env)
     assert listed.returncode == 0, listed.stderr
     letters = json.loads(listed.stdout)
     # popped oldest first, listed newest first
     assert [letter["message"] for letter in letters] == ["not json at all", *reversed(malformed.values())]
     for letter, kind in zip(letters[1:], reversed(malformed)):
-        assert messages.REASONS[kind] in letter["reason"] and letter["queue"] == "mlpq.cpu"
+        assert messages.REASONS[kind] in letter["reason"] and letter["queue"] == queue
         assert sum(letter["reason"] in line for line in logged) >= 1
 
 
 def test_a_worker_that_stops_on_an_error_exits_non_zero(fault_env: dict[str, str], tmp_path: Path) -> None:
-    redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"]).set("mlpq.cpu", "not a list")
+    redis.Redis.from_url(fault_env["MLPQ_BROKER_URL"]).set(queue_of("cpu", fault_env), "not a list")
     with open(tmp_path / "worker.log", "wb") as log:
         done = subprocess.run(mlpq_command("worker", "--device", "cpu"), env=fault_env, stdout=log,
                               stderr=subprocess.STDOUT, timeout=120)
@@ -102,12 +103,12 @@ def test_a_worker_that_stops_on_an_error_exits_non_zero(fault_env: dict[str, str
     assert "Error: the worker stopped on an error (exit 1)" in (tmp_path / "worker.log").read_text()
 
 
-def pickled_message(job_id: str) -> dict[str, object]:
+def pickled_message(job_id: str, queue: str) -> dict[str, object]:
     """A Celery message as kombu's Redis transport stores it, its body pickled instead of JSON."""
     return {
         "body": base64.b64encode(pickle.dumps(((job_id,), {}, {}))).decode(), "content-encoding": "binary",
         "content-type": "application/x-python-serialize",
         "headers": {"lang": "py", "task": "mlpq.run_job", "id": str(uuid.uuid4())},
         "properties": {"delivery_tag": str(uuid.uuid4()), "body_encoding": "base64",
-                       "delivery_info": {"exchange": "", "routing_key": "mlpq.cpu"}, "priority": 0},
+                       "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0},
     }

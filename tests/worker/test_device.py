@@ -27,8 +27,8 @@ def test_parse_rejects(text: str) -> None:
 
 
 def test_queues() -> None:
-    assert worker_queues(Device("cpu")) == ["mlpq.cpu"]
-    assert worker_queues(Device("cuda", 1)) == ["mlpq.cuda:1", "mlpq.cuda"]
+    assert worker_queues(Device("cpu"), "3f2a9c1b04d7") == ["mlpq.3f2a9c1b04d7.cpu"]
+    assert worker_queues(Device("cuda", 1), "3f2a9c1b04d7") == ["mlpq.3f2a9c1b04d7.cuda:1", "mlpq.3f2a9c1b04d7.cuda"]
     assert torch_device_name(Device("cuda", 3)) == "cuda:0"
     assert torch_device_name(Device("cpu")) == "cpu"
 

@@ -13,7 +13,7 @@ from mlpq.db.schema import JobStatus
 from mlpq.db.session import make_session_factory
 from mlpq.worker.device import Device
 from mlpq.worker.execute import describe_failure, execute_job
-from mlpq.worker.lease import LeaseKeeper
+from mlpq.worker.lease import Lease, LeaseKeeper
 
 CPU = Device("cpu")
 
@@ -119,3 +119,32 @@ def test_metrics_survive_a_failed_write(sessions: sessionmaker[Session], tmp_pat
     assert run(sessions, job_id, tmp_path) is JobStatus.SUCCEEDED
     _, metrics = stored(sessions, job_id)
     assert [m.step for m in metrics] == list(range(0, 100, 10))
+
+
+def test_a_commit_retried_after_it_went_through_stores_each_step_once(database_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from mlpq.worker import execute
+
+    sessions = make_session_factory(database_url)
+    job_id = add_job(sessions, "himmelblau", {"steps": 100, "log_every": 10})
+    with sessions.begin() as session:
+        jobs.claim_job(session, job_id, "test-host")
+    lost_replies = iter([OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))])
+
+    @event.listens_for(sessions, "after_commit")
+    def reply_lost(_session: Session) -> None:  # the commit went through; the client never heard so
+        error = next(lost_replies, None)
+        if error is not None:
+            raise error
+
+    monkeypatch.setattr(execute.time, "sleep", lambda _: None)
+    recorder = execute.MetricsRecorder(sessions, job_id, 1, Lease(job_id, 1))
+    recorder.pending = [(0, {"f": 170.0}), (10, {"f": 150.0})]
+    recorder.flush()  # committed, "failed", written again by with_db_retries
+    assert next(lost_replies, None) is None and recorder.pending == []
+    _, metrics = stored(sessions, job_id)
+    assert [(m.step, m.values) for m in metrics] == [(0, {"f": 170.0}), (10, {"f": 150.0})]  # of attempt 1
+    sessions.kw["bind"].dispose()

@@ -70,10 +70,11 @@ def test_a_requeued_attempt_cannot_renew_or_finish(sessions: sessionmaker[Sessio
 
 def test_task_ids_are_read_from_queues_and_unacked_messages() -> None:
     client = fakeredis.FakeRedis()
-    client.lpush("mlpq.cpu", raw(task_message("a" * 32)), raw(task_message("b" * 32)))
-    client.lpush("mlpq.cuda:1", raw(task_message("c" * 32)), *malformed().values())  # malformed ones count for none
+    client.lpush("mlpq.ledger1.cpu", raw(task_message("a" * 32)), raw(task_message("b" * 32)))
+    client.lpush("mlpq.ledger1.cuda:1", raw(task_message("c" * 32)), *malformed().values())  # malformed ones count for none
     client.lpush("celery", raw(task_message("d" * 32)))  # not one of mlpq's queues
-    client.set("mlpq.not-a-queue", "x")
-    client.hset("unacked", "tag-1", json.dumps([task_message("e" * 32), "", "mlpq.cpu"]))
+    client.set("mlpq.ledger1.not-a-queue", "x")
+    client.hset("unacked", "tag-1", json.dumps([task_message("e" * 32), "", "mlpq.ledger1.cpu"]))
+    client.lpush("mlpq.ledger2.cpu", raw(task_message("f" * 32)))  # another ledger's
     client.hset("unacked", "tag-2", "not json")
-    assert task_ids_in_broker(client) == {"a" * 32, "b" * 32, "c" * 32, "e" * 32}
+    assert task_ids_in_broker(client, "ledger1") == {"a" * 32, "b" * 32, "c" * 32, "e" * 32}

@@ -1,0 +1,79 @@
+"""Which ledger a process works on: opening one (its schema checked) and reading its identity.
+
+Queues are named by the identity, so a worker takes only its own ledger's jobs;
+a worker whose ledger was deleted or replaced notices that the identity is gone
+or changed (``ledger_change``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy.engine import make_url
+
+from mlpq.config import default_database_url
+from mlpq.db.migrate import SchemaError, prepare_schema
+from mlpq.db.schema import Ledger
+from mlpq.db.session import make_engine, normalise_url
+
+
+class LedgerChanged(Exception):
+    """A worker's ledger was deleted or replaced (``cold``: its running jobs stop too), or its schema changed."""
+
+    def __init__(self, reason: str, *, cold: bool) -> None:
+        super().__init__(reason)
+        self.cold = cold
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite ledger; ``None`` for PostgreSQL or an in-memory database."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def is_default_ledger(url: str) -> bool:
+    """Whether ``url`` is the default SQLite ledger in the user's data directory."""
+    return sqlite_file(url) == sqlite_file(default_database_url())
+
+
+def open_ledger(url: str, *, pooled: bool = True) -> Engine:
+    """An engine for a ledger at this mlpq's schema; only the default SQLite ledger is created when new.
+
+    Raises ``SchemaError`` (e.g. "run 'mlpq db upgrade'") and SQLAlchemy's
+    errors when the database cannot be reached.
+    """
+    engine = make_engine(url, pooled=pooled)
+    try:
+        prepare_schema(engine, may_create=is_default_ledger(url))
+    except Exception:
+        engine.dispose()
+        raise
+    return engine
+
+
+def ledger_identity(connection: Connection) -> str | None:
+    """The identity the ledger's schema was created with; ``None`` when it has none (e.g. an empty database)."""
+    if not inspect(connection).has_table(Ledger.__tablename__):
+        return None
+    return connection.execute(select(Ledger.id)).scalar()
+
+
+def require_identity(connection: Connection) -> str:
+    """The ledger's identity; ``SchemaError`` if its schema has none."""
+    identity = ledger_identity(connection)
+    if identity is None:
+        raise SchemaError("the ledger has no identity (its 'ledger' table is missing or empty)")
+    return identity
+
+
+def ledger_change(connection: Connection, identity: str) -> str | None:
+    """Why the database behind ``connection`` is no longer ledger ``identity``; ``None`` while it is."""
+    found = ledger_identity(connection)
+    if found == identity:
+        return None
+    if found is None:
+        return f"the ledger {identity} was replaced by a database without a ledger"
+    return f"the ledger {identity} was replaced by ledger {found}"
