@@ -17,7 +17,6 @@ from celery import Celery, bootsteps
 
 from mlpq.config import Settings
 from mlpq.db import jobs
-from mlpq.db.schema import utcnow
 from mlpq.db.session import make_session_factory
 from mlpq.worker.app import HARD_LIMIT_GRACE_S, publish
 from mlpq.worker.device import QUEUE_PREFIX
@@ -75,9 +74,8 @@ class Maintenance:
             publish(self.app, requeued)
 
     def republish_missing(self) -> None:
-        cutoff = utcnow() - timedelta(seconds=self.leases.lease_s)
         with self.sessions() as session:
-            stale = jobs.queued_before(session, cutoff)
+            stale = jobs.queued_for(session, timedelta(seconds=self.leases.lease_s))
         if not stale:
             return
         with self.app.connection_for_read() as connection:
