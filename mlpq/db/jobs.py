@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, null, select, update
 from sqlalchemy.orm import Session
 
 from mlpq.db.clock import db_now, read_db_now
@@ -133,11 +133,14 @@ def latest_metrics(session: Session, job: Job) -> Sequence[Metric]:
 def finish_job(session: Session, job_id: str, attempt: int, status: JobStatus, *,
                result: Mapping[str, Any] | None = None, error: str | None = None,
                provenance: Mapping[str, Any] | None = None) -> bool:
-    """This attempt: running → a terminal status; ``False`` if the job is no longer this attempt's."""
+    """This attempt: running → a terminal status; ``False`` if the job is no longer this attempt's.
+
+    No result is SQL NULL (``null()``): a plain ``None`` would store JSON ``null``.
+    """
     return bool(session.execute(
         update(Job).where(_running(job_id, attempt)).values(
-            status=status, finished_at=db_now(), result=dict(result) if result is not None else None,
-            error=error, provenance=dict(provenance) if provenance is not None else None)
+            status=status, finished_at=db_now(), result=dict(result) if result is not None else null(),
+            error=error, provenance=dict(provenance) if provenance is not None else null())
     ).rowcount)
 
 

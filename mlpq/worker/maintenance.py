@@ -2,6 +2,11 @@
 
 One worker at a time does a round (a Redis lock); the guarded transitions in
 the ledger make a duplicate publish harmless anyway.
+
+While the database is away, live runs cannot renew their leases either. So a
+worker reaps only once its own maintenance has reached the database promptly
+for a full lease: by then every live run has renewed its heartbeat, and only
+runs that are really gone look expired.
 """
 
 from __future__ import annotations
@@ -9,14 +14,17 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 import redis
 from celery import Celery, bootsteps
+from sqlalchemy.orm import Session
 
 from mlpq.config import Settings
 from mlpq.db import jobs
+from mlpq.db.clock import read_db_now
 from mlpq.db.session import make_session_factory
 from mlpq.worker.app import HARD_LIMIT_GRACE_S, publish
 from mlpq.worker.device import QUEUE_PREFIX
@@ -24,22 +32,26 @@ from mlpq.worker.device import QUEUE_PREFIX
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "mlpq:maintenance"
-UNACKED_KEY = "unacked"
-"""kombu's Redis transport keeps delivered, unacknowledged messages in this hash."""
 
 
-def task_ids_in_broker(client: redis.Redis) -> set[str]:
-    """Ids of the tasks waiting in mlpq's queues or delivered and not yet acknowledged."""
-    raw = [m for key in client.scan_iter(match=f"{QUEUE_PREFIX}*") if client.type(key) == b"list"
-           for m in client.lrange(key, 0, -1)]
-    raw += [json.loads(entry)[0] for entry in client.hvals(UNACKED_KEY)]
+def task_ids_waiting(client: redis.Redis) -> set[str]:
+    """Ids of the tasks waiting in mlpq's queues.
+
+    Messages delivered but not acknowledged (kombu's ``unacked`` hash) do not
+    count: their consumer claims a job as soon as it reserves its message, so a
+    job still queued a lease after its message was reserved lost its consumer,
+    and kombu would restore the message only after the 48 h visibility timeout.
+    """
     ids = set()
-    for message in raw:
-        payload: dict[str, Any] = json.loads(message) if isinstance(message, (bytes, str)) else message
-        task_id = payload.get("headers", {}).get("id")
-        if task_id is None and payload.get("body"):
-            task_id = json.loads(base64.b64decode(payload["body"]))[0][0]
-        ids.add(task_id)
+    for key in client.scan_iter(match=f"{QUEUE_PREFIX}*"):
+        if client.type(key) != b"list":
+            continue
+        for message in client.lrange(key, 0, -1):
+            payload: dict[str, Any] = json.loads(message)
+            task_id = payload.get("headers", {}).get("id")
+            if task_id is None and payload.get("body"):
+                task_id = json.loads(base64.b64decode(payload["body"]))[0][0]
+            ids.add(task_id)
     return ids
 
 
@@ -49,10 +61,20 @@ class Maintenance:
     def __init__(self, app: Celery, settings: Settings, node: str) -> None:
         self.app, self.node, self.leases = app, node, settings.leases
         self.sessions = make_session_factory(settings.database_url, pooled=False)  # nothing open across forks
+        self.connected_since: float | None = None
+        """Since when (monotonic) every look at the database got through promptly; ``None`` while it fails."""
+
+    @property
+    def slow_s(self) -> float:
+        """A transaction that waits longer than this to start means the database was away (or locked)
+        for long enough to delay heartbeats."""
+        return self.leases.lease_s / 3
 
     def tick(self) -> None:
         """One round; errors are logged, never raised into the worker's event loop."""
         try:
+            with self.sessions.begin() as session:  # on SQLite, BEGIN IMMEDIATE: it waits as a heartbeat would
+                self.note_reached(session, time.monotonic())
             if self._take_lock():
                 self.requeue_expired()
                 self.republish_missing()
@@ -64,8 +86,24 @@ class Maintenance:
             client = connection.default_channel.client
             return bool(client.set(LOCK_KEY, self.node, nx=True, ex=max(1, int(self.leases.maintenance_s))))
 
+    def note_reached(self, session: Session, began: float) -> bool:
+        """Record that the database answered a transaction begun at ``began``; whether it has answered
+        promptly for a full lease. A failure to answer resets the count."""
+        try:
+            read_db_now(session)
+        except Exception:
+            self.connected_since = None
+            raise
+        now = time.monotonic()
+        if self.connected_since is None or now - began > self.slow_s:
+            self.connected_since = now
+        return now - self.connected_since >= self.leases.lease_s
+
     def requeue_expired(self) -> None:
         with self.sessions.begin() as session:
+            if not self.note_reached(session, time.monotonic()):
+                log.debug("not reaping: the database has not been reachable for a full lease yet")
+                return
             requeued = jobs.requeue_expired(session, lease=timedelta(seconds=self.leases.lease_s),
                                             max_attempts=self.leases.max_attempts,
                                             grace=timedelta(seconds=HARD_LIMIT_GRACE_S))
@@ -79,7 +117,7 @@ class Maintenance:
         if not stale:
             return
         with self.app.connection_for_read() as connection:
-            present = task_ids_in_broker(connection.default_channel.client)
+            present = task_ids_waiting(connection.default_channel.client)
         missing = [job for job in stale if job.id not in present]
         if missing:
             log.warning("queued but missing from the broker, re-published: %s", ", ".join(j.id for j in missing))

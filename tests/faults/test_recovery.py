@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from mlpq.db.schema import JobStatus
 from mlpq.worker.app import publish
+from mlpq.worker.device import parse_device
 from tests.faults import helpers
 from tests.services import WorkerProcess
 
@@ -96,3 +100,27 @@ def test_a_job_past_its_time_limit_fails_with_that_reason(worker: WorkerProcess,
     assert job.status is JobStatus.FAILED and job.error == "time limit: exceeded 2 s"
     assert helpers.metric_count(fault_env, job_id) > 0
     assert (job.finished_at - job.started_at).total_seconds() < 10
+
+
+def reserve_and_die(env: dict[str, str]) -> None:
+    """Leave the state a consumer killed between reserving and claiming leaves: its message taken off the queue
+    into kombu's ``unacked`` hash (restored only after the 48 h visibility timeout), the job still queued."""
+    client = redis.Redis.from_url(env["MLPQ_BROKER_URL"])
+    queue = parse_device("cpu").queue
+    message = json.loads(client.rpop(queue))
+    tag = message["properties"]["delivery_tag"]
+    client.hset("unacked", tag, json.dumps([message, "", queue]))
+    client.zadd("unacked_index", {tag: time.time()})
+
+
+def test_a_job_reserved_by_a_killed_worker_runs_within_two_leases(fault_env: dict[str, str],
+                                                                   tmp_path: Path) -> None:
+    job_id = helpers.submit(fault_env, "himmelblau", steps=100, log_every=50)
+    reserve_and_die(fault_env)
+    worker = helpers.new_worker(fault_env, tmp_path / "worker.log")
+    try:
+        job = helpers.finished(fault_env, job_id, timeout=60)
+    finally:
+        worker.stop()
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 1
+    assert "queued but missing from the broker, re-published: " + job_id in worker.log()
