@@ -100,8 +100,10 @@ class Client:
         """Validate every request, commit their rows in one transaction, then publish their ids.
 
         Rows are committed before publishing so a worker never looks for a row
-        that is not there yet. If the broker cannot be reached, the rows not
-        yet published are deleted and ``BrokerUnavailableError`` is raised.
+        that is not there yet. All or nothing: if the broker fails part-way, the
+        rows not yet published are deleted, the published ones are cancelled
+        (their messages find them ended and are skipped) and
+        ``BrokerUnavailableError`` says so.
         """
         checked = [(r.kind, self.validate(r.kind, r.params), str(parse_device(r.device)),
                     r.timeout_s or KINDS[r.kind].default_timeout_s, r.rerun_of) for r in requests]
@@ -114,12 +116,19 @@ class Client:
             from mlpq.worker.app import publish
 
             publish(self.celery, created, sent)
-        except Exception as exc:  # kombu and redis raise many types; none leaves a message behind
+        except Exception as exc:  # kombu and redis raise many types; none leaves a job behind
             with self.sessions.begin() as session:
                 for job in created:
-                    if job.id not in sent:
+                    if job.id in sent:
+                        jobs.request_cancel(session, job)
+                    else:
                         jobs.delete_job(session, job.id)
-            raise self._unreachable(exc) from exc
+            error = self._unreachable(exc)
+            if sent:
+                error = BrokerUnavailableError(
+                    f"{error}; none of the {len(created)} jobs will run: the {len(sent)} already published were"
+                    f" cancelled, the other {len(created) - len(sent)} removed")
+            raise error from exc
         return created
 
     def rerun(self, id_or_prefix: str, device: str | None = None) -> Job:

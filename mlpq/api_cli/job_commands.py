@@ -159,6 +159,11 @@ def plot_path(job_ids: Sequence[str], path: Path | None) -> Path:
         raise click.BadParameter(f"{path} does not end in {', '.join(PLOT_SUFFIXES)}", param_hint="--output")
     if not path.parent.is_dir():
         raise click.BadParameter(f"no directory {path.parent}", param_hint="--output")
+    try:  # the only sure test (root passes permission checks; /proc refuses new files)
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {path}: {exc.strerror or exc}", param_hint="--output") from exc
     return path
 
 
@@ -184,11 +189,11 @@ def plot(ctx: click.Context, job_ids: tuple[str, ...], path: Path | None) -> Non
     idle = [view.job for view in views if not view.metrics and not view.job.result]
     if idle:
         raise click.ClickException(f"job {idle[0].id} has nothing to plot yet ({idle[0].status.value})")
-    target = plot_path([view.job.id for view in views], path)
     from mlpq.api_cli.plot import FIGURES, draw  # matplotlib only for this command
 
     if kinds[0] not in FIGURES:
         raise click.ClickException(f"mlpq cannot plot {kinds[0]} jobs")
+    target = plot_path([view.job.id for view in views], path)
     width, height = draw(views, target)
     click.echo(f"{target} ({width}x{height} px)")
 

@@ -13,7 +13,9 @@ import redis
 
 from mlpq.api_cli.sweep import Axis, grid
 from mlpq.db import jobs
+from mlpq.db.schema import JobStatus
 from mlpq.db.session import make_session_factory
+from mlpq.worker.device import parse_device
 from tests.api_cli.ledger_rows import himmelblau_job, mlpq, mnist_job
 
 
@@ -155,3 +157,27 @@ def test_compare_a_sweep_in_the_order_submitted() -> None:
 def test_compare_errors(args: list[str], code: int, message: str) -> None:
     result = mlpq(*args)
     assert result.exit_code == code and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_sweep_whose_publishing_fails_part_way_runs_nothing(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from celery import Celery
+
+    send_task = Celery.send_task
+    sent = []
+
+    def fail_after_two(app: Celery, *args: object, **kwargs: object) -> object:
+        if len(sent) == 2:
+            raise ConnectionError("connection reset by peer")
+        sent.append(kwargs["task_id"])
+        return send_task(app, *args, **kwargs)
+
+    monkeypatch.setenv("MLPQ_BROKER_URL", broker_url)
+    monkeypatch.setattr(Celery, "send_task", fail_after_two)
+    result = mlpq("submit", "himmelblau", "--lr", "0.1,0.2,0.3,0.4", "--steps", "10")
+    assert result.exit_code == 1
+    assert result.output.strip().endswith(
+        "none of the 4 jobs will run: the 2 already published were cancelled, the other 2 removed")
+    left = stored_jobs()
+    assert sorted(job.id for job in left) == sorted(sent)  # the two unpublished rows are gone
+    assert all(job.status is JobStatus.CANCELLED and job.started_at is None for job in left)
+    assert redis.Redis.from_url(broker_url).llen(parse_device("cpu").queue) == 2  # they will find them cancelled
