@@ -113,7 +113,7 @@ def test_an_unusable_output_path_is_a_usage_error(tmp_path: Path, name: str) -> 
 def test_a_directory_that_refuses_files_is_a_usage_error() -> None:
     result = mlpq("plot", mnist_job(), "-o", "/proc/x.png")
     assert result.exit_code == 2, result.output
-    assert result.output.strip().splitlines()[-1].endswith("cannot write /proc/x.png: No such file or directory")
+    assert "--output: cannot write /proc/x.png: No such file or directory" in result.output.strip().splitlines()[-1]
 
 
 def test_only_plot_imports_matplotlib() -> None:
