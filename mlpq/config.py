@@ -32,6 +32,8 @@ class Leases:
     maintenance_s: float = 10.0
     """How often each worker reaps expired leases and re-publishes jobs missing from the broker."""
     max_attempts: int = 3
+    hard_limit_grace_s: float = 30.0
+    """After its soft time limit a job has this long to record its failure before its process is killed."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Leases:
@@ -41,6 +43,7 @@ class Leases:
             heartbeat_s=float(environ.get("MLPQ_HEARTBEAT_SECONDS") or defaults.heartbeat_s),
             maintenance_s=float(environ.get("MLPQ_MAINTENANCE_SECONDS") or defaults.maintenance_s),
             max_attempts=int(environ.get("MLPQ_MAX_ATTEMPTS") or defaults.max_attempts),
+            hard_limit_grace_s=float(environ.get("MLPQ_HARD_LIMIT_GRACE_SECONDS") or defaults.hard_limit_grace_s),
         )
 
 

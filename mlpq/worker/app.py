@@ -13,8 +13,8 @@ from mlpq.worker.device import parse_device
 TASK_NAME = "mlpq.run_job"
 VISIBILITY_TIMEOUT_S = 48 * 3600
 """Longer than any job may run (24 h): Redis redelivers unacknowledged messages after this long."""
-HARD_LIMIT_GRACE_S = 30
-"""After its soft time limit a job has this long to record its failure before its process is killed."""
+GRACE_SETTING = "mlpq_hard_limit_grace_s"
+"""Where ``create_app`` keeps ``Leases.hard_limit_grace_s`` in the app's configuration, for ``publish``."""
 
 
 def create_app(settings: Settings) -> Celery:
@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> Celery:
                                    "interval_max": 1},
         worker_send_task_events=False,
     )
+    app.conf[GRACE_SETTING] = settings.leases.hard_limit_grace_s
     return app
 
 
@@ -44,10 +45,11 @@ def publish(app: Celery, jobs: Iterable[Job], sent: list[str] | None = None) -> 
 
     The Celery task id is the job id, so the reconciler can tell which jobs the broker holds.
     """
+    grace_s = app.conf[GRACE_SETTING]
     with app.producer_or_acquire() as producer:
         for job in jobs:
             app.send_task(TASK_NAME, args=[job.id], task_id=job.id, queue=parse_device(job.device).queue,
-                          soft_time_limit=job.timeout_s, time_limit=job.timeout_s + HARD_LIMIT_GRACE_S,
+                          soft_time_limit=job.timeout_s, time_limit=job.timeout_s + grace_s,
                           producer=producer)
             if sent is not None:
                 sent.append(job.id)

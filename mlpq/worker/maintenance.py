@@ -26,7 +26,7 @@ from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.clock import read_db_now
 from mlpq.db.session import make_session_factory
-from mlpq.worker.app import HARD_LIMIT_GRACE_S, publish
+from mlpq.worker.app import publish
 from mlpq.worker.device import QUEUE_PREFIX
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class Maintenance:
                 return
             requeued = jobs.requeue_expired(session, lease=timedelta(seconds=self.leases.lease_s),
                                             max_attempts=self.leases.max_attempts,
-                                            grace=timedelta(seconds=HARD_LIMIT_GRACE_S))
+                                            grace=timedelta(seconds=self.leases.hard_limit_grace_s))
         if requeued:
             log.warning("lease expired, requeued: %s", ", ".join(job.id for job in requeued))
             publish(self.app, requeued)

@@ -17,7 +17,7 @@ from tests.faults import helpers
 from tests.faults.private_services import PrivateRedis
 from tests.services import WorkerProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
