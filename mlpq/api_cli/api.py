@@ -5,6 +5,7 @@ Nothing here imports torch, and Celery only when a command talks to the broker.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +63,8 @@ class WorkerInfo:
     gpu_name: str | None
     gpu_memory_used_mib: int | None
     gpu_memory_total_mib: int | None
+    state: str = "running"
+    """``running``, or ``stopping``: in warm shutdown, finishing its jobs, taking no new ones."""
 
 
 class Client:
@@ -192,6 +195,8 @@ class Client:
                         if isinstance(status, dict) and "device" in status}
             with self.celery.connection_for_read() as connection:
                 redis = connection.default_channel.client
+                stopping = self._stopping(redis, exclude=statuses)
+                statuses.update(stopping)
                 queued = {device: redis.llen(parse_device(device).queue)
                           for device in {status["device"] for status in statuses.values()}}
         except Exception as exc:  # as in submit_many: any failure here means no broker
@@ -201,7 +206,24 @@ class Client:
             gpu = status.get("gpu") or {}
             found.append(WorkerInfo(
                 name, name.partition("@")[2], status["device"], status["queues"], status["active_jobs"],
-                queued[status["device"]], gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib")))
+                queued[status["device"]], gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib"),
+                "stopping" if name in stopping else "running"))
+        return found
+
+    def _stopping(self, redis: Any, exclude: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Workers in warm shutdown (they no longer answer broadcasts) whose jobs the ledger says still run."""
+        from mlpq.worker.status import STOPPING_PREFIX
+
+        found = {}
+        for key in redis.scan_iter(match=f"{STOPPING_PREFIX}*"):
+            name = key.decode()[len(STOPPING_PREFIX):]
+            raw = redis.get(key)
+            if name in exclude or raw is None:
+                continue
+            status = json.loads(raw)
+            with self.sessions() as session:
+                if jobs.count_running(session, status["active_jobs"]):
+                    found[name] = status
         return found
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:

@@ -83,6 +83,12 @@ def count_jobs(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Job)) or 0
 
 
+def count_running(session: Session, job_ids: Sequence[str]) -> int:
+    """How many of ``job_ids`` are running."""
+    return session.scalar(select(func.count()).select_from(Job).where(
+        Job.id.in_(list(job_ids)), Job.status == JobStatus.RUNNING)) or 0
+
+
 def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
     """queued → running as a new attempt; ``None`` if the job is not queued (taken, ended or unknown)."""
     now = db_now()

@@ -14,7 +14,7 @@ from mlpq.db.session import make_engine
 from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
 from mlpq.worker.maintenance import Maintenance, install
-from mlpq.worker.status import host_gpu_index, install_status_command
+from mlpq.worker.status import host_gpu_index, install_status_command, install_stopping_notice
 from mlpq.worker.tasks import WorkerContext, register
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def start_worker(settings: Settings, device: Device, *, concurrency: int = 1, gp
     node = node_name(device)
     install(app, Maintenance(app, settings, node), settings.leases.maintenance_s)
     install_status_command(device, host_gpu_index(device, gpu_index))
+    install_stopping_notice(app, node, device, host_gpu_index(device, gpu_index))
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
             "--queues", ",".join(worker_queues(device)), "--hostname", node,
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
