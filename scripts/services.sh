@@ -39,3 +39,13 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+
+if ! command -v faketime >/dev/null; then
+    echo "==> installing faketime (clock-skew fault tests run a worker under it)"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
+    else
+        echo "faketime is missing: sudo apt-get install faketime" >&2
+        exit 1
+    fi
+fi

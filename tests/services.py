@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,10 +93,11 @@ class WorkerProcess:
                 self.process.wait(timeout)
 
 
-def start_worker(env: Mapping[str, str], log_path: Path, *args: str) -> WorkerProcess:
-    """Start ``mlpq worker ARGS`` and wait until Celery says it is ready."""
+def start_worker(env: Mapping[str, str], log_path: Path, *args: str,
+                 wrapper: Sequence[str] = ()) -> WorkerProcess:
+    """Start ``mlpq worker ARGS`` (under ``wrapper``, e.g. ``faketime -f -300s``) and wait until it is ready."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(mlpq_command("worker", *args), env=dict(env), stdout=log,
+        process = subprocess.Popen([*wrapper, *mlpq_command("worker", *args)], env=dict(env), stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     worker = WorkerProcess(process, log_path)
     deadline = time.monotonic() + WORKER_READY_TIMEOUT_S

@@ -5,6 +5,7 @@ Nothing here imports torch, and Celery only when a command talks to the broker.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -71,6 +72,8 @@ class WorkerInfo:
     gpu_name: str | None
     gpu_memory_used_mib: int | None
     gpu_memory_total_mib: int | None
+    state: str = "running"
+    """``running``, or ``stopping``: in warm shutdown, finishing its jobs, taking no new ones."""
 
 
 class Client:
@@ -121,8 +124,10 @@ class Client:
         """Validate every request, commit their rows in one transaction, then publish their ids.
 
         Rows are committed before publishing so a worker never looks for a row
-        that is not there yet. If the broker cannot be reached, the rows not
-        yet published are deleted and ``BrokerUnavailableError`` is raised.
+        that is not there yet. All or nothing: if the broker fails part-way, the
+        rows not yet published are deleted, the published ones are cancelled
+        (their messages find them ended and are skipped) and
+        ``BrokerUnavailableError`` says so.
         """
         checked = [(r.kind, self.validate(r.kind, r.params), parse_device(r.device, r.pool),
                     r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of) for r in requests]
@@ -133,13 +138,20 @@ class Client:
         ledger, sent = self.ledger, []
         try:
             with messages.connect(self.settings.broker_url) as broker:
-                messages.publish(broker, ledger, created, sent)
-        except Exception as exc:  # kombu and redis raise many types; none leaves a message behind
+                messages.publish(broker, ledger, created, sent, grace_s=self.settings.leases.hard_limit_grace_s)
+        except Exception as exc:  # kombu and redis raise many types; none leaves a job behind
             with self.sessions.begin() as session:
                 for job in created:
-                    if job.id not in sent:
+                    if job.id in sent:
+                        jobs.request_cancel(session, job)
+                    else:
                         jobs.delete_job(session, job.id)
-            raise self._unreachable(exc) from exc
+            error = self._unreachable(exc)
+            if sent:
+                error = BrokerUnavailableError(
+                    f"{error}; none of the {len(created)} jobs will run: the {len(sent)} already published were"
+                    f" cancelled, the other {len(created) - len(sent)} removed")
+            raise error from exc
         return created
 
     def rerun(self, id_or_prefix: str, device: str | None = None) -> JobRecord:
@@ -215,10 +227,12 @@ class Client:
             replies = self.celery.control.broadcast(STATUS_COMMAND, reply=True, timeout=timeout) or []
             statuses = {name: status for reply in replies for name, status in reply.items()
                         if isinstance(status, dict) and "device" in status and status.get("ledger") == ledger}
-            own_queues = {parse_device(status["device"], status.get("pool")).queue(ledger)
-                          for status in statuses.values()}
             with self.celery.connection_for_read() as connection:
                 redis = connection.default_channel.client
+                stopping = self._stopping(redis, ledger, exclude=statuses)
+                statuses.update(stopping)
+                own_queues = {parse_device(status["device"], status.get("pool")).queue(ledger)
+                              for status in statuses.values()}
                 queued = {queue: redis.llen(queue) for queue in own_queues}
         except Exception as exc:  # as in submit_many: any failure here means no broker
             raise self._unreachable(exc) from exc
@@ -228,7 +242,27 @@ class Client:
             found.append(WorkerInfo(
                 name, name.partition("@")[2], status["device"], status.get("pool"), status["queues"],
                 status["active_jobs"], queued[parse_device(status["device"], status.get("pool")).queue(ledger)],
-                gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib")))
+                gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib"),
+                "stopping" if name in stopping else "running"))
+        return found
+
+    def _stopping(self, redis: Any, ledger: str, exclude: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Workers of ``ledger`` in warm shutdown (they no longer answer broadcasts) whose jobs the ledger says
+        still run."""
+        from mlpq.worker.status import STOPPING_PREFIX
+
+        found = {}
+        for key in redis.scan_iter(match=f"{STOPPING_PREFIX}*"):
+            name = key.decode()[len(STOPPING_PREFIX):]
+            raw = redis.get(key)
+            if name in exclude or raw is None:
+                continue
+            status = json.loads(raw)
+            if status.get("ledger") != ledger:
+                continue
+            with self.sessions() as session:
+                if jobs.count_running(session, status["active_jobs"]):
+                    found[name] = status
         return found
 
     def serving(self, job: JobRecord, timeout: float = 1.0) -> list[WorkerInfo]:

@@ -166,6 +166,11 @@ def plot_path(job_ids: Sequence[str], path: Path | None) -> Path:
         raise click.BadParameter(f"{path} does not end in {', '.join(PLOT_SUFFIXES)}", param_hint="--output")
     if not path.parent.is_dir():
         raise click.BadParameter(f"no directory {path.parent}", param_hint="--output")
+    try:  # the only sure test (root passes permission checks; /proc refuses new files)
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {path}: {exc.strerror or exc}", param_hint="--output") from exc
     return path
 
 

@@ -214,5 +214,5 @@ def gpu_text(worker: WorkerInfo) -> str | None:
 def workers_table(workers: Sequence[WorkerInfo]) -> str:
     rows = [{"host": w.host, "pool": w.pool, "device": w.device, "gpu": gpu_text(w),
              "running": ",".join(job_id[:SHORT_ID] for job_id in w.active_jobs) or "idle", "queued": w.queued,
-             "name": w.name} for w in workers]
+             "name": w.name if w.state == "running" else f"{w.name} ({w.state})"} for w in workers]
     return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "name"])

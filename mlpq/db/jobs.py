@@ -12,16 +12,17 @@ import enum
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, insert, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from mlpq.db.clock import db_now, read_db_now
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import JobRecord, MetricRecord
-from mlpq.db.schema import Job, JobStatus, Metric, utcnow
+from mlpq.db.schema import Job, JobStatus, Metric
 
 JOBS = Job.__table__
 """Reads select the table's columns (Core rows, no ORM identity map) and return ``JobRecord``s."""
@@ -72,9 +73,15 @@ def list_jobs(
     return [JobRecord.from_row(row) for row in session.execute(query)]
 
 
+def count_running(session: Session, job_ids: Sequence[str]) -> int:
+    """How many of ``job_ids`` are running."""
+    return session.scalar(select(func.count()).select_from(Job).where(
+        Job.id.in_(list(job_ids)), Job.status == JobStatus.RUNNING)) or 0
+
+
 def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
     """queued → running as a new attempt; ``None`` if the job is not queued (taken, ended or unknown)."""
-    now = utcnow()
+    now = db_now()
     return session.scalars(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
@@ -100,7 +107,7 @@ class Heartbeat:
 
 def heartbeat(session: Session, job_id: str, attempt: int) -> Heartbeat:
     """Renew the lease of a running attempt and read whether a cancel was asked for."""
-    owned = session.execute(update(Job).where(_running(job_id, attempt)).values(heartbeat_at=utcnow())).rowcount
+    owned = session.execute(update(Job).where(_running(job_id, attempt)).values(heartbeat_at=db_now())).rowcount
     cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
     return Heartbeat(bool(owned), bool(cancel))
 
@@ -127,11 +134,14 @@ def latest_metrics(session: Session, job: JobRecord) -> list[MetricRecord]:
 def finish_job(session: Session, job_id: str, attempt: int, status: JobStatus, *,
                result: Mapping[str, Any] | None = None, error: str | None = None,
                provenance: Mapping[str, Any] | None = None) -> bool:
-    """This attempt: running → a terminal status; ``False`` if the job is no longer this attempt's."""
+    """This attempt: running → a terminal status; ``False`` if the job is no longer this attempt's.
+
+    No result is SQL NULL (``null()``): a plain ``None`` would store JSON ``null``.
+    """
     return bool(session.execute(
         update(Job).where(_running(job_id, attempt)).values(
-            status=status, finished_at=utcnow(), result=dict(result) if result is not None else None,
-            error=error, provenance=dict(provenance) if provenance is not None else None)
+            status=status, finished_at=db_now(), result=dict(result) if result is not None else null(),
+            error=error, provenance=dict(provenance) if provenance is not None else null())
     ).rowcount)
 
 
@@ -144,9 +154,8 @@ class CancelOutcome(str, enum.Enum):
 
 def request_cancel(session: Session, job: JobRecord) -> CancelOutcome:
     """Cancel a queued job now, ask a running one to stop; a finished job stays as it is."""
-    now = utcnow()
     if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED).values(
-            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now,
+            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=db_now(),
             error="cancelled before it started")).rowcount:
         return CancelOutcome.CANCELLED
     if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.RUNNING).values(
@@ -162,7 +171,7 @@ def requeue_expired(session: Session, *, lease: timedelta, max_attempts: int, gr
     past its timeout, failed as "worker lost" at the attempt cap, and queued
     again otherwise. Rows are locked with SKIP LOCKED where the database has it.
     """
-    now = utcnow()
+    now = read_db_now(session)
     expired = session.scalars(
         select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < now - lease)
         .with_for_update(skip_locked=True)
@@ -183,10 +192,10 @@ def requeue_expired(session: Session, *, lease: timedelta, max_attempts: int, gr
     return requeued
 
 
-def queued_before(session: Session, moment: datetime) -> Sequence[Job]:
-    """Jobs that have been queued since before ``moment``."""
-    return session.scalars(select(Job).where(Job.status == JobStatus.QUEUED, Job.queued_at < moment)).all()
+def queued_for(session: Session, age: timedelta) -> Sequence[Job]:
+    """Jobs that have been queued for longer than ``age`` by the database's clock."""
+    return session.scalars(select(Job).where(Job.status == JobStatus.QUEUED, Job.queued_at < db_now(-age))).all()
 
 
 def mark_queued_now(session: Session, job_ids: Iterable[str]) -> None:
-    session.execute(update(Job).where(Job.id.in_(list(job_ids))).values(queued_at=utcnow()))
+    session.execute(update(Job).where(Job.id.in_(list(job_ids))).values(queued_at=db_now()))

@@ -5,30 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Index, Integer, String, Text, TypeDecorator
-from sqlalchemy.engine import Dialect
+from sqlalchemy import JSON, Boolean, Enum, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from mlpq.db.clock import UTCDateTime, db_now
 from mlpq.db.status import JobStatus
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value.astimezone(timezone.utc) if value is not None else None
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
 
 
 class Base(DeclarativeBase):
@@ -50,6 +35,7 @@ class Ledger(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __mapper_args__ = {"eager_defaults": True}  # read queued_at back from the INSERT
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
@@ -66,8 +52,9 @@ class Job(Base):
     rerun_of: Mapped[str | None] = mapped_column(String(32))
     """The job this one repeats (``mlpq rerun``): same kind, parameters and seed."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
-    """When the job last became queued: the reconciler re-publishes jobs queued long ago but absent from Redis."""
+    queued_at: Mapped[datetime] = mapped_column(default=db_now())
+    """When the job last became queued (the database's clock): the reconciler re-publishes jobs queued long
+    ago but absent from Redis."""
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]

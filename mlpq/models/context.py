@@ -9,15 +9,29 @@ from typing import Any
 
 Progress = Callable[[int, Mapping[str, Any]], None]
 """Called with a step (or epoch) number and that step's metrics."""
+StopCheck = Callable[[], None]
+"""Raises when the run must stop now (cancelled, or no longer this run's). Called between steps, so it must be
+cheap: it reads flags that another thread sets on a timer, never a database or a queue."""
+CHECK_EVERY_STEPS = 16
+"""Loops of many tiny steps (Himmelblau's) call the stop check this often: well under a millisecond of work."""
+
+
+def keep_going() -> None:
+    """The stop check of a run that nothing stops."""
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """Where a job runs: a torch device string, a progress callback, a data directory."""
+    """Where a job runs: a torch device string, a progress callback, a data directory, a stop check.
+
+    Training loops call ``check`` every few steps or every batch, whatever the
+    logging interval, so a cancel or a lost lease stops the run within seconds.
+    """
 
     device: str
     progress: Progress
     data_dir: Path
+    check: StopCheck = keep_going
 
 
 class JobError(Exception):

@@ -9,7 +9,7 @@ import torch
 
 from mlpq.kinds.himmelblau import MINIMA, HimmelblauSpec
 from mlpq.models import himmelblau_fast
-from mlpq.models.context import DivergedError, RunContext
+from mlpq.models.context import CHECK_EVERY_STEPS, DivergedError, RunContext
 
 FOUND_TOLERANCE = 1e-2
 """A start 'found' a minimum when it ends this close to it."""
@@ -52,6 +52,8 @@ def optimise_reference(spec: HimmelblauSpec, ctx: RunContext) -> torch.Tensor:
     points = torch.tensor(spec.start_points(), dtype=torch.float32, device=ctx.device, requires_grad=True)
     optimizer = make_optimizer(spec, points)
     for step in range(spec.steps):
+        if step % CHECK_EVERY_STEPS == 0:
+            ctx.check()
         values = himmelblau(points[:, 0], points[:, 1])
         if step % spec.log_every == 0:
             report(step, torch.cat([points.detach(), values.detach()[:, None]], dim=1).tolist(), ctx)
@@ -71,8 +73,8 @@ def optimise(spec: HimmelblauSpec, ctx: RunContext) -> torch.Tensor:
     args = (spec.start_points(), spec.optimizer, spec.lr, spec.momentum, spec.steps, spec.log_every,
             lambda step, rows: report(step, rows, ctx))
     if engine_for(spec) == "scalar":
-        return himmelblau_fast.minimise_scalar(*args)
-    return himmelblau_fast.minimise_tensor(*args, device=ctx.device)
+        return himmelblau_fast.minimise_scalar(*args, check=ctx.check)
+    return himmelblau_fast.minimise_tensor(*args, device=ctx.device, check=ctx.check)
 
 
 def report(step: int, rows: list[list[float]], ctx: RunContext) -> None:

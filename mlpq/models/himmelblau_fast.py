@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mlpq.models.context import CHECK_EVERY_STEPS, StopCheck, keep_going
+
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 ADAMW_WEIGHT_DECAY = 1e-2
 RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
@@ -139,13 +141,15 @@ def one_cpu_thread() -> Iterator[None]:
 
 
 def minimise_scalar(starts: Sequence[tuple[float, float]], optimizer: str, lr: float, momentum: float,
-                    steps: int, log_every: int, on_log: OnLog) -> torch.Tensor:
+                    steps: int, log_every: int, on_log: OnLog, check: StopCheck = keep_going) -> torch.Tensor:
     """Step each start in numpy float32 scalars; returns the end points as an (N, 2) float32 tensor."""
     update = make_update(optimizer, lr, momentum, ScalarOps())
     points = [[F32(x), F32(y)] for x, y in starts]
     states = [([F32(0), F32(0)], [F32(0), F32(0)]) for _ in starts]
     with np.errstate(all="ignore"):  # overflow is reported as divergence, not as a warning
         for step in range(steps):
+            if step % CHECK_EVERY_STEPS == 0:
+                check()
             rows = [] if step % log_every == 0 else None
             for point, (state_x, state_y) in zip(points, states):
                 x, y = point
@@ -161,13 +165,16 @@ def minimise_scalar(starts: Sequence[tuple[float, float]], optimizer: str, lr: f
 
 
 def minimise_tensor(starts: Sequence[tuple[float, float]], optimizer: str, lr: float, momentum: float,
-                    steps: int, log_every: int, on_log: OnLog, device: str) -> torch.Tensor:
+                    steps: int, log_every: int, on_log: OnLog, device: str,
+                    check: StopCheck = keep_going) -> torch.Tensor:
     """Step all starts as one (N, 2) float32 tensor on ``device``; returns the end points on the CPU."""
     update = make_update(optimizer, lr, momentum, TensorOps())
     with torch.inference_mode(), one_cpu_thread() if device == "cpu" else nullcontext():
         p = torch.tensor(starts, dtype=torch.float32, device=device)
         state = [torch.zeros_like(p), torch.zeros_like(p)]
         for step in range(steps):
+            if step % CHECK_EVERY_STEPS == 0:
+                check()
             x, y = p[:, 0], p[:, 1]
             a, b = residuals(x, y)
             if step % log_every == 0:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlpq.models import mnist_data
-from mlpq.models.context import DivergedError, RunContext
+from mlpq.models.context import DivergedError, RunContext, StopCheck, keep_going
 from mlpq.models.mlp import build_model
 from mlpq.kinds.mnist import MnistSpec
 
@@ -21,13 +21,15 @@ EVAL_BATCH = 10_000
 
 def train_epoch(
     model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-    batch_size: int, generator: torch.Generator,
+    batch_size: int, generator: torch.Generator, check: StopCheck = keep_going,
 ) -> float:
-    """One pass over (x, y) in a seeded random order; returns the mean train loss per sample."""
+    """One pass over (x, y) in a seeded random order, calling ``check`` every batch; returns the mean train loss
+    per sample."""
     model.train()
     order = torch.randperm(len(y), generator=generator).to(x.device)
     total = torch.zeros((), device=x.device)
     for start in range(0, len(y), batch_size):
+        check()
         batch = order[start:start + batch_size]
         loss = F.cross_entropy(model(x[batch]), y[batch])
         optimizer.zero_grad(set_to_none=True)
@@ -68,7 +70,8 @@ def run(spec: MnistSpec, ctx: RunContext) -> dict[str, Any]:
     began = time.perf_counter()
     epochs: list[dict[str, float]] = []
     for epoch in range(1, spec.epochs + 1):
-        train_loss = train_epoch(model, optimizer, data.train_x, data.train_y, spec.batch_size, generator)
+        train_loss = train_epoch(model, optimizer, data.train_x, data.train_y, spec.batch_size, generator,
+                                 ctx.check)
         if not math.isfinite(train_loss):
             raise DivergedError(f"train loss is {train_loss} in epoch {epoch} (lr {spec.lr})")
         test_loss, accuracy = evaluate(model, data.test_x, data.test_y)

@@ -9,10 +9,12 @@ from celery import Celery
 from mlpq.config import Settings
 from mlpq.db.schema import Job
 from mlpq.worker.device import parse_device
-from mlpq.worker.messages import HARD_LIMIT_GRACE_S, TASK_NAME
+from mlpq.worker.messages import TASK_NAME
 
 VISIBILITY_TIMEOUT_S = 48 * 3600
 """Longer than any job may run (24 h): Redis redelivers unacknowledged messages after this long."""
+GRACE_SETTING = "mlpq_hard_limit_grace_s"
+"""Where ``create_app`` keeps ``Leases.hard_limit_grace_s`` in the app's configuration, for ``publish``."""
 
 
 def create_app(settings: Settings) -> Celery:
@@ -34,6 +36,7 @@ def create_app(settings: Settings) -> Celery:
                                    "interval_max": 1},
         worker_send_task_events=False,
     )
+    app.conf[GRACE_SETTING] = settings.leases.hard_limit_grace_s
     return app
 
 
@@ -43,11 +46,12 @@ def publish(app: Celery, ledger: str, jobs: Iterable[Job], sent: list[str] | Non
 
     The Celery task id is the job id, so the reconciler can tell which jobs the broker holds.
     """
+    grace_s = app.conf[GRACE_SETTING]
     with app.producer_or_acquire() as producer:
         for job in jobs:
             app.send_task(TASK_NAME, args=[job.id], task_id=job.id,
                           queue=parse_device(job.device, job.pool).queue(ledger),
-                          soft_time_limit=job.timeout_s, time_limit=job.timeout_s + HARD_LIMIT_GRACE_S,
+                          soft_time_limit=job.timeout_s, time_limit=job.timeout_s + grace_s,
                           producer=producer)
             if sent is not None:
                 sent.append(job.id)

@@ -164,7 +164,7 @@ def execute_job(
     try:
         torch_device = resolve_device(device)
         about = provenance.describe(torch_device)
-        result = run_spec(job.kind, job.params, RunContext(torch_device, recorder, data_dir))
+        result = run_spec(job.kind, job.params, RunContext(torch_device, recorder, data_dir, lease.check))
         status, outcome = JobStatus.SUCCEEDED, {"result": result}
     except JobLost:
         log.warning("job %s attempt %d lost its lease: stopped without recording", job_id, job.attempt)

@@ -16,7 +16,7 @@ from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
 from mlpq.worker.maintenance import Maintenance, install
 from mlpq.worker.screening import consume_screened
-from mlpq.worker.status import host_gpu_index, install_status_command
+from mlpq.worker.status import host_gpu_index, install_status_command, install_stopping_notice
 from mlpq.worker.tasks import WorkerContext, register
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     install(app, maintenance, settings.leases.maintenance_s)
     install_status_command(device, ledger, host_gpu_index(device, gpu_index))
     queues = worker_queues(device, ledger)
+    install_stopping_notice(app, node, device, ledger, host_gpu_index(device, gpu_index))
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
             "--queues", ",".join(queues), "--hostname", node,
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

@@ -5,12 +5,17 @@ Every worker checks on every round that its ledger is still the one it started
 on, at the schema it knows; if not, it stops consuming (``LedgerChanged``).
 One worker at a time does the rest of a round (a Redis lock per ledger); the
 guarded transitions in the ledger make a duplicate publish harmless anyway.
+
+While the database is away, live runs cannot renew their leases either. So a
+worker reaps only once its own maintenance has reached the database promptly
+for a full lease: by then every live run has renewed its heartbeat, and only
+runs that are really gone look expired.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from contextlib import suppress
 from datetime import timedelta
 from typing import Any
@@ -18,33 +23,32 @@ from typing import Any
 import redis
 from celery import Celery, bootsteps
 from celery.exceptions import WorkerShutdown, WorkerTerminate
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.ledger import LedgerChanged, ledger_change, sqlite_file
 from mlpq.db.migrate import SchemaError, check_schema
-from mlpq.db.schema import utcnow
+from mlpq.db.clock import read_db_now
 from mlpq.db.session import make_engine
 from mlpq.worker.app import publish
 from mlpq.worker.device import ledger_queue_prefix
-from mlpq.worker.messages import HARD_LIMIT_GRACE_S
-from mlpq.worker.screening import MalformedMessage, job_id_of, read_message
+from mlpq.worker.screening import MalformedMessage, read_message
 
 log = logging.getLogger(__name__)
-
-UNACKED_KEY = "unacked"
-"""kombu's Redis transport keeps delivered, unacknowledged messages in this hash."""
-
 
 def lock_key(ledger: str) -> str:
     """The Redis key that lets one worker of ledger ``ledger`` at a time do a maintenance round."""
     return f"mlpq:{ledger}:maintenance"
 
 
-def task_ids_in_broker(client: redis.Redis, ledger: str) -> set[str]:
-    """Ids of the jobs waiting in ledger ``ledger``'s queues or delivered and not yet acknowledged.
+def task_ids_waiting(client: redis.Redis, ledger: str) -> set[str]:
+    """Ids of the jobs waiting in ledger ``ledger``'s queues.
 
+    Messages delivered but not acknowledged (kombu's ``unacked`` hash) do not
+    count: their consumer claims a job as soon as it reserves its message, so a
+    job still queued a lease after its message was reserved lost its consumer,
+    and kombu would restore the message only after the 48 h visibility timeout.
     A malformed message counts for no job (a worker will dead-letter it).
     """
     ids = set()
@@ -53,9 +57,6 @@ def task_ids_in_broker(client: redis.Redis, ledger: str) -> set[str]:
             for raw in client.lrange(key, 0, -1):
                 with suppress(MalformedMessage):
                     ids.add(read_message(raw))
-    for entry in client.hvals(UNACKED_KEY):  # kombu's own [message, exchange, routing key]
-        with suppress(MalformedMessage, ValueError, IndexError, TypeError):
-            ids.add(job_id_of(json.loads(entry)[0]))
     return ids
 
 
@@ -69,11 +70,27 @@ class Maintenance:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.stopped: LedgerChanged | None = None
         """Why the worker stopped consuming, once it has."""
+        self.connected_since: float | None = None
+        """Since when (monotonic) every look at the database got through promptly; ``None`` while it fails."""
+
+    @property
+    def slow_s(self) -> float:
+        """A transaction that waits longer than this to start means the database was away (or locked)
+        for long enough to delay heartbeats."""
+        return self.leases.lease_s / 3
 
     def tick(self) -> None:
         """One round. Raises ``LedgerChanged``; other errors are logged, never raised into the event loop."""
         try:
-            self.check_ledger()
+            try:
+                self.check_ledger()
+            except LedgerChanged:
+                raise
+            except Exception:
+                self.connected_since = None  # the database is away: count a full lease again once it is back
+                raise
+            with self.sessions.begin() as session:  # on SQLite, BEGIN IMMEDIATE: it waits as a heartbeat would
+                self.note_reached(session, time.monotonic())
             if self._take_lock():
                 self.requeue_expired()
                 self.republish_missing()
@@ -101,23 +118,38 @@ class Maintenance:
             return bool(client.set(lock_key(self.ledger), self.node, nx=True,
                                    ex=max(1, int(self.leases.maintenance_s))))
 
+    def note_reached(self, session: Session, began: float) -> bool:
+        """Record that the database answered a transaction begun at ``began``; whether it has answered
+        promptly for a full lease. A failure to answer resets the count."""
+        try:
+            read_db_now(session)
+        except Exception:
+            self.connected_since = None
+            raise
+        now = time.monotonic()
+        if self.connected_since is None or now - began > self.slow_s:
+            self.connected_since = now
+        return now - self.connected_since >= self.leases.lease_s
+
     def requeue_expired(self) -> None:
         with self.sessions.begin() as session:
+            if not self.note_reached(session, time.monotonic()):
+                log.debug("not reaping: the database has not been reachable for a full lease yet")
+                return
             requeued = jobs.requeue_expired(session, lease=timedelta(seconds=self.leases.lease_s),
                                             max_attempts=self.leases.max_attempts,
-                                            grace=timedelta(seconds=HARD_LIMIT_GRACE_S))
+                                            grace=timedelta(seconds=self.leases.hard_limit_grace_s))
         if requeued:
             log.warning("lease expired, requeued: %s", ", ".join(job.id for job in requeued))
             publish(self.app, self.ledger, requeued)
 
     def republish_missing(self) -> None:
-        cutoff = utcnow() - timedelta(seconds=self.leases.lease_s)
         with self.sessions() as session:
-            stale = jobs.queued_before(session, cutoff)
+            stale = jobs.queued_for(session, timedelta(seconds=self.leases.lease_s))
         if not stale:
             return
         with self.app.connection_for_read() as connection:
-            present = task_ids_in_broker(connection.default_channel.client, self.ledger)
+            present = task_ids_waiting(connection.default_channel.client, self.ledger)
         missing = [job for job in stale if job.id not in present]
         if missing:
             log.warning("queued but missing from the broker, re-published: %s", ", ".join(j.id for j in missing))

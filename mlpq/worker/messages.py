@@ -38,9 +38,9 @@ class Publishable(Protocol):
     timeout_s: int
 
 
-def task_message(job: Publishable, ledger: str) -> dict[str, object]:
+def task_message(job: Publishable, ledger: str, grace_s: float = HARD_LIMIT_GRACE_S) -> dict[str, object]:
     """The message ``send_task(TASK_NAME, args=[job.id], task_id=job.id, ...)`` would put on the job's queue
-    of ledger ``ledger``."""
+    of ledger ``ledger``, with a hard time limit ``grace_s`` after the soft one."""
     body = [[job.id], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     return {
         "body": base64.b64encode(json.dumps(body).encode()).decode(),
@@ -49,7 +49,7 @@ def task_message(job: Publishable, ledger: str) -> dict[str, object]:
         "headers": {
             "lang": "py", "task": TASK_NAME, "id": job.id, "shadow": None, "eta": None, "expires": None,
             "group": None, "group_index": None, "retries": 0,
-            "timelimit": [job.timeout_s + HARD_LIMIT_GRACE_S, job.timeout_s], "root_id": job.id, "parent_id": None,
+            "timelimit": [job.timeout_s + grace_s, job.timeout_s], "root_id": job.id, "parent_id": None,
             "argsrepr": repr([job.id]), "kwargsrepr": "{}", "origin": f"gen{os.getpid()}@{socket.gethostname()}",
             "ignore_result": None, "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
         },
@@ -68,12 +68,13 @@ def connect(broker_url: str) -> redis.Redis:
                                 socket_timeout=CONNECT_TIMEOUT_S + 5)
 
 
-def publish(client: redis.Redis, ledger: str, jobs: Iterable[Publishable], sent: list[str]) -> None:
+def publish(client: redis.Redis, ledger: str, jobs: Iterable[Publishable], sent: list[str],
+            grace_s: float = HARD_LIMIT_GRACE_S) -> None:
     """LPUSH each job's message onto its queue of ledger ``ledger`` (kombu's Redis transport pops from the
     right), appending each id to ``sent`` once Redis has it."""
     for job in jobs:
         queue = parse_device(job.device, job.pool).queue(ledger)
-        client.lpush(queue, json.dumps(task_message(job, ledger)))
+        client.lpush(queue, json.dumps(task_message(job, ledger, grace_s)))
         sent.append(job.id)
 
 

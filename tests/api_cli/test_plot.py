@@ -105,6 +105,12 @@ def test_an_unusable_output_path_is_a_usage_error(tmp_path: Path, name: str) -> 
     assert not [name for name in os.listdir(tmp_path) if not name.startswith("default.db")]
 
 
+def test_a_directory_that_refuses_files_is_a_usage_error() -> None:
+    result = mlpq("plot", mnist_job(), "-o", "/proc/x.png")
+    assert result.exit_code == 2, result.output
+    assert "--output: cannot write /proc/x.png: No such file or directory" in result.output.strip().splitlines()[-1]
+
+
 def test_only_plot_imports_matplotlib() -> None:
     probe = ("import sys\nfrom mlpq.api_cli.cli import cli\ncli.main(sys.argv[1:], standalone_mode=False)\n"
              "print('MPL' if 'matplotlib' in sys.modules else 'NO-MPL')")

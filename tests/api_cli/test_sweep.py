@@ -13,6 +13,7 @@ import redis
 
 from mlpq.api_cli.sweep import Axis, grid
 from mlpq.db import jobs
+from mlpq.db.schema import JobStatus
 from mlpq.db.session import make_session_factory
 from tests.api_cli.ledger_rows import himmelblau_job, mlpq, mnist_job
 from tests.services import queue_of
@@ -156,3 +157,25 @@ def test_compare_a_sweep_in_the_order_submitted() -> None:
 def test_compare_errors(args: list[str], code: int, message: str) -> None:
     result = mlpq(*args)
     assert result.exit_code == code and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_sweep_whose_publishing_fails_part_way_runs_nothing(broker_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    lpush = redis.Redis.lpush
+    sent = []
+
+    def fail_after_two(client: redis.Redis, queue: str, message: str) -> object:
+        if len(sent) == 2:
+            raise redis.ConnectionError("connection reset by peer")
+        sent.append(json.loads(message)["headers"]["id"])
+        return lpush(client, queue, message)
+
+    monkeypatch.setenv("MLPQ_BROKER_URL", broker_url)
+    monkeypatch.setattr(redis.Redis, "lpush", fail_after_two)
+    result = mlpq("submit", "himmelblau", "--lr", "0.1,0.2,0.3,0.4", "--steps", "10")
+    assert result.exit_code == 1
+    assert result.output.strip().endswith(
+        "none of the 4 jobs will run: the 2 already published were cancelled, the other 2 removed")
+    left = stored_jobs()
+    assert sorted(job.id for job in left) == sorted(sent)  # the two unpublished rows are gone
+    assert all(job.status is JobStatus.CANCELLED and job.started_at is None for job in left)
+    assert redis.Redis.from_url(broker_url).llen(queue_of("cpu")) == 2  # they will find them cancelled

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
 import socket
 import sys
 import time
@@ -114,3 +116,27 @@ def test_workers_shows_the_running_job_and_the_queue(cpu_worker: WorkerProcess, 
         assert table[1].split()[:6] == [socket.gethostname(), "-", "cpu", "-", running[:12], "1"]
     finally:
         run_mlpq("cancel", running, waiting, env=service_env)
+
+
+@pytest.mark.integration
+def test_a_worker_in_warm_shutdown_is_shown_stopping_until_its_job_ends(cpu_worker: WorkerProcess,
+                                                                         service_env: dict[str, str]) -> None:
+    running = submitted(service_env, "mnist", "--epochs", "100", "--dataset", "mnist-sample")
+
+    def listed() -> list[dict]:
+        return json.loads(run_mlpq("workers", "--json", env=service_env).stdout or "[]")
+
+    deadline = time.monotonic() + 60
+    while not any(w["active_jobs"] for w in listed()):
+        assert time.monotonic() < deadline, cpu_worker.log()
+        time.sleep(0.5)
+    os.kill(cpu_worker.process.pid, signal.SIGTERM)  # warm shutdown: the job goes on, nothing new is taken
+    deadline = time.monotonic() + 30
+    while not (found := listed()) or found[0]["state"] != "stopping":
+        assert time.monotonic() < deadline, f"{found}\n{cpu_worker.log()}"
+        time.sleep(0.5)
+    assert [(w["active_jobs"], w["device"]) for w in found] == [([running], "cpu")]
+    assert "(stopping)" in run_mlpq("workers", env=service_env).stdout
+    run_mlpq("cancel", running, env=service_env)
+    cpu_worker.process.wait(60)
+    assert listed() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,5 +69,5 @@ def kill_worker(worker: WorkerProcess) -> None:
     worker.process.wait(10)
 
 
-def new_worker(env: Mapping[str, str], log: Path, *args: str) -> WorkerProcess:
-    return start_worker(env, log, "--device", "cpu", *args)
+def new_worker(env: Mapping[str, str], log: Path, *args: str, wrapper: Sequence[str] = ()) -> WorkerProcess:
+    return start_worker(env, log, "--device", "cpu", *args, wrapper=wrapper)

@@ -19,7 +19,7 @@ from tests.faults import helpers
 from tests.faults.private_services import PrivateRedis
 from tests.services import WorkerProcess, mlpq_command, queue_of, run_mlpq
 
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from mlpq.db.schema import JobStatus
 from tests.faults import helpers
 from tests.services import run_mlpq
 
-pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
+pytestmark = pytest.mark.integration
 
 
 def test_cancel_queued_running_and_finished(fault_env: dict[str, str], tmp_path: Path) -> None:

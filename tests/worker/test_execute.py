@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.db import jobs
-from mlpq.db.schema import JobStatus
+from mlpq.db.schema import Job, JobStatus
 from mlpq.db.session import make_session_factory
+from mlpq import kinds
 from mlpq.worker.device import Device
 from mlpq.worker.execute import describe_failure, execute_job
 from mlpq.worker.lease import Lease, LeaseKeeper
@@ -148,3 +152,40 @@ def test_a_commit_retried_after_it_went_through_stores_each_step_once(database_u
     _, metrics = stored(sessions, job_id)
     assert [(m.step, m.values) for m in metrics] == [(0, {"f": 170.0}), (10, {"f": 150.0})]  # of attempt 1
     sessions.kw["bind"].dispose()
+
+
+ENDLESS_HIMMELBLAU = {"grid": 64, "steps": 1_000_000, "log_every": 1_000_000}
+"""Minutes of steps (4,096 starts), logged only at step 0: nothing but the stop check can end it early."""
+
+
+def start_in_thread(sessions: sessionmaker[Session], job_id: str, tmp_path: Path) -> Future[JobStatus | None]:
+    """Run the job in a thread; return once it is running (torch already imported, so it computes at once)."""
+    kinds.get("himmelblau").load_runner()
+    future: Future[JobStatus | None] = ThreadPoolExecutor(1).submit(run, sessions, job_id, tmp_path)
+    deadline = time.monotonic() + 30
+    while stored(sessions, job_id)[0].status is not JobStatus.RUNNING:
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.05)
+    return future
+
+
+def test_a_cancel_stops_a_run_that_never_logs(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    job_id = add_job(sessions, "himmelblau", ENDLESS_HIMMELBLAU)
+    running = start_in_thread(sessions, job_id, tmp_path)
+    with sessions.begin() as session:
+        jobs.request_cancel(session, jobs.find_job(session, job_id))
+    assert running.result(timeout=20) is JobStatus.CANCELLED, stored(sessions, job_id)[0].error
+    job, _ = stored(sessions, job_id)
+    assert job.status is JobStatus.CANCELLED and job.error == "cancelled while running"
+    with sessions() as session:  # SQL NULL, as for a job cancelled while queued, not JSON null
+        assert session.scalar(text("SELECT result IS NULL AND provenance IS NOT NULL FROM jobs")) == 1
+
+
+def test_a_run_that_lost_its_lease_stops_computing(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    job_id = add_job(sessions, "himmelblau", ENDLESS_HIMMELBLAU)
+    running = start_in_thread(sessions, job_id, tmp_path)
+    with sessions.begin() as session:  # as the reaper does: requeued, then taken by another worker
+        session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+    assert running.result(timeout=20) is None
+    job, _ = stored(sessions, job_id)
+    assert job.status is JobStatus.RUNNING and job.attempts == 2 and job.result is None
