@@ -36,6 +36,7 @@ TORCHVISION_TIMEOUT_S = 10.0
 """Per network operation: torchvision's downloader has no timeout of its own and would hang offline."""
 LOCK_TIMEOUT_S = 1800.0
 
+
 @dataclass(frozen=True)
 class Fetched:
     """Where the verified files are and where they came from."""
@@ -78,6 +79,8 @@ def install(files: Mapping[str, Path], destination: Path) -> None:
     The files must be on the same filesystem as ``destination`` (they are written beside it).
     """
     for name, expected in RAW_MD5.items():
+        if not files[name].is_file():
+            raise DataInvalidError(f"{name} was not among the files fetched")
         actual = md5(files[name])
         if actual != expected:
             raise DataInvalidError(f"{name} has MD5 {actual}, expected {expected}")
