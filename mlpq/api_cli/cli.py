@@ -10,6 +10,7 @@ import click
 
 from mlpq import __version__
 from mlpq.api_cli.context import CONTEXT
+from mlpq.api_cli.data_commands import data
 from mlpq.api_cli.db_commands import db
 from mlpq.api_cli.job_commands import cancel, compare, plot, rerun, results, show, watch
 from mlpq.api_cli.submit_commands import submit
@@ -97,7 +98,7 @@ def cli(ctx: click.Context, broker_url: str | None, database_url: str | None) ->
     ctx.obj = settings
 
 
-for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, db):
+for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, db, data):
     cli.add_command(command)
 
 
