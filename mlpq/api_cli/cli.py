@@ -10,6 +10,7 @@ import click
 
 from mlpq import __version__
 from mlpq.api_cli.context import CONTEXT
+from mlpq.api_cli.data_commands import data
 from mlpq.api_cli.db_commands import db
 from mlpq.api_cli.job_commands import cancel, compare, plot, rerun, results, show, watch
 from mlpq.api_cli.params import BROKER_URL, DATABASE_URL
@@ -117,7 +118,7 @@ def cli(ctx: click.Context, broker_url: str | None, database_url: str | None) ->
         raise click.UsageError(str(exc)) from None
 
 
-for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, dead_letters, db):
+for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, dead_letters, db, data):
     cli.add_command(command)
 
 

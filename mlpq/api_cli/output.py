@@ -178,9 +178,11 @@ def show_text(view: JobView) -> str:
         lines.append(f"error     {job.error}")
     if job.result:
         lines.append(f"result    {headline(job)}")
+        kind = kinds.find(job.kind)
         for key, value in job.result.items():
             if key not in ("headline", "starts") and value is not None:
-                lines.append(f"  {key}: {format_value(value)}")
+                text = kind.result_text(key, value) if kind else None
+                lines.append(f"  {key}: {format_value(value) if text is None else text}")
     if job.provenance:
         lines.append("ran with  " + provenance_text(job.provenance))
     if view.metrics:

@@ -58,6 +58,9 @@ class Kind:
     """The result values ``results`` and ``compare`` show."""
     progress_fields: tuple[tuple[str, str], ...] = ()
     """(metric, format) pairs the progress bar shows, e.g. ``("f_best", "f {:.4g}")``."""
+    result_formats: tuple[tuple[str, Callable[[Any], str]], ...] = ()
+    """(result key, formatter) pairs for values ``mlpq show`` would otherwise print raw,
+    e.g. ``("dataset_sizes", ...)`` printing ``60,000/10,000``."""
     headline: Callable[[Mapping[str, Any]], str] | None = None
     """The result in a few words; by default the result's own ``headline``, else its ``result_fields``."""
     plot: str | None = None
@@ -75,6 +78,16 @@ class Kind:
             return str(result["headline"])
         return " ".join(f"{name}={result[name]:.4g}" if isinstance(result.get(name), float)
                         else f"{name}={result.get(name)}" for name in self.result_fields if name in result)
+
+    def result_text(self, key: str, value: Any) -> str | None:
+        """One result value as this kind words it, or ``None`` where it has no formatter that fits the value."""
+        form = dict(self.result_formats).get(key)
+        if form is None:
+            return None
+        try:
+            return form(value)
+        except (KeyError, TypeError, ValueError):  # a result written by another version of the kind
+            return None
 
     def progress_text(self, values: Mapping[str, Any]) -> str:
         """The figures a progress bar shows for one step's metrics."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
@@ -37,6 +38,11 @@ class MnistSpec(JobSpec):
         return value
 
 
+def dataset_sizes(sizes: Mapping[str, int]) -> str:
+    """``60,000/10,000``: training and test digits."""
+    return f"{sizes['train']:,}/{sizes['test']:,}"
+
+
 KIND = Kind(
     name="mnist",
     spec=MnistSpec,
@@ -53,6 +59,7 @@ KIND = Kind(
     steps_field="epochs",
     default_timeout_s=3600,
     result_fields=("test_accuracy", "test_loss", "train_loss"),
+    result_formats=(("dataset_sizes", dataset_sizes),),
     progress_fields=(("train_loss", "loss {:.4f}"), ("test_accuracy", "acc {:.2%}")),
     plot="mlpq.api_cli.plot:mnist_figure",
 )

