@@ -46,7 +46,7 @@ API = {
     "GET /api/jobs?kind=&status=&device=&sweep=&limit=20&offset=0": "mlpq results --format json",
     "GET /api/jobs/{id}": "mlpq show --json",
     "GET /api/jobs/{id}/chart": "the job's chart: {kind, done, panels: [{title, x, y, series: [{label, group, "
-                                "dashed, points: [[x, y], ...]}], contours?, minima?}]}",
+                                "dashed, legend, points: [[x, y], ...]}], contours?, minima?}]}",
     "GET /api/sweeps/{id}": "mlpq compare --sweep ID --format json",
     "GET /api/sweeps/{id}/chart": "the sweep's overlay chart, as /api/jobs/{id}/chart",
     "GET /api/workers": "mlpq workers --json",

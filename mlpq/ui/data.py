@@ -101,16 +101,18 @@ def worker_rows(workers: Sequence[WorkerInfo]) -> list[dict[str, Any]]:
 
 # Charts: panels of x/y series that static/mlpq.js draws with Chart.js.
 
-def series(label: str, points: Sequence[Sequence[float]], group: int, *, dashed: bool = False) -> dict[str, Any]:
-    return {"label": label, "group": group, "dashed": dashed, "points": [[float(x), float(y)] for x, y in points]}
+def series(label: str, points: Sequence[Sequence[float]], group: int, *, dashed: bool = False,
+           legend: bool = True) -> dict[str, Any]:
+    return {"label": label, "group": group, "dashed": dashed, "legend": legend,
+            "points": [[float(x), float(y)] for x, y in points]}
 
 
 def himmelblau_panels(views: Sequence[JobView]) -> list[dict[str, Any]]:
-    """Each start's path over the contours; the four minima as stars."""
+    """Each start's path over the contours (one legend entry per job); the four minima as stars."""
     paths = []
     for group, (view, label) in enumerate(zip(views, labels(views))):
         for number, path in enumerate(trajectories(view)):
-            paths.append(series(label if number == 0 else f"{label} #{number + 1}", path, group))
+            paths.append(series(label if number == 0 else f"{label} #{number + 1}", path, group, legend=number == 0))
     return [{"title": "Himmelblau: each start's path", "x": "x", "y": "y", "contours": True,
              "series": paths, "minima": [list(point) for point in HIMMELBLAU_MINIMA]}]
 

@@ -90,14 +90,15 @@ function datasets(panel) {
     borderColor: panel.contours ? "#ffffff" : COLORS[series.group % COLORS.length],
     backgroundColor: COLORS[series.group % COLORS.length],
     borderDash: series.dashed ? [6, 4] : [],
+    inLegend: series.legend,
     borderWidth: panel.contours ? 1.5 : 2,
     pointRadius: panel.contours ? 2 : 3,
   }));
   if (panel.contours) {
     sets.forEach((set) => { set.borderColor = set.backgroundColor; });
-    sets.push({label: "minima", data: panel.minima.map(([x, y]) => ({x, y})), showLine: false,
-               pointStyle: "star", pointRadius: 10, borderWidth: 2, borderColor: "#ffffff",
-               backgroundColor: "#ffffff"});
+    sets.push({label: "minima", data: panel.minima.map(([x, y]) => ({x, y})), showLine: false, inLegend: true,
+               pointStyle: "star", pointRadius: 10, borderWidth: 2, borderColor: "#ff2d55",
+               backgroundColor: "#ff2d55"});
   }
   return sets;
 }
@@ -108,7 +109,8 @@ function chartOptions(panel) {
     animation: false, responsive: true, maintainAspectRatio: false,
     interaction: {mode: "nearest", intersect: false},
     plugins: {title: {display: true, text: panel.title}, himmelblauContours: Boolean(panel.contours),
-              legend: {labels: {boxWidth: 14}}},
+              legend: {labels: {boxWidth: 14, usePointStyle: Boolean(panel.contours),
+                                filter: (item, data) => data.datasets[item.datasetIndex].inLegend}}},
     scales: {x: {title: {display: true, text: panel.x}, ...square},
              y: {title: {display: true, text: panel.y}, ...square}},
   };
