@@ -134,6 +134,8 @@ class UI:
 
     async def login(self, request: Request) -> Response:
         target = safe_next(request.query_params.get("next"))
+        if self.guard.token is None:
+            return RedirectResponse(target, status_code=303)  # nothing to sign in to
         if request.method == "GET":
             return self.render(request, "login.html", next=target, wrong=False)
         form = await request.form()

@@ -7,8 +7,11 @@ import os
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
@@ -235,6 +238,11 @@ def test_static_chart_library_and_its_licence_are_served(make_client: MakeClient
 
 # Token and actions.
 
+def test_without_a_token_there_is_nothing_to_sign_in_to(make_client: MakeClient) -> None:
+    response = make_client().get("/login?next=/workers")
+    assert response.status_code == 303 and response.headers["location"] == "/workers"
+
+
 def test_with_a_token_every_page_asks_for_it(make_client: MakeClient) -> None:
     job_id = mnist_job()
     client = make_client(token=TOKEN)
@@ -318,6 +326,34 @@ def test_a_taken_port_is_a_one_line_error() -> None:
         result = mlpq("ui", "--port", str(taken.getsockname()[1]))
     assert result.exit_code == 1 and "cannot listen on 127.0.0.1:" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("host", "token", "says"), [
+    ("127.0.0.1", "", "(this machine only; from elsewhere use an SSH tunnel; read-only)"),
+    ("0.0.0.0", "", "Warning: anyone who can reach 0.0.0.0:"),
+    ("0.0.0.0", TOKEN, "(reachable from other hosts; read-only)"),
+])
+def test_ui_serves_pages_and_says_where(host: str, token: str, says: str, tmp_path: Path) -> None:
+    job_id = mnist_job()
+    log_path = tmp_path / "ui.log"
+    env = {**os.environ, "MLPQ_UI_TOKEN": token}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "mlpq.api_cli", "ui", "--host", host, "--port", "0"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"mlpq ui on http://[^:]+:(\d+)/", log_path.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        assert says in log_path.read_text()
+        request = urllib.request.Request(f"http://127.0.0.1:{found.group(1)}/api/jobs/{job_id}",
+                                         headers={"Authorization": f"Bearer {token}"} if token else {})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.load(response)["id"] == job_id
+    finally:
+        process.terminate()
+        process.wait(20)
 
 
 def test_help_does_not_import_the_web_stack() -> None:
