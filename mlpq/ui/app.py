@@ -1,7 +1,7 @@
 """``mlpq ui``'s web app: HTML pages, the JSON endpoints they poll, sign-in and the cancel/rerun actions.
 
 Every value from the ledger goes through Jinja's autoescaping; every failure is a page (or, under ``/api``,
-a JSON object) with one line. The JSON endpoints are listed in ``API``.
+a JSON object) with one line. ``GET /api`` lists the JSON endpoints (``API``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from mlpq.api_cli.api import BrokerUnavailableError, Client
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq.db.jobs import JobLookupError
-from mlpq.db.schema import JobStatus
+from mlpq.db.schema import Job, JobStatus
 from mlpq.models.registry import KINDS
 from mlpq.ui import data
 from mlpq.ui.auth import COOKIE, Guard
@@ -43,6 +43,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 API = {
+    "GET /api": "this list",
     "GET /api/jobs?kind=&status=&device=&sweep=&limit=20&offset=0": "mlpq results --format json",
     "GET /api/jobs/{id}": "mlpq show --json",
     "GET /api/jobs/{id}/chart": "the job's chart: {kind, done, panels: [{title, x, y, series: [{label, group, "
@@ -191,7 +192,7 @@ class UI:
     def api_workers(self, request: Request) -> Response:
         return JSONResponse(data.workers_json(self.client.workers()))
 
-    def sweep_members(self, sweep_id: str) -> list[Any]:
+    def sweep_members(self, sweep_id: str) -> list[Job]:
         members = list(self.client.list(sweep=sweep_id, limit=MAX_SWEEP_JOBS))
         if not members:
             raise HTTPException(404, f"no jobs in a sweep {sweep_id[:40]}")
@@ -259,6 +260,7 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/workers", ui.workers),
         Route("/login", ui.login, methods=["GET", "POST"]),
         Route("/logout", ui.logout, methods=["POST"]),
+        Route("/api", lambda request: JSONResponse(API)),
         Route("/api/jobs", ui.api_jobs),
         Route("/api/jobs/{job_id}", ui.api_job),
         Route("/api/jobs/{job_id}/chart", ui.api_job_chart),
