@@ -52,6 +52,8 @@ class Settings:
     database_url: str = ""
     data_dir: Path = Path()
     leases: Leases = field(default_factory=Leases)
+    ui_token: str | None = field(default=None, repr=False)
+    """``MLPQ_UI_TOKEN``: the secret ``mlpq ui`` asks for before it shows anything or acts."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -61,6 +63,7 @@ class Settings:
             database_url=environ.get("MLPQ_DATABASE_URL") or default_database_url(),
             data_dir=Path(environ.get("MLPQ_DATA_DIR") or default_data_dir()),
             leases=Leases.from_env(environ),
+            ui_token=environ.get("MLPQ_UI_TOKEN") or None,
         )
 
     def with_overrides(self, **values: object) -> Settings:

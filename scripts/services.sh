@@ -30,6 +30,8 @@ command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v kubectl >/dev/null || missing+=(kubectl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v faketime >/dev/null || missing+=(faketime libfaketime)
+command -v chromium >/dev/null || missing+=(chromium)            # the mlpq ui browser test, headless
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     if [ "$(id -u)" = 0 ]; then
@@ -39,3 +41,4 @@ if [ ${#missing[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+

@@ -13,6 +13,7 @@ from mlpq.api_cli.context import CONTEXT
 from mlpq.api_cli.db_commands import db
 from mlpq.api_cli.job_commands import cancel, compare, plot, rerun, results, show, watch
 from mlpq.api_cli.submit_commands import submit
+from mlpq.api_cli.ui_command import ui
 from mlpq.api_cli.worker_commands import worker, workers
 from mlpq.db.lookup import JobLookupError
 from mlpq.worker.device import DeviceError
@@ -97,7 +98,7 @@ def cli(ctx: click.Context, broker_url: str | None, database_url: str | None) ->
     ctx.obj = settings
 
 
-for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, db):
+for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, ui, db):
     cli.add_command(command)
 
 
