@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(Leases.max_attempts, ge=1, le=100)
     gpu_index: int | None = Field(None, ge=0, le=99)
     """The GPU's index as the worker's host sees it (``mlpq worker --gpu-index``)."""
+    ui_token: str | None = Field(None, repr=False)
+    """``MLPQ_UI_TOKEN``: the secret ``mlpq ui`` asks for before it shows anything or acts."""
 
     @field_validator("broker_url")
     @classmethod

@@ -30,6 +30,8 @@ command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v kubectl >/dev/null || missing+=(kubectl)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v faketime >/dev/null || missing+=(faketime libfaketime)
+command -v chromium >/dev/null || missing+=(chromium)            # the mlpq ui browser test, headless
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     if [ "$(id -u)" = 0 ]; then
@@ -40,12 +42,3 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-if ! command -v faketime >/dev/null; then
-    echo "==> installing faketime (clock-skew fault tests run a worker under it)"
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null
-    else
-        echo "faketime is missing: sudo apt-get install faketime" >&2
-        exit 1
-    fi
-fi

@@ -32,7 +32,7 @@ POSTGRES_PASSWORD = "postgres-secret-9c2d"
 PASSWORDS = {"REDIS_PASSWORD": REDIS_PASSWORD, "POSTGRES_PASSWORD": POSTGRES_PASSWORD}
 
 MLPQ_SERVICES = {"worker-cpu", "cli"}
-EXPECTED_SERVICES = {"redis", "postgres", "flower"} | MLPQ_SERVICES
+EXPECTED_SERVICES = {"redis", "postgres", "flower", "ui"} | MLPQ_SERVICES
 GPU_WORKER = re.compile(r"worker-gpu(\d+)")
 
 # Variables from the caller's shell that would change what docker-compose resolves.
@@ -110,10 +110,10 @@ def test_redis_and_postgres_publish_no_ports_and_sit_on_an_internal_network(conf
     assert config["networks"]["backend"].get("internal") is True
 
 
-def test_only_flower_publishes_a_port_and_only_on_loopback(services: dict[str, Any]) -> None:
+def test_only_flower_and_ui_publish_a_port_and_only_on_loopback(services: dict[str, Any]) -> None:
     publishing = {name for name, service in services.items() if published_ports(service)}
-    assert publishing == {"flower"}
-    for port in published_ports(services["flower"]):
+    assert publishing == {"flower", "ui"}
+    for port in published_ports(services["flower"]) + published_ports(services["ui"]):
         # docker-compose v1 prints "127.0.0.1:5555:5555/tcp"; Compose v2 a mapping with host_ip.
         host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]
         assert host_ip == "127.0.0.1", port
@@ -187,10 +187,22 @@ def test_env_example_sets_both_passwords(tmp_path: Path) -> None:
 
 def test_cli_and_flower_are_opt_in_profiles(services: dict[str, Any], tmp_path: Path) -> None:
     profiles = {name: service.get("profiles") for name, service in services.items() if service.get("profiles")}
-    assert profiles == {"cli": ["cli"], "flower": ["flower"]}
+    assert profiles == {"cli": ["cli"], "flower": ["flower"], "ui": ["ui"]}
     done = compose(["config", "--profiles"], PASSWORDS, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert sorted(done.stdout.split()) == ["cli", "flower"]
+    assert sorted(done.stdout.split()) == ["cli", "flower", "ui"]
+
+
+@pytest.mark.parametrize(("token", "actions"), [("", False), ("ui-token-7e1", True)])
+def test_ui_serves_the_ledger_with_the_token_from_the_environment(tmp_path: Path, token: str, actions: bool) -> None:
+    ui = resolved(tmp_path, {**PASSWORDS, "MLPQ_UI_TOKEN": token})["services"]["ui"]
+    assert ui["environment"]["MLPQ_UI_TOKEN"] == token
+    assert ui["environment"]["MLPQ_DATABASE_URL"] == f"postgresql://mlpq:{POSTGRES_PASSWORD}@postgres:5432/mlpq"
+    script = ui["command"][-1].replace("$$", "$")  # docker-compose v1's config keeps the file's escape
+    assert script.startswith("exec mlpq ui --host 0.0.0.0 --port 8765")
+    done = subprocess.run(["sh", "-c", script.replace("exec mlpq", "echo mlpq")], env={"MLPQ_UI_TOKEN": token},
+                          capture_output=True, text=True)
+    assert ("--allow-actions" in done.stdout) is actions
 
 
 def test_cli_service_is_not_restarted(services: dict[str, Any]) -> None:
@@ -300,7 +312,9 @@ def test_expose_publishes_redis_and_postgres_on_the_bind_address_only(tmp_path: 
     config = resolved(tmp_path, {**PASSWORDS, "MLPQ_BIND_ADDRESS": "10.8.0.1"}, files=(COMPOSE_FILE, EXPOSE_FILE))
     services = config["services"]
     publishing = {name: published_ports(service) for name, service in services.items() if published_ports(service)}
-    assert set(publishing) == {"redis", "postgres", "flower"}
+    assert set(publishing) == {"redis", "postgres", "flower", "ui"}
+    for name in ("flower", "ui"):  # the expose file leaves their loopback ports alone
+        assert published_ports(services[name]) == published_ports(resolved(tmp_path, PASSWORDS)["services"][name])
     for name, port in (("redis", 6379), ("postgres", 5432)):
         [published] = publishing[name]
         if isinstance(published, dict):  # Compose v2

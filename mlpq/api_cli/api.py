@@ -174,11 +174,13 @@ class Client:
             return JobView(job, tuple(jobs.latest_metrics(session, job)))
 
     def list(self, *, kind: str | None = None, status: str | None = None, device: str | None = None,
-             sweep: str | None = None, limit: int = 20) -> list[JobRecord]:
-        """The newest jobs first, optionally filtered (``sweep``: a sweep id or a prefix of one)."""
+             sweep: str | None = None, limit: int = 20, offset: int = 0) -> list[JobRecord]:
+        """The newest jobs first, optionally filtered (``sweep``: a sweep id or a prefix of one), skipping the
+        first ``offset`` (one page after another)."""
         with self.sessions() as session:
             return jobs.list_jobs(session, kind=kind, status=JobStatus(status) if status else None,
-                                  device=str(parse_device(device)) if device else None, sweep=sweep, limit=limit)
+                                  device=str(parse_device(device)) if device else None, sweep=sweep, limit=limit,
+                                  offset=offset)
 
     def wait(self, job_id: str, *, on_metric: Callable[[MetricRecord], None] | None = None,
              on_queued: Callable[[], None] | None = None, on_poll: Callable[[JobRecord], None] | None = None,

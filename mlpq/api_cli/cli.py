@@ -15,6 +15,7 @@ from mlpq.api_cli.db_commands import db
 from mlpq.api_cli.job_commands import cancel, compare, plot, rerun, results, show, watch
 from mlpq.api_cli.params import BROKER_URL, DATABASE_URL
 from mlpq.api_cli.submit_commands import submit
+from mlpq.api_cli.ui_command import ui
 from mlpq.api_cli.worker_commands import dead_letters, worker, workers
 from mlpq.db.lookup import JobLookupError
 from mlpq.redact import scrub, url_passwords
@@ -118,7 +119,8 @@ def cli(ctx: click.Context, broker_url: str | None, database_url: str | None) ->
         raise click.UsageError(str(exc)) from None
 
 
-for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, dead_letters, db, data):
+for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, dead_letters, ui, db,
+                data):
     cli.add_command(command)
 
 

@@ -58,10 +58,11 @@ def find_job(session: Session, id_or_prefix: str) -> JobRecord:
 
 def list_jobs(
     session: Session, *, kind: str | None = None, status: JobStatus | None = None,
-    device: str | None = None, sweep: str | None = None, limit: int = 20,
+    device: str | None = None, sweep: str | None = None, limit: int = 20, offset: int = 0,
 ) -> list[JobRecord]:
-    """The newest jobs first, optionally filtered; ``sweep`` is a sweep id or a prefix of one."""
-    query = select(JOBS).order_by(Job.created_at.desc(), Job.id).limit(limit)
+    """The newest jobs first, optionally filtered, skipping the first ``offset``; ``sweep`` is a sweep id or a
+    prefix of one."""
+    query = select(JOBS).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
     if kind:
         query = query.where(Job.kind == kind)
     if sweep:

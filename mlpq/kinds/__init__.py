@@ -15,7 +15,7 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -66,6 +66,11 @@ class Kind:
     plot: str | None = None
     """``module:function`` drawing a list of ``JobView`` into a matplotlib ``Figure``; by default each
     metric against the step."""
+    chart: str | None = None
+    """``module:function`` turning a list of ``JobView`` into the web UI's chart panels (see ``mlpq.ui.charts``);
+    by default each numeric metric against the step."""
+    best: tuple[str, Literal["min", "max"]] | None = None
+    """The result figure that makes a job the best of its sweep, and whether the least or the most wins."""
 
     def load_runner(self) -> Callable[[Any, Any], dict[str, Any]]:
         return load_object(self.runner)

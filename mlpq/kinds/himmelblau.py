@@ -93,4 +93,6 @@ KIND = Kind(
     result_fields=("f", "distance", "minima_found"),
     progress_fields=(("f_best", "f {:.4g}"),),
     plot="mlpq.api_cli.plot:himmelblau_figure",
+    chart="mlpq.ui.charts:himmelblau_panels",
+    best=("f", "min"),
 )

@@ -62,4 +62,6 @@ KIND = Kind(
     result_formats=(("dataset_sizes", dataset_sizes),),
     progress_fields=(("train_loss", "loss {:.4f}"), ("test_accuracy", "acc {:.2%}")),
     plot="mlpq.api_cli.plot:mnist_figure",
+    chart="mlpq.ui.charts:mnist_panels",
+    best=("test_accuracy", "max"),
 )

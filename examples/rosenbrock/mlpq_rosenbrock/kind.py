@@ -38,4 +38,5 @@ KIND = Kind(
     default_timeout_s=300,
     result_fields=("f", "x", "y"),
     progress_fields=(("f", "f {:.4g}"),),
+    best=("f", "min"),
 )

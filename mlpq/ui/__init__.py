@@ -1,0 +1,1 @@
+"""``mlpq ui``: a web app over the ledger, read through ``Client``."""

@@ -1,0 +1,395 @@
+"""The web app's routes through Starlette's ASGI test client, against a real SQLite ledger (and Redis for rerun)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+from starlette.testclient import TestClient
+
+from mlpq.api_cli.api import Client
+from mlpq.config import Settings
+from mlpq.db.schema import Job, JobStatus, utcnow
+from mlpq.db.session import make_session_factory
+from mlpq.ui.app import PAGE_SIZE, create_app
+from mlpq.ui.auth import COOKIE
+from tests.api_cli.ledger_rows import add_job, himmelblau_job, mlpq, mnist_job
+
+TOKEN = "s3cret-token-for-tests"
+SCRIPT = "<script>alert('x')</script>"
+
+MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client() -> MakeClient:
+    def make(*, token: str | None = None, allow_actions: bool = False, **settings: str) -> TestClient:
+        client = Client(Settings.from_env(**settings))
+        return TestClient(create_app(client, token=token, allow_actions=allow_actions), raise_server_exceptions=False,
+                          follow_redirects=False)
+    return make
+
+
+def signed_in(client: TestClient) -> TestClient:
+    response = client.post("/login", data={"token": TOKEN, "next": "/jobs"})
+    assert response.status_code == 303 and COOKIE in response.cookies
+    return client
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def status_of(job_id: str) -> JobStatus:
+    return Client(Settings.from_env()).get(job_id).job.status
+
+
+def test_jobs_page_lists_newest_first_with_badge_duration_and_headline(make_client: MakeClient) -> None:
+    older, newer = himmelblau_job(), mnist_job()
+    page = make_client().get("/jobs").text
+    assert page.index(newer[:12]) < page.index(older[:12])
+    assert '<span class="badge succeeded">succeeded</span>' in page
+    assert "2/4 minima from 2 starts" in page and "test accuracy 83.00%" in page
+    assert re.search(r'<td class="num">\d+\.\ds</td>', page)
+
+
+def test_jobs_page_filters_by_kind_status_device_and_sweep(make_client: MakeClient) -> None:
+    himmelblau, mnist = himmelblau_job(), mnist_job(sweep_id="abcdef123456")
+    queued = add_job("mnist", {"seed": 1}, status=JobStatus.QUEUED, device="cuda:1")
+    client = make_client()
+    assert [r["id"] for r in client.get("/api/jobs?kind=himmelblau").json()] == [himmelblau]
+    assert [r["id"] for r in client.get("/api/jobs?status=queued").json()] == [queued]
+    assert [r["id"] for r in client.get("/api/jobs?device=cuda:1").json()] == [queued]
+    assert [r["id"] for r in client.get("/api/jobs?sweep=abcdef").json()] == [mnist]
+    page = client.get("/jobs?kind=mnist&status=succeeded").text
+    assert mnist[:12] in page and himmelblau[:12] not in page and queued[:12] not in page
+
+
+@pytest.mark.parametrize(("query", "api_query", "message"), [
+    ("kind=bogus", "kind=bogus", "unknown kind 'bogus'"), ("status=done", "status=done", "unknown status 'done'"),
+    ("device=tpu", "device=tpu", "device"), ("page=0", "limit=0", "must be a whole number"),
+    ("page=x", "offset=-1", "must be a whole number"),
+])
+def test_bad_filters_are_one_line_400s(make_client: MakeClient, query: str, api_query: str, message: str) -> None:
+    response = make_client().get(f"/jobs?{query}")
+    assert response.status_code == 400
+    error = re.search(r'<p class="error" id="error">(.*)</p>', response.text)
+    assert error and message in error.group(1).replace("&#39;", "'") and "\n" not in error.group(1)
+    api = make_client().get(f"/api/jobs?{api_query}")
+    assert api.status_code == 400 and message in api.json()["error"]
+
+
+def test_script_in_error_and_params_is_shown_as_text(make_client: MakeClient) -> None:
+    job_id = add_job("mnist", {"seed": 1, "data_dir": SCRIPT}, status=JobStatus.FAILED,
+                     result={"headline": SCRIPT}, sweep_id="feedbeef0001")
+    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+    with sessions.begin() as session:
+        session.get(Job, job_id).error = SCRIPT
+    client = make_client()
+    for url in ("/jobs", f"/jobs/{job_id}", f"/jobs/{job_id}?partial=1", "/sweeps/feedbeef0001"):
+        page = client.get(url).text
+        assert "<script>alert" not in page, url
+        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page, url
+    assert client.get(f"/api/jobs/{job_id}").json()["error"] == SCRIPT
+
+
+def test_json_endpoints_return_what_the_cli_prints_with_json(make_client: MakeClient) -> None:
+    for lr in (0.01, 0.1):
+        mnist_job(lr=lr, sweep_id="5d41ab0000aa")
+    single = himmelblau_job()
+    client = make_client()
+    assert client.get("/api/jobs").json() == json.loads(mlpq("results", "--format", "json").output)
+    assert client.get(f"/api/jobs/{single}").json() == json.loads(mlpq("show", single, "--json").output)
+    assert client.get("/api/sweeps/5d41ab").json() == json.loads(
+        mlpq("compare", "--sweep", "5d41ab", "--format", "json").output)
+
+
+def test_ten_thousand_jobs_page_by_page(make_client: MakeClient) -> None:
+    now = utcnow()
+    rows = [{"id": f"{i:032x}", "kind": "himmelblau", "status": JobStatus.SUCCEEDED, "device": "cpu",
+             "params": {"seed": i}, "timeout_s": 60, "created_at": now - timedelta(seconds=i),
+             "queued_at": now, "result": {"headline": f"job number {i}"}} for i in range(10_000)]
+    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+    with sessions.begin() as session:
+        session.execute(insert(Job), rows)
+    client = make_client()
+    first = client.get("/jobs").text
+    assert first.count("<tr data-job=") == PAGE_SIZE and "job number 0<" in first and 'rel="next"' in first
+    second = client.get("/jobs?page=2").text
+    assert f"job number {PAGE_SIZE}<" in second and 'rel="prev"' in second
+    last = client.get(f"/jobs?page={10_000 // PAGE_SIZE}").text
+    assert last.count("<tr data-job=") == PAGE_SIZE and "job number 9999<" in last and 'rel="next"' not in last
+    beyond = client.get(f"/jobs?page={10_000 // PAGE_SIZE + 1}")
+    assert beyond.status_code == 200 and "no jobs on this page" in beyond.text
+    api = client.get("/api/jobs?limit=10000").json()
+    assert len(api) == 10_000 and api[0]["id"] == rows[0]["id"] and api[-1]["id"] == rows[-1]["id"]
+    assert [r["id"] for r in client.get("/api/jobs?limit=2&offset=9998").json()] == [rows[9998]["id"],
+                                                                                        rows[9999]["id"]]
+
+
+def test_job_page_shows_parameters_times_worker_provenance_and_the_chart_url(make_client: MakeClient) -> None:
+    job_id = add_job("mnist", {"seed": 7, "lr": 0.05}, result={"headline": "test accuracy 90.00%"},
+                     provenance={"mlpq": "0.1.0", "torch": "2.14.1", "python": "3.11.7", "host": "box-1"})
+    page = make_client().get(f"/jobs/{job_id[:6]}").text
+    for text in ("<dt>lr</dt><dd>0.05</dd>", "test-host", "mlpq 0.1.0, torch 2.14.1, Python 3.11.7 (host box-1)",
+                 "<th>started</th>", f'data-chart="/api/jobs/{job_id}/chart"', 'data-state="done"'):
+        assert text in page
+
+
+def test_mnist_chart_has_one_point_per_epoch_in_each_series(make_client: MakeClient) -> None:
+    job_id = mnist_job(epochs=3)
+    chart = make_client().get(f"/api/jobs/{job_id}/chart").json()
+    assert chart["kind"] == "mnist" and chart["done"] is True
+    losses, accuracy = chart["panels"]
+    assert [s["dashed"] for s in losses["series"]] == [False, True]
+    for series in [*losses["series"], *accuracy["series"]]:
+        assert [x for x, _y in series["points"]] == [1, 2, 3]
+    assert accuracy["series"][0]["points"][2] == [3, pytest.approx(0.83)]
+
+
+def test_himmelblau_chart_draws_each_start_to_its_end_over_the_contours(make_client: MakeClient) -> None:
+    chart = make_client().get(f"/api/jobs/{himmelblau_job()}/chart").json()
+    (panel,) = chart["panels"]
+    assert panel["contours"] is True and len(panel["minima"]) == 4
+    assert [s["points"] for s in panel["series"]] == [[[4.0, 0.0], [3.5, 1.0], [3.0, 2.0]],
+                                                      [[-4.0, 0.0], [-3.4, 2.0], [-2.805118, 3.131312]]]
+
+
+def test_running_job_chart_is_not_done(make_client: MakeClient) -> None:
+    job_id = add_job("mnist", {"seed": 1}, status=JobStatus.RUNNING, metrics=[(1, {"test_accuracy": 0.5})])
+    client = make_client()
+    assert client.get(f"/api/jobs/{job_id}/chart").json()["done"] is False
+    assert 'data-state="live"' in client.get(f"/jobs/{job_id}?partial=1").text
+
+
+def test_sweep_page_shows_differing_parameters_and_highlights_the_best(make_client: MakeClient) -> None:
+    ids = {lr: mnist_job(lr=lr, epochs=epochs, sweep_id="cafe00000001") for lr, epochs in ((0.01, 2), (0.1, 4))}
+    client = make_client()
+    page = client.get("/sweeps/cafe").text
+    header = re.search(r"<thead>(.*?)</thead>", page, re.S).group(1)
+    assert "<th>lr</th>" in header and "<th>epochs</th>" in header and "<th>seed</th>" not in header
+    best = re.search(r'<tr data-job="([0-9a-f]+)" class="best"', page)
+    assert best and best.group(1) == ids[0.1]  # 4 epochs: accuracy 0.84 against 0.82
+    chart = client.get("/api/sweeps/cafe").json()
+    assert {row["id"] for row in chart} == set(ids.values())
+    overlay = client.get("/api/sweeps/cafe/chart").json()
+    assert len(overlay["panels"][1]["series"]) == 2
+    assert client.get("/sweeps/0000").status_code == 404
+
+
+def rosenbrock_sweep(sweep_id: str) -> dict[float, str]:
+    """Two jobs of a kind that mlpq does not ship, ended at f = 0.5 (lr 0.01) and 0.01 (lr 0.1)."""
+    return {lr: add_job("rosenbrock", {"seed": 0, "lr": lr}, sweep_id=sweep_id, result={"f": f, "x": 1.0, "y": 1.0},
+                        metrics=[(step, {"f": f * (3 - step), "lr_now": lr}) for step in (1, 2)])
+            for lr, f in ((0.01, 0.5), (0.1, 0.01))}
+
+
+def test_a_kind_without_a_chart_gets_one_panel_per_numeric_metric_and_no_best(make_client: MakeClient) -> None:
+    ids = rosenbrock_sweep("beef00000001")  # the kind is not installed here: nothing is known of it
+    client = make_client()
+    chart = client.get(f"/api/jobs/{ids[0.1]}/chart").json()
+    assert [(panel["title"], panel["x"]) for panel in chart["panels"]] == [("f", "step"), ("lr_now", "step")]
+    assert chart["panels"][0]["series"][0]["points"] == [[1, pytest.approx(0.02)], [2, pytest.approx(0.01)]]
+    assert len(client.get("/api/sweeps/beef/chart").json()["panels"][0]["series"]) == 2
+    assert 'class="best"' not in client.get("/sweeps/beef").text
+
+
+def test_the_best_of_a_sweep_is_the_one_its_kind_declares(make_client: MakeClient,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpq import kinds
+    from mlpq.kinds.spec import JobSpec
+
+    rosenbrock = kinds.Kind(name="rosenbrock", spec=JobSpec, runner="nowhere:run", help="", result_fields=("f",),
+                            best=("f", "min"))
+    monkeypatch.setattr(kinds, "find", lambda name: rosenbrock if name == "rosenbrock" else None)
+    ids = rosenbrock_sweep("beef00000002")
+    best = re.search(r'<tr data-job="([0-9a-f]+)" class="best"', make_client().get("/sweeps/beef").text)
+    assert best and best.group(1) == ids[0.1]  # the lowest f
+
+
+def test_workers_page_says_when_the_broker_is_unreachable(make_client: MakeClient) -> None:
+    response = make_client().get("/workers")
+    assert response.status_code == 200 and "cannot reach the broker at redis://127.0.0.1:1/0" in response.text
+    api = make_client().get("/api/workers")
+    assert api.status_code == 503 and api.json()["error"].startswith("cannot reach the broker")
+
+
+def test_workers_endpoint_with_no_workers_is_empty(make_client: MakeClient, broker_url: str) -> None:
+    client = make_client(broker_url=broker_url)
+    assert client.get("/api/workers").json() == []
+    assert "no live workers" in client.get("/workers").text
+
+
+def test_unreadable_ledger_is_a_one_line_503(make_client: MakeClient) -> None:
+    client = make_client(database_url="postgresql+psycopg://mlpq@127.0.0.1:1/mlpq")
+    for url, is_json in (("/jobs", False), ("/api/jobs", True)):
+        response = client.get(url)
+        assert response.status_code == 503
+        text = response.json()["error"] if is_json else response.text
+        assert "cannot reach the database" in text and "Traceback" not in text
+
+
+def test_unexpected_error_is_a_one_line_500_without_traceback(make_client: MakeClient,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(Client, "list", broken)
+    response = make_client().get("/jobs")
+    assert response.status_code == 500 and "Error: RuntimeError: boom second line</p>" in response.text
+    assert "Traceback" not in response.text
+
+
+def test_api_index_lists_the_endpoints(make_client: MakeClient) -> None:
+    index = make_client().get("/api").json()
+    assert index["GET /api/jobs/{id}"] == "mlpq show --json"
+
+
+def test_pages_send_a_content_security_policy(make_client: MakeClient) -> None:
+    headers = make_client().get("/jobs").headers
+    assert "script-src 'self'" in headers["content-security-policy"] and headers["x-content-type-options"] == "nosniff"
+
+
+def test_static_chart_library_and_its_licence_are_served(make_client: MakeClient) -> None:
+    client = make_client()
+    assert "Chart.js v4" in client.get("/static/chart.umd.min.js").text[:200]
+    assert "MIT" in client.get("/static/chart.js-LICENSE.md").text
+
+
+# Token and actions.
+
+def test_without_a_token_there_is_nothing_to_sign_in_to(make_client: MakeClient) -> None:
+    response = make_client().get("/login?next=/workers")
+    assert response.status_code == 303 and response.headers["location"] == "/workers"
+
+
+def test_with_a_token_every_page_asks_for_it(make_client: MakeClient) -> None:
+    job_id = mnist_job()
+    client = make_client(token=TOKEN)
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 303 and response.headers["location"] == f"/login?next=%2Fjobs%2F{job_id}"
+    assert client.get("/api/jobs").status_code == 401
+    assert client.get("/api/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert client.get("/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    wrong = client.post("/login", data={"token": "wrong", "next": "/jobs"})
+    assert wrong.status_code == 401 and "wrong token" in wrong.text and COOKIE not in wrong.cookies
+    signed_in(client)
+    assert client.get(f"/jobs/{job_id}").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example"])
+def test_sign_in_never_sends_you_to_another_site(make_client: MakeClient, target: str) -> None:
+    response = make_client(token=TOKEN).post("/login", data={"token": TOKEN, "next": target})
+    assert response.headers["location"] == "/jobs"
+
+
+def test_actions_are_off_without_allow_actions(make_client: MakeClient) -> None:
+    job_id = add_job("mnist", {"seed": 1}, status=JobStatus.QUEUED)
+    open_client = make_client()
+    assert open_client.post(f"/jobs/{job_id}/cancel", data={"csrf": "x"}).status_code == 403
+    client = signed_in(make_client(token=TOKEN))
+    page = client.get(f"/jobs/{job_id}").text
+    assert 'id="cancel"' not in page
+    response = client.post(f"/jobs/{job_id}/cancel", data={"csrf": "x"})
+    assert response.status_code == 403 and "actions are off" in response.text
+    assert status_of(job_id) is JobStatus.QUEUED
+
+
+def test_cancel_needs_the_session_and_its_csrf_token_from_our_origin(make_client: MakeClient) -> None:
+    job_id = add_job("mnist", {"seed": 1}, status=JobStatus.QUEUED)
+    anonymous = make_client(token=TOKEN, allow_actions=True)
+    assert anonymous.post(f"/jobs/{job_id}/cancel", data={"csrf": "x"}).status_code == 303  # to /login
+    client = signed_in(make_client(token=TOKEN, allow_actions=True))
+    token = csrf_of(client.get(f"/jobs/{job_id}").text)
+    assert client.post(f"/jobs/{job_id}/cancel", data={}).status_code == 403
+    assert client.post(f"/jobs/{job_id}/cancel", data={"csrf": token[:-1] + ("1" if token.endswith("0") else "0")}).status_code == 403
+    cross = client.post(f"/jobs/{job_id}/cancel", data={"csrf": token}, headers={"Origin": "http://evil.example"})
+    assert cross.status_code == 403 and "another origin" in cross.text
+    assert status_of(job_id) is JobStatus.QUEUED
+    done = client.post(f"/jobs/{job_id}/cancel", data={"csrf": token}, headers={"Origin": "http://testserver"})
+    assert done.status_code == 303 and done.headers["location"] == f"/jobs/{job_id}"
+    assert status_of(job_id) is JobStatus.CANCELLED
+
+
+def test_rerun_submits_the_job_again(make_client: MakeClient, broker_url: str) -> None:
+    job_id = mnist_job()
+    client = signed_in(make_client(token=TOKEN, allow_actions=True, broker_url=broker_url))
+    token = csrf_of(client.get(f"/jobs/{job_id}").text)
+    response = client.post(f"/jobs/{job_id}/rerun", data={"csrf": token})
+    assert response.status_code == 303
+    new_id = response.headers["location"].removeprefix("/jobs/")
+    rerun = Client(Settings.from_env()).get(new_id).job
+    assert rerun.rerun_of == job_id and rerun.status is JobStatus.QUEUED
+
+
+def test_rerun_with_the_broker_down_is_a_one_line_503(make_client: MakeClient) -> None:
+    job_id = mnist_job()
+    client = signed_in(make_client(token=TOKEN, allow_actions=True))
+    response = client.post(f"/jobs/{job_id}/rerun", data={"csrf": csrf_of(client.get(f"/jobs/{job_id}").text)})
+    assert response.status_code == 503 and "cannot reach the broker" in response.text
+    assert len(Client(Settings.from_env()).list()) == 1
+
+
+# The command.
+
+def test_allow_actions_without_a_token_is_a_usage_error() -> None:
+    result = mlpq("ui", "--allow-actions")
+    assert result.exit_code == 2 and "--allow-actions needs a token: set MLPQ_UI_TOKEN" in result.output
+
+
+def test_a_taken_port_is_a_one_line_error() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = mlpq("ui", "--port", str(taken.getsockname()[1]))
+    assert result.exit_code == 1 and "cannot listen on 127.0.0.1:" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("host", "token", "says"), [
+    ("127.0.0.1", "", "(this machine only; from elsewhere use an SSH tunnel; read-only)"),
+    ("0.0.0.0", "", "Warning: anyone who can reach 0.0.0.0:"),
+    ("0.0.0.0", TOKEN, "(reachable from other hosts; read-only)"),
+])
+def test_ui_serves_pages_and_says_where(host: str, token: str, says: str, tmp_path: Path) -> None:
+    job_id = mnist_job()
+    log_path = tmp_path / "ui.log"
+    env = {**os.environ, "MLPQ_UI_TOKEN": token}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "mlpq.api_cli", "ui", "--host", host, "--port", "0"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"mlpq ui on http://[^:]+:(\d+)/", log_path.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        assert says in log_path.read_text()
+        request = urllib.request.Request(f"http://127.0.0.1:{found.group(1)}/api/jobs/{job_id}",
+                                         headers={"Authorization": f"Bearer {token}"} if token else {})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.load(response)["id"] == job_id
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def test_help_does_not_import_the_web_stack() -> None:
+    probe = ("import sys\nfrom mlpq.api_cli.cli import cli\ncli.main(['--help'], standalone_mode=False)\n"
+             "print(sorted(m for m in ('starlette', 'uvicorn', 'jinja2', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
