@@ -62,6 +62,9 @@ class WorkerInfo:
     gpu_name: str | None
     gpu_memory_used_mib: int | None
     gpu_memory_total_mib: int | None
+    gpu_index: int | None = None
+    """The GPU's index as ``nvidia-smi`` numbers it (NVML's)."""
+    gpu_uuid: str | None = None
 
 
 class Client:
@@ -192,7 +195,8 @@ class Client:
             gpu = status.get("gpu") or {}
             found.append(WorkerInfo(
                 name, name.partition("@")[2], status["device"], status["queues"], status["active_jobs"],
-                queued[status["device"]], gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib")))
+                queued[status["device"]], gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib"),
+                gpu.get("index"), gpu.get("uuid")))
         return found
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
