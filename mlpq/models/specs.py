@@ -72,6 +72,8 @@ class MnistSpec(JobSpec):
     logits_relu: bool = False
     dataset: Literal["auto", "mnist", "mnist-sample"] = "auto"
     data_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    cuda_graph: bool = False
+    """On a GPU, capture the training step as a CUDA graph and replay it per batch (ignored on the CPU)."""
 
     @field_validator("data_dir")
     @classmethod
