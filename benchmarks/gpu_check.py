@@ -312,8 +312,29 @@ class Check:
                 self.guarded(name, step)
         self.guarded("out of memory", self.out_of_memory)
         self.guarded("queue", self.queue)
-        self.write()
+        self.guarded("targets", self.targets)
+        print(self.report.markdown())
         return 0 if self.report.passed else 1
+
+    def targets(self) -> None:
+        """The issue's targets for one H200, read off the tables (reported, not pass/fail: they are speed)."""
+        rows = {row["pipeline"]: row for row in self.report.sections.get("throughput", [])}
+        queue = {row["worker"]: row for row in self.report.sections.get("queue", [])}
+        graph = rows.get("mlpq job, batch 200, CUDA graph", {})
+        eager = rows.get("mlpq job, batch 200", {})
+        best = max((r for r in (graph, eager) if r), key=lambda r: r["samples/s"], default=None)
+        if best:
+            self.report.add("targets", target="MNIST batch 200: >= 100x the tutorial GPU variant's samples/s",
+                            measured=f"{best['speed-up']:,.0f}x ({best['pipeline']})")
+            self.report.add("targets", target=f"MNIST batch 200, {best['epochs']} epochs: training <= 1 s",
+                            measured=f"{best['seconds']:.3f} s")
+        himmelblau = next((r for name, r in rows.items() if name.startswith("Himmelblau")), None)
+        if himmelblau:
+            self.report.add("targets", target="Himmelblau 4,096 starts x 20,000 Adam steps <= 2 s",
+                            measured=f"{himmelblau['seconds']:.3f} s ({himmelblau['pipeline']})")
+        if "warm / fresh makespan" in queue:
+            self.report.add("targets", target="warm worker: 16 jobs in < half a fresh process per job's time",
+                            measured=f"{queue['warm / fresh makespan']['makespan_s']:.2f} of the fresh makespan")
 
     def guarded(self, name: str, step: Callable[[], None]) -> None:
         """Run one part; an exception fails it (and the check) without stopping the others."""
@@ -322,6 +343,7 @@ class Check:
             step()
         except Exception as exc:
             self.report.check(name, False, f"{type(exc).__name__}: {exc}"[:500])
+        self.write()  # after every part, so a run cut short still leaves what it measured
 
     def write(self) -> None:
         out = self.args.out
@@ -330,7 +352,6 @@ class Check:
                     "machine": _common.machine(), "checks": self.report.checks, "sections": self.report.sections}
         (out / "gpu-check.json").write_text(json.dumps(document, indent=2, default=str))
         (out / "gpu-check.md").write_text(self.report.markdown())
-        print(self.report.markdown())
 
 
 def main() -> int:

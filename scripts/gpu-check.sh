@@ -6,6 +6,9 @@
 # item fails. DEV=cpu rehearses the same steps at small sizes on a machine without a GPU (CI runs it).
 #   bash scripts/gpu-check.sh                     # on the GPU machine
 #   DEV=cpu PYTHON=.venv/bin/python bash scripts/gpu-check.sh
+# Through this workplace's device tool: run scripts/gpu-bundle.sh in the checkout the session started in, then
+# run(command="bash scripts/gpu-check.sh", carry=[".gpu-bundle"], timeout_s=540); the report comes back from $OUT
+# (written after every part, so a run cut short still returns what it measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD

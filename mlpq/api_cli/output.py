@@ -185,7 +185,7 @@ def provenance_text(about: Mapping[str, Any]) -> str:
     elif about.get("device_name"):
         where.append(about["device_name"])
     if where:
-        text += " on " + ": ".join(where)
+        text = f"{text} on {': '.join(where)}".strip()
     if about.get("host"):
         text += f" (host {about['host']})"
     if about.get("git_commit"):

@@ -11,9 +11,9 @@ from celery.signals import worker_process_init
 from mlpq.config import Settings
 from mlpq.db.migrate import upgrade_schema
 from mlpq.db.session import make_engine
+from mlpq.worker import recycle
 from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
-from mlpq.worker import recycle
 from mlpq.worker.maintenance import Maintenance, install
 from mlpq.worker.status import host_gpu_index, install_status_command
 from mlpq.worker.tasks import WorkerContext, register

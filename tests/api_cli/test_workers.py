@@ -114,3 +114,15 @@ def test_workers_shows_the_running_job_and_the_queue(cpu_worker: WorkerProcess, 
         assert table[1].split()[:5] == [socket.gethostname(), "cpu", "-", running[:12], "1"]
     finally:
         run_mlpq("cancel", running, waiting, env=service_env)
+
+
+def test_workers_name_a_gpu_as_show_does() -> None:
+    from mlpq.api_cli.api import WorkerInfo
+    from mlpq.api_cli.output import gpu_text, provenance_text
+
+    uuid = "GPU-5fd2c6a4-0d3c-7e1b-9a43-2f1e8b6c0d11"
+    worker = WorkerInfo("cuda1.7@box", "box", "cuda:1", ["mlpq.cuda:1", "mlpq.cuda"], [], 0, "NVIDIA H200", 1024,
+                        143771, 1, uuid)
+    assert gpu_text(worker) == "NVIDIA H200 #1 GPU-5fd2c6a4 1,024/143,771 MiB"
+    about = {"computed_on": "cuda:1", "gpu": {"index": 1, "name": "NVIDIA H200", "uuid": uuid}}
+    assert provenance_text(about) == "on cuda:1: NVIDIA H200 #1 GPU-5fd2c6a4"

@@ -41,9 +41,11 @@ def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
     return {"pid": os.getpid(), "headline": f"ran in process {os.getpid()}"}
 
 
+KIND = JobKind(FaultSpec, "tests.jobkinds.fault_kind:run", step_name="step", default_timeout_s=120)
+
+
 def register() -> None:
-    KINDS.setdefault("fault", JobKind(FaultSpec, "tests.jobkinds.fault_kind:run", step_name="step",
-                                      default_timeout_s=120))
+    KINDS.setdefault("fault", KIND)
 
 
 def worker_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -23,8 +23,7 @@ CUDA_OOM = ("CUDA error: out of memory\nCUDA kernel errors might be asynchronous
 
 @pytest.fixture
 def fault_env(service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    monkeypatch.setitem(registry.KINDS, "fault", registry.KINDS.get("fault") or registry.JobKind(
-        fault_kind.FaultSpec, "tests.jobkinds.fault_kind:run", step_name="step", default_timeout_s=120))
+    monkeypatch.setitem(registry.KINDS, "fault", fault_kind.KIND)  # so this process can submit it
     return fault_kind.worker_env(service_env)
 
 
