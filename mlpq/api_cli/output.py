@@ -182,7 +182,7 @@ def provenance_text(about: Mapping[str, Any]) -> str:
     gpu = about.get("gpu")
     if gpu:
         where.append(gpu_identity(gpu["name"], gpu["index"], gpu["uuid"]))
-    elif about.get("device_name"):
+    elif about.get("device_name") and not (where and about["device_name"] == "cpu"):  # don't say cpu twice
         where.append(about["device_name"])
     if where:
         text = f"{text} on {': '.join(where)}".strip()
