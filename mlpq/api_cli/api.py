@@ -68,6 +68,9 @@ class WorkerInfo:
     gpu_name: str | None
     gpu_memory_used_mib: int | None
     gpu_memory_total_mib: int | None
+    gpu_index: int | None = None
+    """The GPU's index as ``nvidia-smi`` numbers it (NVML's)."""
+    gpu_uuid: str | None = None
 
 
 class Client:
@@ -216,7 +219,8 @@ class Client:
             found.append(WorkerInfo(
                 name, name.partition("@")[2], status["device"], status.get("pool"), status["queues"],
                 status["active_jobs"], queued[parse_device(status["device"], status.get("pool")).queue],
-                gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib")))
+                gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib"),
+                gpu.get("index"), gpu.get("uuid")))
         return found
 
     def serving(self, job: JobRecord, timeout: float = 1.0) -> list[WorkerInfo]:

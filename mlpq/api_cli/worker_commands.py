@@ -22,15 +22,20 @@ from mlpq.worker.device import Device
               help="The GPU's index as this host sees it, if not N (0 in a container that reserved one GPU).")
 @click.option("--loglevel", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO",
               show_default=True)
+@click.option("--max-jobs-per-process", type=click.IntRange(1, 1_000_000),
+              help="Replace each pool process after this many jobs (1: a fresh process per job).  "
+                   "[default: keep it while it is healthy]")
 @click.pass_context
 def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, concurrency: int,
-           gpu_index: int | None, loglevel: str) -> None:
+           gpu_index: int | None, loglevel: str, max_jobs_per_process: int | None) -> None:
     """Run a worker that consumes exactly one device's queue (in its pool, with --pool).
 
     A cuda:N worker sees only that GPU (CUDA_VISIBLE_DEVICES is set before torch
-    is imported) and also takes jobs submitted to plain 'cuda'. A worker with
-    --pool NAME takes only jobs submitted with --pool NAME (queue mlpq.NAME.DEVICE);
-    one without takes only jobs submitted without.
+    is imported, GPUs numbered as nvidia-smi numbers them) and also takes jobs
+    submitted to plain 'cuda'. Its processes stay warm between jobs and are
+    replaced after a CUDA error or when GPU memory is not freed (see README).
+    A worker with --pool NAME takes only jobs submitted with --pool NAME (queue
+    mlpq.NAME.DEVICE); one without takes only jobs submitted without.
 
     \b
     Example:
@@ -42,7 +47,8 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
     from mlpq.worker.launch import start_worker
 
     start_worker(ctx.find_root().obj, Device(device.type, device.index, pool), hostname=hostname,
-                 concurrency=concurrency, gpu_index=gpu_index, loglevel=loglevel)
+                 concurrency=concurrency, gpu_index=gpu_index, loglevel=loglevel,
+                 max_jobs_per_process=max_jobs_per_process)
 
 
 @click.command(context_settings=CONTEXT)

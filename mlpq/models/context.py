@@ -11,13 +11,22 @@ Progress = Callable[[int, Mapping[str, Any]], None]
 """Called with a step (or epoch) number and that step's metrics."""
 
 
+def _ignore(_: str) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class RunContext:
-    """Where a job runs: a torch device string, a progress callback, a data directory."""
+    """Where a job runs: a torch device string, a progress callback, a data directory.
+
+    Job code that computes somewhere other than ``device`` says where through
+    ``report_compute`` (e.g. ``"cpu (numpy engine)"``), so the job's provenance is true.
+    """
 
     device: str
     progress: Progress
     data_dir: Path
+    report_compute: Callable[[str], None] = _ignore
 
 
 class JobError(Exception):
