@@ -72,6 +72,9 @@ class WorkerInfo:
     gpu_name: str | None
     gpu_memory_used_mib: int | None
     gpu_memory_total_mib: int | None
+    gpu_index: int | None = None
+    """The GPU's index as ``nvidia-smi`` numbers it (NVML's)."""
+    gpu_uuid: str | None = None
     state: str = "running"
     """``running``, or ``stopping``: in warm shutdown, finishing its jobs, taking no new ones."""
 
@@ -245,7 +248,7 @@ class Client:
                 name, name.partition("@")[2], status["device"], status.get("pool"), status["queues"],
                 status["active_jobs"], queued[parse_device(status["device"], status.get("pool")).queue(ledger)],
                 gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib"),
-                "stopping" if name in stopping else "running"))
+                gpu.get("index"), gpu.get("uuid"), "stopping" if name in stopping else "running"))
         return found
 
     def _stopping(self, redis: Any, ledger: str, exclude: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

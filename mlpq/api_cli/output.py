@@ -191,12 +191,19 @@ def show_text(view: JobView) -> str:
 
 
 def provenance_text(about: Mapping[str, Any]) -> str:
-    """``mlpq 0.1.0, torch 2.5.1, CUDA 12.4, Python 3.11.7 on NVIDIA H200 (host gpu-box), git 71e7a70c2f``."""
+    """``mlpq 0.1.0, torch 2.5.1, CUDA 12.4, Python 3.11.7 on cuda:1: NVIDIA H200 #1 GPU-5fd2c6a4 (host gpu-box),
+    git 71e7a70c2f``, or ``… on cpu (numpy engine) on a cuda:1 worker: Intel Xeon …``."""
     versions = [f"{label} {about[key]}" for key, label in
                 (("mlpq", "mlpq"), ("torch", "torch"), ("cuda", "CUDA"), ("python", "Python")) if about.get(key)]
     text = ", ".join(versions)
-    if about.get("device_name"):
-        text += f" on {about['device_name']}"
+    where = [about["computed_on"]] if about.get("computed_on") else []
+    gpu = about.get("gpu")
+    if gpu:
+        where.append(gpu_identity(gpu["name"], gpu["index"], gpu["uuid"]))
+    elif about.get("device_name") and not (where and about["device_name"] == "cpu"):  # don't say cpu twice
+        where.append(about["device_name"])
+    if where:
+        text = f"{text} on {': '.join(where)}".strip()
     if about.get("host"):
         text += f" (host {about['host']})"
     if about.get("git_commit"):
@@ -205,12 +212,18 @@ def provenance_text(about: Mapping[str, Any]) -> str:
 
 
 def gpu_text(worker: WorkerInfo) -> str | None:
-    """``NVIDIA H200 1,024/143,771 MiB``, or ``None`` for a CPU worker or when NVML cannot say."""
+    """``NVIDIA H200 #0 GPU-5fd2c6a4 1,024/143,771 MiB``, or ``None`` for a CPU worker or when NVML cannot say."""
     if worker.gpu_name is None:
         return None
+    name = gpu_identity(worker.gpu_name, worker.gpu_index, worker.gpu_uuid)
     if worker.gpu_memory_used_mib is None or worker.gpu_memory_total_mib is None:
-        return worker.gpu_name
-    return f"{worker.gpu_name} {worker.gpu_memory_used_mib:,}/{worker.gpu_memory_total_mib:,} MiB"
+        return name
+    return f"{name} {worker.gpu_memory_used_mib:,}/{worker.gpu_memory_total_mib:,} MiB"
+
+
+def gpu_identity(name: str, index: int | None, uuid: str | None) -> str:
+    """``NVIDIA H200 #1 GPU-5fd2c6a4``: the name, nvidia-smi's index and the UUID's start, as workers and show say it."""
+    return " ".join([name, *([f"#{index}"] if index is not None else []), *([uuid[:12]] if uuid else [])])
 
 
 def workers_table(workers: Sequence[WorkerInfo]) -> str:

@@ -27,15 +27,20 @@ MESSAGE_CHARS = 40
                    "[env: MLPQ_GPU_INDEX]")
 @click.option("--loglevel", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO",
               show_default=True)
+@click.option("--max-jobs-per-process", type=click.IntRange(1, 1_000_000),
+              help="Replace each pool process after this many jobs (1: a fresh process per job).  "
+                   "[default: keep it while it is healthy]")
 @click.pass_context
 def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, concurrency: int,
-           gpu_index: int | None, loglevel: str) -> None:
+           gpu_index: int | None, loglevel: str, max_jobs_per_process: int | None) -> None:
     """Run a worker that consumes exactly one device's queue (in its pool, with --pool).
 
     A cuda:N worker sees only that GPU (CUDA_VISIBLE_DEVICES is set before torch
-    is imported) and also takes jobs submitted to plain 'cuda'. A worker with
-    --pool NAME takes only jobs submitted with --pool NAME (queue mlpq.NAME.DEVICE);
-    one without takes only jobs submitted without.
+    is imported, GPUs numbered as nvidia-smi numbers them) and also takes jobs
+    submitted to plain 'cuda'. Its processes stay warm between jobs and are
+    replaced after a CUDA error or when GPU memory is not freed (see README).
+    A worker with --pool NAME takes only jobs submitted with --pool NAME (queue
+    mlpq.NAME.DEVICE); one without takes only jobs submitted without.
 
     \b
     Example:
@@ -49,7 +54,8 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
     settings = ctx.find_root().obj
     code = start_worker(settings, Device(device.type, device.index, pool), hostname=hostname,
                         concurrency=concurrency,
-                        gpu_index=gpu_index if gpu_index is not None else settings.gpu_index, loglevel=loglevel)
+                        gpu_index=gpu_index if gpu_index is not None else settings.gpu_index, loglevel=loglevel,
+                        max_jobs_per_process=max_jobs_per_process)
     if code:
         raise click.ClickException(f"the worker stopped on an error (exit {code}); its log above says why")
 

@@ -29,6 +29,8 @@ class MnistSpec(JobSpec):
     data_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
         default=None, description="Where MNIST is stored.",
         json_schema_extra={"cli_type": "directory", "default_help": "the worker's MLPQ_DATA_DIR"})
+    cuda_graph: bool = Field(
+        default=False, description="On a GPU, capture the training step as a CUDA graph and replay it per batch.")
 
     @field_validator("data_dir")
     @classmethod

@@ -20,18 +20,25 @@ def keep_going() -> None:
     """The stop check of a run that nothing stops."""
 
 
+def _ignore(_: str) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class RunContext:
     """Where a job runs: a torch device string, a progress callback, a data directory, a stop check.
 
     Training loops call ``check`` every few steps or every batch, whatever the
     logging interval, so a cancel or a lost lease stops the run within seconds.
+    Job code that computes somewhere other than ``device`` says where through
+    ``report_compute`` (e.g. ``"cpu (numpy engine)"``), so the job's provenance is true.
     """
 
     device: str
     progress: Progress
     data_dir: Path
     check: StopCheck = keep_going
+    report_compute: Callable[[str], None] = _ignore
 
 
 class JobError(Exception):

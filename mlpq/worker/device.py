@@ -76,11 +76,18 @@ def pin_process(device: Device, gpu_index: int | None = None) -> None:
     """
     if "torch" in sys.modules:
         raise RuntimeError("pin_process must run before torch is imported")
-    if device.type == "cpu":
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    else:
-        index = gpu_index if gpu_index is not None else (device.index or 0)
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+    index = None if device.type == "cpu" else (gpu_index if gpu_index is not None else (device.index or 0))
+    os.environ.update(visible_devices_env(index))
+
+
+def visible_devices_env(host_index: int | None) -> dict[str, str]:
+    """The environment that shows a process GPU ``host_index`` alone (none for ``None``), numbered as
+    ``nvidia-smi``, NVML and Docker number GPUs (by PCI bus id, not CUDA's fastest-first default).
+
+    ``torch.cuda.is_available()`` then asks NVML rather than creating a CUDA context.
+    """
+    return {"CUDA_VISIBLE_DEVICES": "" if host_index is None else str(host_index),
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
 
 
 def visible_gpu_count() -> int:

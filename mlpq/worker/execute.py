@@ -20,9 +20,10 @@ from mlpq.db.schema import JobStatus
 from mlpq import kinds
 from mlpq.models.context import JobError, RunContext
 from mlpq.redact import shown
-from mlpq.worker import provenance
+from mlpq.worker import cuda_errors, provenance
 from mlpq.worker.device import Device, torch_device_name
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
+from mlpq.worker.recycle import ProcessHealth
 
 log = logging.getLogger(__name__)
 
@@ -97,14 +98,14 @@ def describe_failure(exc: BaseException, timeout_s: int) -> str:
         return str(exc)
     if isinstance(exc, JobError):
         return f"{exc.reason}: {exc}"
+    cuda_failure = cuda_errors.classify(exc)
+    if cuda_failure is not None:
+        return str(cuda_failure)
     if isinstance(exc, SoftTimeLimitExceeded):
         return f"time limit: exceeded {timeout_s} s"
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
         return f"invalid parameters: {problems}"
-    if type(exc).__name__ == "OutOfMemoryError":
-        first_line = str(exc).splitlines()[0] if str(exc) else "no detail"
-        return f"CUDA out of memory: {first_line}"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -147,11 +148,14 @@ def claim(sessions: sessionmaker[Session], job_id: str, worker_host: str, retry_
 
 def execute_job(
     sessions: sessionmaker[Session], job_id: str, *, device: Device, worker_host: str, data_dir: Path,
-    leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S,
+    leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S, health: ProcessHealth | None = None,
+    gpu_index: int | None = None,
 ) -> JobStatus | None:
     """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end.
 
     Ledger writes are retried for up to ``db_retry_s`` seconds while the database is unreachable.
+    A CUDA failure is also noted in ``health``, which decides whether this process
+    may run the next job; ``gpu_index`` is the host's index of the worker's GPU.
     """
     job = claim(sessions, job_id, worker_host, db_retry_s)
     if job is None:
@@ -160,11 +164,13 @@ def execute_job(
     log.info("job %s (%s) attempt %d started", job_id, job.kind, job.attempt)
     lease = leases.hold(job_id, job.attempt)
     recorder = MetricsRecorder(sessions, job_id, job.attempt, lease, retry_s=db_retry_s)
-    about: dict[str, Any] | None = None
+    reported: list[str] = []
+    resolved = False
     try:
         torch_device = resolve_device(device)
-        about = provenance.describe(torch_device)
-        result = run_spec(job.kind, job.params, RunContext(torch_device, recorder, data_dir, lease.check))
+        resolved = True
+        result = run_spec(job.kind, job.params,
+                          RunContext(torch_device, recorder, data_dir, lease.check, reported.append))
         status, outcome = JobStatus.SUCCEEDED, {"result": result}
     except JobLost:
         log.warning("job %s attempt %d lost its lease: stopped without recording", job_id, job.attempt)
@@ -174,8 +180,11 @@ def execute_job(
     except Exception as exc:  # the job's failure is data for the ledger, not a worker crash
         log.info("job %s failed", job_id, exc_info=True)
         status, outcome = JobStatus.FAILED, {"error": describe_failure(exc, job.timeout_s)}
+        if health is not None:
+            health.note(exc)
     finally:
         leases.release()
+    about = provenance.describe(device, reported[-1] if reported else None, gpu_index) if resolved else None
 
     def finish() -> bool:
         with sessions.begin() as session:  # the last metrics and the outcome in one transaction

@@ -12,6 +12,7 @@ from celery.signals import celeryd_init, worker_process_init
 
 from mlpq.config import Settings
 from mlpq.db.ledger import open_ledger, require_identity
+from mlpq.worker import recycle
 from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
 from mlpq.worker.maintenance import Maintenance, install
@@ -29,8 +30,13 @@ def node_name(device: Device, hostname: str) -> str:
 
 
 def start_worker(settings: Settings, device: Device, *, hostname: str | None = None, concurrency: int = 1,
-                 gpu_index: int | None = None, loglevel: str = "INFO") -> int:
+                 gpu_index: int | None = None, loglevel: str = "INFO",
+                 max_jobs_per_process: int | None = None) -> int:
     """Pin the process, check the device and the ledger, then run the worker until it is stopped.
+
+    Pool processes stay warm across jobs (a GPU process keeps its CUDA context);
+    ``recycle`` replaces one when a job leaves it unhealthy, and
+    ``max_jobs_per_process`` (if given) after that many jobs regardless.
 
     Blocks; returns Celery's exit code (non-zero when the worker stopped on an error). Raises
     ``DeviceError`` when the GPU does not exist, SQLAlchemy's errors when the database cannot be
@@ -47,27 +53,30 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     import torch
 
     threads_per_process = max(1, (os.cpu_count() or 1) // concurrency)
+    hostname = hostname or socket.gethostname()
+    context = WorkerContext(settings.database_url, device, hostname, settings.data_dir,
+                            settings.leases.heartbeat_s, settings.leases.db_retry_s, host_gpu_index(device, gpu_index))
 
     @worker_process_init.connect(weak=False)
-    def _limit_threads(**_: object) -> None:
+    def _prepare_process(**_: object) -> None:
         torch.set_num_threads(threads_per_process)
+        recycle.install(context.health())
 
-    hostname = hostname or socket.gethostname()
     app = create_app(settings)
     consume_screened(app, settings.broker_url)
-    register(app, WorkerContext(settings.database_url, device, hostname, settings.data_dir,
-                                settings.leases.heartbeat_s, settings.leases.db_retry_s))
+    app.conf.worker_max_memory_per_child = recycle.LIMIT_KB  # billiard then asks recycle's probe after each job
+    register(app, context)
     node = node_name(device, hostname)
     maintenance = Maintenance(app, settings, node, ledger)
     install(app, maintenance, settings.leases.maintenance_s)
-    install_status_command(device, ledger, host_gpu_index(device, gpu_index))
+    install_status_command(device, ledger, context.gpu_index)
+    install_stopping_notice(app, node, device, ledger, context.gpu_index)
     queues = worker_queues(device, ledger)
-    install_stopping_notice(app, node, device, ledger, host_gpu_index(device, gpu_index))
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
             "--queues", ",".join(queues), "--hostname", node,
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
-    if device.type == "cuda":
-        argv += ["--max-tasks-per-child", "1"]  # a fresh process per job frees its GPU memory
+    if max_jobs_per_process is not None:
+        argv += ["--max-tasks-per-child", str(max_jobs_per_process)]
     log.info("starting worker for %s on %s as %s", device, ", ".join(queues), node)
     started: list[Any] = []
     celeryd_init.connect(lambda instance, **_: started.append(instance), weak=False)

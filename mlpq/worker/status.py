@@ -1,7 +1,7 @@
 """What a worker tells ``mlpq workers``: its device, ledger and queues, the jobs it runs, its GPU's name and memory.
 
-The GPU is read through NVML (nvidia-ml-py), which does not initialise CUDA, so
-the worker's parent process can ask it without harming its forked pool.
+The GPU is read through NVML (``mlpq.worker.nvml``), which does not initialise
+CUDA, so the worker's parent process can ask it without harming its forked pool.
 """
 
 from __future__ import annotations
@@ -16,38 +16,16 @@ from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 
 from mlpq.worker.device import Device, worker_queues
+from mlpq.worker.nvml import gpu_info
 
 log = logging.getLogger(__name__)
 
 STATUS_COMMAND = "mlpq_status"
-MIB = 1024 * 1024
 STOPPING_PREFIX = "mlpq:stopping:"
 """A worker in warm shutdown no longer answers broadcasts: it leaves its last status under this prefix + its node
 name until it exits (``mlpq workers`` shows it as stopping while its jobs still run)."""
 STOPPING_TTL_S = 25 * 3600
 """Longer than any job may run; ``mlpq workers`` also drops an entry once none of its jobs is running."""
-
-
-def gpu_info(host_index: int) -> dict[str, Any] | None:
-    """Name and memory of GPU ``host_index`` as the host numbers it; ``None`` without NVML or that GPU."""
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return None
-    try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(host_index)
-        name = pynvml.nvmlDeviceGetName(handle)
-        memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-    except pynvml.NVMLError:
-        return None
-    finally:
-        pynvml.nvmlShutdown()
-    return {"name": name.decode() if isinstance(name, bytes) else name,
-            "memory_used_mib": memory.used // MIB, "memory_total_mib": memory.total // MIB}
 
 
 def host_gpu_index(device: Device, gpu_index: int | None) -> int | None:

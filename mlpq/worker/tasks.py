@@ -15,6 +15,7 @@ from mlpq.worker.messages import TASK_NAME
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
+from mlpq.worker.recycle import ProcessHealth
 
 
 @dataclass
@@ -27,7 +28,10 @@ class WorkerContext:
     data_dir: Path
     heartbeat_s: float
     db_retry_s: float
+    gpu_index: int | None = None
+    """The host's index of the worker's GPU (NVML's), for provenance."""
     _per_process: dict[int, tuple[sessionmaker[Session], LeaseKeeper]] = field(default_factory=dict)
+    _health: dict[int, ProcessHealth] = field(default_factory=dict)
 
     def resources(self) -> tuple[sessionmaker[Session], LeaseKeeper]:
         """This process's session factory and lease keeper, made on first use after the fork."""
@@ -36,6 +40,10 @@ class WorkerContext:
             sessions = make_session_factory(self.database_url)
             self._per_process[pid] = sessions, LeaseKeeper(sessions, self.heartbeat_s)
         return self._per_process[pid]
+
+    def health(self) -> ProcessHealth:
+        """This process's health, which says after each job whether it may run another."""
+        return self._health.setdefault(os.getpid(), ProcessHealth())
 
 
 def register(app: Celery, ctx: WorkerContext) -> None:
@@ -46,7 +54,8 @@ def register(app: Celery, ctx: WorkerContext) -> None:
         # The worker's transport (mlpq.worker.screening) lets only well-formed messages with a job id through.
         sessions, leases = ctx.resources()
         status = execute_job(sessions, job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir,
-                             leases=leases, db_retry_s=ctx.db_retry_s)
+                             leases=leases, db_retry_s=ctx.db_retry_s, health=ctx.health(),
+                             gpu_index=ctx.gpu_index)
         if status is not None:
             signal_end(app, job_id, status.value)
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from mlpq.worker import status
+from mlpq.worker import nvml, status
 from mlpq.worker.device import Device
 from tests.services import WorkerProcess, run_mlpq
 
 
 class FakeNVML(types.ModuleType):
-    """The three NVML calls ``gpu_info`` makes, answering for one 80 GiB GPU at host index 1."""
+    """The NVML calls ``gpu_info`` makes, answering for one 80 GiB GPU at host index 1."""
 
     class NVMLError(Exception):
         pass
@@ -43,22 +43,26 @@ class FakeNVML(types.ModuleType):
     def nvmlDeviceGetName(self, handle: int) -> bytes:
         return b"NVIDIA A100-SXM4-80GB"
 
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        return "GPU-5fd2c6a4-0d3c-7e1b-9a43-2f1e8b6c0d11"
+
     def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
-        return types.SimpleNamespace(used=1536 * status.MIB, total=81920 * status.MIB, free=80384 * status.MIB)
+        return types.SimpleNamespace(used=1536 * nvml.MIB, total=81920 * nvml.MIB, free=80384 * nvml.MIB)
 
 
-def test_gpu_info_reads_name_and_memory_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml = FakeNVML()
-    monkeypatch.setitem(sys.modules, "pynvml", nvml)
-    assert status.gpu_info(1) == {"name": "NVIDIA A100-SXM4-80GB", "memory_used_mib": 1536,
-                                  "memory_total_mib": 81920}
-    assert nvml.shut_down
-    assert status.gpu_info(3) is None
+def test_gpu_info_reads_index_name_uuid_and_memory_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeNVML()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert nvml.gpu_info(1) == {"index": 1, "name": "NVIDIA A100-SXM4-80GB",
+                                "uuid": "GPU-5fd2c6a4-0d3c-7e1b-9a43-2f1e8b6c0d11", "memory_used_mib": 1536,
+                                "memory_total_mib": 81920}
+    assert fake.shut_down
+    assert nvml.gpu_info(3) is None
 
 
 def test_gpu_info_is_none_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # as if nvidia-ml-py were not installed
-    assert status.gpu_info(0) is None
+    assert nvml.gpu_info(0) is None
 
 
 def test_gpu_info_is_none_on_a_host_without_an_nvidia_driver() -> None:
@@ -67,7 +71,7 @@ def test_gpu_info_is_none_on_a_host_without_an_nvidia_driver() -> None:
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError:
-        assert status.gpu_info(0) is None
+        assert nvml.gpu_info(0) is None
     else:
         pynvml.nvmlShutdown()
         pytest.skip("this host has an NVIDIA driver")
@@ -140,3 +144,15 @@ def test_a_worker_in_warm_shutdown_is_shown_stopping_until_its_job_ends(cpu_work
     run_mlpq("cancel", running, env=service_env)
     cpu_worker.process.wait(60)
     assert listed() == []
+
+
+def test_workers_name_a_gpu_as_show_does() -> None:
+    from mlpq.api_cli.api import WorkerInfo
+    from mlpq.api_cli.output import gpu_text, provenance_text
+
+    uuid = "GPU-5fd2c6a4-0d3c-7e1b-9a43-2f1e8b6c0d11"
+    worker = WorkerInfo("cuda1.7@box", "box", "cuda:1", None, ["mlpq.l1.cuda:1", "mlpq.l1.cuda"], [], 0, "NVIDIA H200",
+                        1024, 143771, 1, uuid)
+    assert gpu_text(worker) == "NVIDIA H200 #1 GPU-5fd2c6a4 1,024/143,771 MiB"
+    about = {"computed_on": "cuda:1", "gpu": {"index": 1, "name": "NVIDIA H200", "uuid": uuid}}
+    assert provenance_text(about) == "on cuda:1: NVIDIA H200 #1 GPU-5fd2c6a4"

@@ -38,16 +38,17 @@ import json, os, sys
 from mlpq.worker.device import parse_device, pin_process
 pin_process(parse_device(sys.argv[1]), None if sys.argv[2] == "-" else int(sys.argv[2]))
 import torch
-print(json.dumps({"visible": os.environ["CUDA_VISIBLE_DEVICES"], "cuda_initialised": torch.cuda.is_initialized()}))
+print(json.dumps({"visible": os.environ["CUDA_VISIBLE_DEVICES"], "order": os.environ["CUDA_DEVICE_ORDER"],
+                  "cuda_initialised": torch.cuda.is_initialized()}))
 """
 
 
 @pytest.mark.parametrize(("device", "gpu_index", "visible"), [("cpu", "-", ""), ("cuda:2", "-", "2"),
                                                                ("cuda:2", "0", "0")])
-def test_pinning_sets_visible_devices_before_torch(device: str, gpu_index: str, visible: str) -> None:
+def test_pinning_sets_visible_devices_in_nvidia_smi_order_before_torch(device: str, gpu_index: str, visible: str) -> None:
     done = subprocess.run([sys.executable, "-c", PIN_PROBE, device, gpu_index], capture_output=True, text=True,
-                          env={k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}, check=True)
-    assert json.loads(done.stdout) == {"visible": visible, "cuda_initialised": False}
+                          env={k: v for k, v in os.environ.items() if not k.startswith("CUDA_")}, check=True)
+    assert json.loads(done.stdout) == {"visible": visible, "order": "PCI_BUS_ID", "cuda_initialised": False}
 
 
 def test_pinning_after_torch_import_is_refused() -> None:

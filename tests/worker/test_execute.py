@@ -94,14 +94,6 @@ def test_a_gpu_job_on_a_host_without_one_fails_as_device_unavailable(sessions: s
     assert job.error == "device unavailable: cuda:0 is not available to this worker"
 
 
-def test_out_of_memory_is_named() -> None:
-    class OutOfMemoryError(RuntimeError):
-        pass
-
-    assert describe_failure(OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB\nmore"), 60) == (
-        "CUDA out of memory: CUDA out of memory. Tried to allocate 2 GiB")
-
-
 def test_metrics_survive_a_failed_write(sessions: sessionmaker[Session], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import OperationalError

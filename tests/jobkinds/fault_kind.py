@@ -1,0 +1,84 @@
+"""A job kind for tests and the GPU check only: report the process id, hold device memory, or raise.
+
+It is declared like any installed kind, through the ``mlpq.kinds`` entry-point group:
+the ``mlpq_fault_kind-0.dist-info`` folder beside this file is what an installed
+package would leave, so a process that has this folder and the repository on
+``sys.path`` finds ``fault`` (see ``worker_env`` and ``visible_here``). Nothing
+here imports torch at import time, so a worker can still pin its GPU first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from mlpq import kinds
+from mlpq.kinds import Kind
+from mlpq.kinds.spec import JobSpec
+from mlpq.models.context import RunContext
+
+FOLDER = Path(__file__).resolve().parent
+REPO = FOLDER.parents[1]
+
+
+class FaultSpec(JobSpec):
+    action: Literal["pid", "allocate", "raise"] = Field(default="pid", description="What the job does.")
+    gib: Annotated[float, Field(ge=0, le=1e6)] = Field(default=0.0, description="allocate: GiB on the job's device.")
+    message: Annotated[str, Field(max_length=2000)] = Field(
+        default="", description="raise: the message of the RuntimeError raised.")
+
+
+def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
+    if spec.action == "allocate":
+        import torch
+
+        block = torch.empty(int(spec.gib * 2**30), dtype=torch.uint8, device=ctx.device)
+        del block
+    elif spec.action == "raise":
+        raise RuntimeError(spec.message)
+    return {"pid": os.getpid(), "headline": f"ran in process {os.getpid()}"}
+
+
+KIND = Kind(
+    name="fault",
+    spec=FaultSpec,
+    runner="tests.jobkinds.fault_kind:run",
+    help="""Test only: report the pool process's id, allocate device memory, or raise an error.
+
+    \b
+    Example:
+      mlpq submit fault --action raise --message 'CUDA error: out of memory'
+    """,
+    default_timeout_s=120,
+)
+
+
+def worker_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for an ``mlpq`` process (a worker) that finds the ``fault`` kind."""
+    path = [str(FOLDER), str(REPO), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**env, "PYTHONPATH": os.pathsep.join(path)}
+
+
+@contextmanager
+def visible_here() -> Iterator[None]:
+    """Within the block, this process finds the ``fault`` kind too (to submit it), as if its package were
+    installed; afterwards it no longer does."""
+    sys.path.insert(0, str(FOLDER))
+    forget_kinds()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(FOLDER))
+        forget_kinds()
+
+
+def forget_kinds() -> None:
+    """Drop what ``mlpq.kinds`` has cached, so the next look-up reads the entry points again."""
+    kinds.declared.cache_clear()
+    kinds.get.cache_clear()
