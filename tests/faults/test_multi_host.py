@@ -5,10 +5,9 @@ Host a and host b form pool ``lab``; host c serves jobs submitted without a pool
 case host b runs under libfaketime, its clock five minutes behind. Host a is killed (its whole process
 group) while it runs a job, which must then finish on host b.
 
-The skewed case needs leases stamped and compared by the database's clock (issue 11 item 2, branch
-i8-leases). Until that is merged it is an expected failure: with each host's own clock the other
-hosts see host b's heartbeats as five minutes old and requeue its live jobs. ``strict`` makes it
-fail loudly once the database clock lands, so the mark is removed then.
+The skewed case holds because leases are stamped and compared by the database's clock (issue 11
+item 2): with each host's own clock the other hosts saw host b's heartbeats as five minutes old and
+requeued its live jobs.
 """
 
 from __future__ import annotations
@@ -38,7 +37,9 @@ def skewed(env: Mapping[str, str], offset: str) -> dict[str, str]:
     """``env`` for a process whose clock is off by ``offset`` (libfaketime, e.g. ``-5m``)."""
     if not LIBFAKETIME.exists():
         pytest.fail(f"{LIBFAKETIME} is missing: apt-get install libfaketime (scripts/services.sh)", pytrace=False)
-    return {**env, "LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": offset, "FAKETIME_DONT_RESET": "1"}
+    return {**env, "LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": offset, "FAKETIME_DONT_RESET": "1",
+            # libfaketime's monotonic clock breaks Python's timed waits (Event.wait, the GIL's switch interval)
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_FORCE_MONOTONIC_FIX": "0"}
 
 
 @pytest.fixture
@@ -47,8 +48,7 @@ def cluster_env(broker_url: str, postgresql_url: str, tmp_path: Path) -> dict[st
             "MLPQ_DATA_DIR": str(tmp_path / "data"), **LEASES}
 
 
-@pytest.fixture(params=["steady", pytest.param("skewed", marks=pytest.mark.xfail(
-    strict=True, reason="needs the database clock for leases (issue 11 item 2, i8-leases)"))])
+@pytest.fixture(params=["steady", "skewed"])
 def hosts(request: pytest.FixtureRequest, cluster_env: dict[str, str],
           tmp_path: Path) -> Iterator[dict[str, WorkerProcess]]:
     started: dict[str, WorkerProcess] = {}
