@@ -85,6 +85,7 @@ class Check:
         self.env = fault_kind.worker_env({
             **os.environ, "MLPQ_BROKER_URL": args.broker, "MLPQ_DATABASE_URL": f"sqlite:///{self.scratch}/ledger.db",
             "MLPQ_DATA_DIR": str(args.data_dir)})
+        subprocess.run(mlpq_command("db", "upgrade"), env=self.env, check=True, capture_output=True)
         self.client = _common.client_for(self.env)
         self.smi: list[dict[str, str]] = []
 

@@ -109,7 +109,8 @@ def pool_worker(service_env: dict[str, str], tmp_path: Path) -> Iterator[WorkerP
 def test_a_pool_worker_runs_only_its_pools_jobs(pool_worker: WorkerProcess, service_env: dict[str, str]) -> None:
     env = {**service_env, "MLPQ_HOSTNAME": "gpu-box-7"}
     [listed] = json.loads(run_mlpq("workers", "--json", "--self", env=env).stdout)
-    assert (listed["host"], listed["pool"], listed["queues"]) == ("gpu-box-7", "lab", ["mlpq.lab.cpu"])
+    ledger = ledger_of(service_env["MLPQ_DATABASE_URL"])
+    assert (listed["host"], listed["pool"], listed["queues"]) == ("gpu-box-7", "lab", [f"mlpq.{ledger}.lab.cpu"])
     assert run_mlpq("workers", "--self", env=service_env).returncode == 1  # this machine's own name: no worker
     done = run_mlpq("submit", "himmelblau", "--steps", "100", "--pool", "lab", "--wait", "--json", env=service_env)
     assert done.returncode == 0, done.stderr + pool_worker.log()

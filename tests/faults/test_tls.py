@@ -59,6 +59,7 @@ def test_the_services_refuse_plain_connections(tls_redis: PrivateRedis, tls_post
     """So the successes below really went through TLS."""
     env = {**os.environ, "MLPQ_BROKER_URL": f"redis://127.0.0.1:{tls_redis.port}/0",
            "MLPQ_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"}
+    assert run_mlpq("db", "upgrade", env=env).returncode == 0
     done = run_mlpq("submit", "himmelblau", env=env, timeout=60)
     assert done.returncode == 1 and "cannot reach the broker" in done.stderr
     env = {**os.environ, "MLPQ_DATABASE_URL": tls_postgres.url + "?sslmode=disable"}
@@ -70,6 +71,7 @@ def test_a_broker_certificate_from_another_ca_is_refused(tls_redis: PrivateRedis
                                                           tmp_path: Path) -> None:
     env = {**os.environ, "MLPQ_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}",
            "MLPQ_BROKER_URL": f"{tls_redis.url}?ssl_cert_reqs=required&ssl_ca_certs={certificates / 'other-ca.pem'}"}
+    assert run_mlpq("db", "upgrade", env=env).returncode == 0
     done = run_mlpq("submit", "himmelblau", env=env, timeout=60)
     assert done.returncode == 1 and "cannot reach the broker" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -83,6 +85,8 @@ def test_a_worker_and_the_cli_work_over_tls_to_redis_and_postgresql(
            "MLPQ_BROKER_URL": f"{tls_redis.url}?ssl_cert_reqs=required&ssl_ca_certs={ca}",
            "MLPQ_DATABASE_URL": f"{tls_postgres.url}?sslmode=verify-full&sslrootcert={ca}",
            "MLPQ_DATA_DIR": str(tmp_path / "data")}
+    upgraded = run_mlpq("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
     worker = start_worker(env, tmp_path / "worker.log", "--device", "cpu")
     try:
         cli_env = {**env, "MLPQ_DATABASE_URL": f"{tls_postgres.url}?sslmode=require"}
