@@ -72,10 +72,11 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pooled: bool = True) -> Engine:
+def make_engine(url: str, *, pooled: bool = True, existing: bool = False) -> Engine:
     """An engine for ``url`` with the backend's settings. It creates no tables: ``mlpq.db.migrate`` does.
 
-    ``pooled=False`` keeps no connection open between uses, for a process that forks.
+    ``pooled=False`` keeps no connection open between uses, for a process that forks. ``existing``: an
+    SQLite file is opened read-write only, never created (a worker's ledger deleted under it stays gone).
     """
     url = normalise_url(url)
     pool = {} if pooled else {"poolclass": NullPool}
@@ -83,6 +84,8 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
         path = make_url(url).database
         if path and path != ":memory:":
             check_sqlite_directory(Path(path))
+            if existing:
+                url = f"sqlite:///file:{path}?mode=rw&uri=true"
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -93,9 +96,11 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
     return engine
 
 
-def make_session_factory(url: str, *, pooled: bool = True, upgrade: bool = False) -> sessionmaker[Session]:
-    """A session factory bound to a new engine for ``url``; ``upgrade`` first migrates its schema to the head."""
-    engine = make_engine(url, pooled=pooled)
+def make_session_factory(url: str, *, pooled: bool = True, upgrade: bool = False,
+                         existing: bool = False) -> sessionmaker[Session]:
+    """A session factory bound to a new engine for ``url`` (see ``make_engine``); ``upgrade`` first migrates
+    its schema to the head."""
+    engine = make_engine(url, pooled=pooled, existing=existing)
     if upgrade:
         upgrade_schema(engine)
     return sessionmaker(engine, expire_on_commit=False)

@@ -66,7 +66,7 @@ class Maintenance:
     def __init__(self, app: Celery, settings: Settings, node: str, ledger: str) -> None:
         self.app, self.node, self.leases, self.ledger = app, node, settings.leases, ledger
         self.ledger_file = sqlite_file(settings.database_url)
-        self.engine = make_engine(settings.database_url, pooled=False)  # nothing open across forks
+        self.engine = make_engine(settings.database_url, pooled=False, existing=True)  # nothing open across forks
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.stopped: LedgerChanged | None = None
         """Why the worker stopped consuming, once it has."""

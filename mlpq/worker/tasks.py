@@ -37,7 +37,7 @@ class WorkerContext:
         """This process's session factory and lease keeper, made on first use after the fork."""
         pid = os.getpid()
         if pid not in self._per_process:
-            sessions = make_session_factory(self.database_url)
+            sessions = make_session_factory(self.database_url, existing=True)
             self._per_process[pid] = sessions, LeaseKeeper(sessions, self.heartbeat_s)
         return self._per_process[pid]
 
