@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.config import Leases
@@ -83,7 +83,10 @@ class MetricsRecorder:
                 with self.sessions.begin() as session:
                     self.add_pending(session)
 
-            with_db_retries(write, deadline_s=self.retry_s)
+            try:
+                with_db_retries(write, deadline_s=self.retry_s)
+            except IntegrityError as exc:  # the job's row is gone: its ledger was replaced under the worker
+                raise JobLost(self.job_id) from exc
             self.pending = []
         self.last_flush = time.monotonic()
 
@@ -173,7 +176,8 @@ def execute_job(
                           RunContext(torch_device, recorder, data_dir, lease.check, reported.append))
         status, outcome = JobStatus.SUCCEEDED, {"result": result}
     except JobLost:
-        log.warning("job %s attempt %d lost its lease: stopped without recording", job_id, job.attempt)
+        log.warning("job %s attempt %d lost its lease (requeued, ended or gone): stopped without recording",
+                    job_id, job.attempt)
         return None
     except JobCancelled:
         status, outcome = JobStatus.CANCELLED, {"error": "cancelled while running"}
@@ -191,7 +195,12 @@ def execute_job(
             recorder.add_pending(session)
             return jobs.finish_job(session, job_id, job.attempt, status, provenance=about, **outcome)
 
-    if not with_db_retries(finish, deadline_s=db_retry_s):
+    try:
+        finished = with_db_retries(finish, deadline_s=db_retry_s)
+    except IntegrityError:  # its metrics have no job row to belong to: the ledger was replaced
+        log.warning("job %s is gone from the ledger: outcome dropped", job_id)
+        return None
+    if not finished:
         log.warning("job %s attempt %d was taken over before it finished: outcome dropped", job_id, job.attempt)
         return None
     log.info("job %s %s", job_id, status.value)

@@ -81,6 +81,7 @@ class Maintenance:
 
     def tick(self) -> None:
         """One round. Raises ``LedgerChanged``; other errors are logged, never raised into the event loop."""
+        began = time.monotonic()  # the ledger check waits too (SQLite's lock, a slow server): it counts
         try:
             try:
                 self.check_ledger()
@@ -90,7 +91,7 @@ class Maintenance:
                 self.connected_since = None  # the database is away: count a full lease again once it is back
                 raise
             with self.sessions.begin() as session:  # on SQLite, BEGIN IMMEDIATE: it waits as a heartbeat would
-                self.note_reached(session, time.monotonic())
+                self.note_reached(session, began)
             if self._take_lock():
                 self.requeue_expired()
                 self.republish_missing()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +11,15 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.db.session import make_session_factory
+from mlpq.redact import cut, mask_url
 from mlpq.worker import messages
 from mlpq.worker.messages import TASK_NAME
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
 from mlpq.worker.recycle import ProcessHealth
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,9 +57,15 @@ def register(app: Celery, ctx: WorkerContext) -> None:
     def run_job(job_id: str) -> None:
         # The worker's transport (mlpq.worker.screening) lets only well-formed messages with a job id through.
         sessions, leases = ctx.resources()
-        status = execute_job(sessions, job_id, device=ctx.device, worker_host=ctx.hostname, data_dir=ctx.data_dir,
-                             leases=leases, db_retry_s=ctx.db_retry_s, health=ctx.health(),
-                             gpu_index=ctx.gpu_index)
+        try:
+            status = execute_job(sessions, job_id, device=ctx.device, worker_host=ctx.hostname,
+                                 data_dir=ctx.data_dir, leases=leases, db_retry_s=ctx.db_retry_s,
+                                 health=ctx.health(), gpu_index=ctx.gpu_index)
+        except Exception as exc:  # e.g. the ledger unreachable past the retry deadline; the reaper recovers
+            # the job. Logged here, never handed to Celery: its result pipe may be closing (billiard can hang
+            # on a large pickled exception during a cold shutdown).
+            log.error("job %s: the worker could not record it: %s", job_id, cut(mask_url(str(exc).splitlines()[0])))
+            return
         if status is not None:
             signal_end(app, job_id, status.value)
 

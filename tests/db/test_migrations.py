@@ -181,11 +181,11 @@ print(upgrade_schema(engine)[1])
 def test_processes_starting_together_migrate_once(empty_url: str, tmp_path: Path) -> None:
     signal = tmp_path / "go"
     processes = [subprocess.Popen([sys.executable, "-c", UPGRADE_AT_SIGNAL, empty_url, str(signal)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
     time.sleep(3)  # let every process import and connect
     signal.touch()
     outputs = [process.communicate(timeout=60) for process in processes]
-    assert [out.strip() for out, _err in outputs] == [HEAD] * 4, [err for _out, err in outputs]
+    assert [out.strip() for out, _err in outputs] == [HEAD] * 8, [err for _out, err in outputs]
     engine = make_engine(empty_url)
     assert schema_diff(engine) == []
     engine.dispose()

@@ -90,9 +90,7 @@ def replace_ledger(database_url: str, how: str, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize(("database_url", "how"), [
     ("sqlite", "deleted"), ("sqlite", "replaced"),
-    pytest.param("postgresql", "recreated", marks=pytest.mark.xfail(
-        reason="open (issue 8 item 7): since the branches were merged the worker logs the foreign-key "
-               "failures of its running job but does not exit within 90 s on a recreated PostgreSQL ledger")),
+    ("postgresql", "recreated"),
 ], indirect=["database_url"])
 def test_a_worker_stops_when_its_ledger_is_deleted_or_replaced(fault_env: dict[str, str], database_url: str,
                                                                how: str, tmp_path: Path) -> None:

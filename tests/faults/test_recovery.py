@@ -109,11 +109,11 @@ def test_a_job_reserved_by_a_killed_worker_runs_within_two_leases(fault_env: dic
     assert job.status is JobStatus.SUCCEEDED and job.attempts == 1
     assert "queued but missing from the broker, re-published: " + job_id in worker.log()
 
-@pytest.mark.xfail(reason="open (issue 8 item 14): since the branches were merged the frozen run's lease (3 s) "
-                          "expires before its 6 s limit, so the job ends 'time limit' at attempt 2, not 1")
 def test_a_job_that_ignores_its_soft_time_limit_is_killed_at_the_hard_one(fault_env: dict[str, str],
                                                                           tmp_path: Path) -> None:
-    env = {**fault_env, "MLPQ_HARD_LIMIT_GRACE_SECONDS": "2"}
+    # A lease longer than the hard limit (6 + 2 s): a frozen run whose lease expired first would rightly be
+    # requeued as lost, and its second attempt would end at its own soft limit.
+    env = {**fault_env, "MLPQ_HARD_LIMIT_GRACE_SECONDS": "2", "MLPQ_LEASE_SECONDS": "10"}
     worker = helpers.new_worker(env, tmp_path / "worker.log")
     try:
         job_id = helpers.submit(env, "himmelblau", timeout_s=6, steps=1_000_000, log_every=100)

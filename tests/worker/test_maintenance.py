@@ -1,8 +1,10 @@
-"""The reaper's decisions on the real ledger, and reading task ids out of Redis (fakeredis: pure parsing)."""
+"""The reaper's decisions on the real ledger and Redis, and reading task ids out of Redis (fakeredis: pure
+parsing)."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 
 import fakeredis
@@ -10,10 +12,13 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mlpq.config import Settings
 from mlpq.db import jobs
+from mlpq.db.ledger import require_identity
 from mlpq.db.schema import Job, JobStatus, utcnow
 from mlpq.db.session import make_session_factory
-from mlpq.worker.maintenance import task_ids_waiting
+from mlpq.worker.app import create_app
+from mlpq.worker.maintenance import Maintenance, task_ids_waiting
 from tests.messages import malformed, raw, task_message
 
 LEASE = timedelta(seconds=30)
@@ -77,3 +82,25 @@ def test_task_ids_are_read_from_the_ledgers_queues_not_from_unacked_messages() -
     client.hset("unacked", "tag-1", json.dumps([task_message("e" * 32), "", "mlpq.ledger1.cpu"]))
     client.lpush("mlpq.ledger2.cpu", raw(task_message("f" * 32)))  # another ledger's
     assert task_ids_waiting(client, "ledger1") == {"a" * 32, "b" * 32, "c" * 32}  # "e" lost its consumer if queued
+
+
+@pytest.mark.parametrize("check_waits", [False, True])
+def test_a_round_whose_ledger_check_waited_does_not_reap(database_url: str, broker_url: str,
+                                                          sessions: sessionmaker[Session], check_waits: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ledger check held up by the database (SQLite's lock, a restart) means heartbeats were held up too."""
+    settings = Settings.from_env({}, database_url=database_url, broker_url=broker_url, lease_seconds=3,
+                                 heartbeat_seconds=0.5, maintenance_seconds=1)
+    with sessions() as session:
+        ledger = require_identity(session.connection())
+    maintenance = Maintenance(create_app(settings), settings, "node", ledger)
+    maintenance.connected_since = time.monotonic() - 60  # the database has answered promptly for a minute
+    if check_waits:
+        checked = maintenance.check_ledger
+        monkeypatch.setattr(maintenance, "check_ledger",
+                            lambda: (time.sleep(maintenance.slow_s * 1.5), checked())[1])
+    silent = running_job(sessions, silent_for=timedelta(minutes=5))
+    maintenance.tick()
+    with sessions() as session:
+        status = jobs.find_job(session, silent).status
+    assert status is (JobStatus.RUNNING if check_waits else JobStatus.QUEUED)

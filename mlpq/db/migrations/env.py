@@ -3,8 +3,9 @@
 ``mlpq.db.migrate`` hands over an open connection in ``config.attributes``; the
 ``alembic`` command (run from the repository, see alembic.ini) connects to
 ``MLPQ_DATABASE_URL`` instead. SQLite migrations run in batch mode (copy and
-move tables) because SQLite's ALTER TABLE can do little; on PostgreSQL an
-advisory lock lets one process migrate while the others wait.
+move tables) because SQLite's ALTER TABLE can do little. Either way all revisions run in one
+transaction; SQLite's write lock (BEGIN IMMEDIATE) or, on PostgreSQL, an advisory lock lets one
+process migrate while the others wait.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ POSTGRES_LOCK_KEY = 0x6D6C7071  # "mlpq"
 
 
 def run_migrations(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    # transactional_ddl: SQLite's DDL is transactional, but Alembic would commit after each revision,
+    # letting a process that read an older revision apply the next one again. One transaction
+    # (BEGIN IMMEDIATE, see mlpq.db.session) takes the write lock before the revision is read.
     context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=connection.dialect.name == "sqlite")
+                      render_as_batch=sqlite, transactional_ddl=True)
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_LOCK_KEY})
