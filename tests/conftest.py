@@ -14,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from mlpq.db.migrate import upgrade_schema
-from mlpq.db.session import make_engine
-from tests import services
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Tests run in parallel (scripts/test.sh): one torch thread per process, here and in the workers the
+    # tests start, or OpenMP's spinning threads slow every process down many times on a 2-CPU machine.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from mlpq.db.migrate import upgrade_schema  # noqa: E402
+from mlpq.db.session import make_engine  # noqa: E402
+from tests import services  # noqa: E402
 
 
 def migrate(url: str) -> str:

@@ -21,7 +21,8 @@ MESSAGE_CHARS = 40
 @click.option("--hostname", type=HOSTNAME, default=default_hostname, envvar="MLPQ_HOSTNAME",
               help="The host name shown by 'mlpq workers' and stored on the jobs it runs.  [default: this host's]")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Jobs run at once (pool processes).")
+              help="Jobs run at once (pool processes). Each gets OMP_NUM_THREADS torch threads if set, "
+                   "else an equal share of this process's CPUs.")
 @click.option("--gpu-index", type=click.IntRange(0, 99),
               help="The GPU's index as this host sees it, if not N (0 in a container that reserved one GPU). "
                    "[env: MLPQ_GPU_INDEX]")

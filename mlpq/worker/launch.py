@@ -29,6 +29,14 @@ def node_name(device: Device, hostname: str) -> str:
     return f"{pool}{str(device).replace(':', '')}.{os.getpid()}@{hostname}"
 
 
+def torch_threads(concurrency: int) -> int:
+    """Threads per pool process: ``OMP_NUM_THREADS`` if set, else this process's CPUs shared among the pool."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return max(1, len(os.sched_getaffinity(0)) // concurrency)
+
+
 def start_worker(settings: Settings, device: Device, *, hostname: str | None = None, concurrency: int = 1,
                  gpu_index: int | None = None, loglevel: str = "INFO",
                  max_jobs_per_process: int | None = None) -> int:
@@ -52,7 +60,7 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     # Imported once here so pool processes start warm. Importing torch does not initialise CUDA.
     import torch
 
-    threads_per_process = max(1, (os.cpu_count() or 1) // concurrency)
+    threads_per_process = torch_threads(concurrency)
     hostname = hostname or socket.gethostname()
     context = WorkerContext(settings.database_url, device, hostname, settings.data_dir,
                             settings.leases.heartbeat_s, settings.leases.db_retry_s, host_gpu_index(device, gpu_index))

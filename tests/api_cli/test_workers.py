@@ -103,7 +103,7 @@ def submitted(env: dict[str, str], *args: str) -> str:
 
 @pytest.mark.integration
 def test_workers_shows_the_running_job_and_the_queue(cpu_worker: WorkerProcess, service_env: dict[str, str]) -> None:
-    running = submitted(service_env, "mnist", "--epochs", "100", "--dataset", "mnist-sample")
+    running = submitted(service_env, "mnist", "--epochs", "100", "--batch-size", "2", "--dataset", "mnist-sample")
     waiting = submitted(service_env, "mnist", "--epochs", "1", "--dataset", "mnist-sample")
     try:
         deadline = time.monotonic() + 60
@@ -125,7 +125,7 @@ def test_workers_shows_the_running_job_and_the_queue(cpu_worker: WorkerProcess, 
 @pytest.mark.integration
 def test_a_worker_in_warm_shutdown_is_shown_stopping_until_its_job_ends(cpu_worker: WorkerProcess,
                                                                          service_env: dict[str, str]) -> None:
-    running = submitted(service_env, "mnist", "--epochs", "100", "--dataset", "mnist-sample")
+    running = submitted(service_env, "mnist", "--epochs", "100", "--batch-size", "2", "--dataset", "mnist-sample")
 
     def listed() -> list[dict]:
         return json.loads(run_mlpq("workers", "--json", env=service_env).stdout or "[]")
