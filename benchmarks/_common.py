@@ -98,12 +98,13 @@ def mlpq_worker(broker_url: str, *args: str, database_url: str | None = None
                 ) -> Iterator[tuple[dict[str, str], Any]]:
     """A real ``mlpq worker`` (default ``--device cpu``) on ``database_url`` or a fresh SQLite ledger; yields its
     environment and its ``tests.services.WorkerProcess``."""
-    from tests.services import start_worker
+    from tests.services import mlpq_command, start_worker
 
     with tempfile.TemporaryDirectory(prefix="mlpq-bench-") as scratch:
         env = {**os.environ, "MLPQ_BROKER_URL": broker_url,
                "MLPQ_DATABASE_URL": database_url or f"sqlite:///{scratch}/ledger.db",
                "MLPQ_DATA_DIR": f"{scratch}/data"}
+        subprocess.run(mlpq_command("db", "upgrade"), env=env, check=True, capture_output=True)
         worker = start_worker(env, Path(scratch) / "worker.log", *(args or ("--device", "cpu")))
         try:
             yield env, worker
