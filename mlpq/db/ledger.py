@@ -16,6 +16,7 @@ from mlpq.config import default_database_url
 from mlpq.db.migrate import SchemaError, prepare_schema
 from mlpq.db.schema import Ledger
 from mlpq.db.session import make_engine, normalise_url
+from mlpq.redact import shown
 
 
 class LedgerChanged(Exception):
@@ -45,9 +46,13 @@ def open_ledger(url: str, *, pooled: bool = True) -> Engine:
     Raises ``SchemaError`` (e.g. "run 'mlpq db upgrade'") and SQLAlchemy's
     errors when the database cannot be reached.
     """
-    engine = make_engine(url, pooled=pooled)
+    default = is_default_ledger(url)
+    path = sqlite_file(url)
+    if path is not None and not default and path.parent.is_dir() and not path.exists():  # not created here
+        raise SchemaError(f"no ledger at {shown(str(path))}: run 'mlpq db upgrade' to create it")
+    engine = make_engine(url, pooled=pooled, existing=path is not None and not default)
     try:
-        prepare_schema(engine, may_create=is_default_ledger(url))
+        prepare_schema(engine, may_create=default)
     except Exception:
         engine.dispose()
         raise

@@ -189,6 +189,19 @@ def test_only_the_default_ledger_directory_is_created(monkeypatch: pytest.Monkey
     assert not (tmp_path / "missing").exists()
 
 
+def test_only_the_default_ledger_file_is_created_by_a_command(tmp_path: Path) -> None:
+    folder = tmp_path / "ledgers"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'ledger.db'}"
+    for command in (["results"], ["submit", "himmelblau"]):
+        refused = mlpq("--database-url", url, *command)
+        assert (refused.exit_code, refused.output) == (
+            1, f"Error: no ledger at '{folder / 'ledger.db'}': run 'mlpq db upgrade' to create it\n")
+    assert list(folder.iterdir()) == []
+    assert mlpq("--database-url", url, "db", "upgrade").exit_code == 0
+    assert mlpq("--database-url", url, "results").exit_code == 0
+
+
 def test_submit_with_the_broker_down_exits_1_and_leaves_no_job() -> None:
     result = mlpq("submit", "himmelblau")  # the isolated env points the broker at port 1
     assert result.exit_code == 1
