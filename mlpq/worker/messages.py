@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     import redis
 
 TASK_NAME = "mlpq.run_job"
-HARD_LIMIT_GRACE_S = 30
-"""After its soft time limit a job has this long to record its failure before its process is killed."""
 DONE_KEY_PREFIX = "mlpq.done."
 DONE_TTL_S = 3600
 CONNECT_TIMEOUT_S = 3
@@ -38,9 +36,9 @@ class Publishable(Protocol):
     timeout_s: int
 
 
-def task_message(job: Publishable, ledger: str, grace_s: float = HARD_LIMIT_GRACE_S) -> dict[str, object]:
+def task_message(job: Publishable, ledger: str, grace_s: float) -> dict[str, object]:
     """The message ``send_task(TASK_NAME, args=[job.id], task_id=job.id, ...)`` would put on the job's queue
-    of ledger ``ledger``, with a hard time limit ``grace_s`` after the soft one."""
+    of ledger ``ledger``, with a hard time limit ``grace_s`` (``Leases.hard_limit_grace_s``) after the soft one."""
     body = [[job.id], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     return {
         "body": base64.b64encode(json.dumps(body).encode()).decode(),
@@ -68,8 +66,8 @@ def connect(broker_url: str) -> redis.Redis:
                                 socket_timeout=CONNECT_TIMEOUT_S + 5)
 
 
-def publish(client: redis.Redis, ledger: str, jobs: Iterable[Publishable], sent: list[str],
-            grace_s: float = HARD_LIMIT_GRACE_S) -> None:
+def publish(client: redis.Redis, ledger: str, jobs: Iterable[Publishable], sent: list[str], *,
+            grace_s: float) -> None:
     """LPUSH each job's message onto its queue of ledger ``ledger`` (kombu's Redis transport pops from the
     right), appending each id to ``sent`` once Redis has it."""
     for job in jobs:

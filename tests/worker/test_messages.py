@@ -30,9 +30,10 @@ def queued(client: redis.Redis, queue: str) -> dict:
 def test_the_lean_message_is_the_one_celery_sends(broker_url: str) -> None:
     client = redis.Redis.from_url(broker_url)
     job = Job("ab" * 16)
-    publish(create_app(Settings(broker_url=broker_url)), "ledger1", [job])
+    settings = Settings(broker_url=broker_url)
+    publish(create_app(settings), "ledger1", [job])
     sent: list[str] = []
-    messages.publish(client, "ledger1", [job], sent)
+    messages.publish(client, "ledger1", [job], sent, grace_s=settings.leases.hard_limit_grace_s)
     queue = parse_device(job.device, job.pool).queue("ledger1")
     assert sent == [job.id] and client.llen(queue) == 2
     assert queued(client, queue) == queued(client, queue)
