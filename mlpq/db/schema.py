@@ -70,12 +70,6 @@ class Job(Base):
         back_populates="job", order_by="Metric.step", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None:
-            return None
-        return ((self.finished_at or utcnow()) - self.started_at).total_seconds()
-
 
 class Metric(Base):
     __tablename__ = "metrics"

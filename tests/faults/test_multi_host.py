@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from mlpq.api_cli.api import JobRequest
-from mlpq.db.schema import Job, JobStatus
+from mlpq.db.records import JobRecord
+from mlpq.db.schema import JobStatus
 from tests.faults.helpers import client, eventually, kill_worker
 from tests.services import WorkerProcess, start_worker
 
@@ -77,7 +78,7 @@ def requests() -> list[JobRequest]:
     return made
 
 
-def jobs_now(env: Mapping[str, str], ids: list[str]) -> list[Job]:
+def jobs_now(env: Mapping[str, str], ids: list[str]) -> list[JobRecord]:
     """The jobs as the ledger has them now, read in one query."""
     found = {job.id: job for job in client(env).list(limit=10 * JOBS)}
     return [found[job_id] for job_id in ids]
@@ -92,14 +93,14 @@ def test_three_hosts_one_killed_every_job_ends_once_in_its_pool(hosts: dict[str,
     began = time.monotonic()
     ids = [job.id for job in client(cluster_env).submit_many(requests())]
 
-    def running_on_a() -> Job | None:
+    def running_on_a() -> JobRecord | None:
         return next((job for job in jobs_now(cluster_env, ids) if job.status is JobStatus.RUNNING
                      and job.worker_host == "host-a" and job.params["steps"] == LONG_STEPS), None)
 
     victim = eventually(running_on_a, 120, "host-a to run a long job", interval=0.1)
     kill_worker(hosts["host-a"])
     assert client(cluster_env).get(victim.id).job.status is JobStatus.RUNNING, "killed too late: the job had ended"
-    def all_ended() -> list[Job] | None:
+    def all_ended() -> list[JobRecord] | None:
         found = jobs_now(cluster_env, ids)
         return found if all(job.status.terminal for job in found) else None
 
