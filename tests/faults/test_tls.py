@@ -54,13 +54,17 @@ def tls_postgres(certificates: Path) -> Iterator[PrivatePostgres]:
     server.remove()
 
 
+def submitting_through(broker_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``mlpq submit himmelblau`` to ``broker_url``, on a fresh SQLite ledger."""
+    env = {**os.environ, "MLPQ_BROKER_URL": broker_url, "MLPQ_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"}
+    assert run_mlpq("db", "upgrade", env=env).returncode == 0
+    return run_mlpq("submit", "himmelblau", env=env, timeout=60)
+
+
 def test_the_services_refuse_plain_connections(tls_redis: PrivateRedis, tls_postgres: PrivatePostgres,
                                                tmp_path: Path) -> None:
     """So the successes below really went through TLS."""
-    env = {**os.environ, "MLPQ_BROKER_URL": f"redis://127.0.0.1:{tls_redis.port}/0",
-           "MLPQ_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"}
-    assert run_mlpq("db", "upgrade", env=env).returncode == 0
-    done = run_mlpq("submit", "himmelblau", env=env, timeout=60)
+    done = submitting_through(f"redis://127.0.0.1:{tls_redis.port}/0", tmp_path)
     assert done.returncode == 1 and "cannot reach the broker" in done.stderr
     env = {**os.environ, "MLPQ_DATABASE_URL": tls_postgres.url + "?sslmode=disable"}
     done = run_mlpq("results", env=env, timeout=60)
@@ -69,10 +73,8 @@ def test_the_services_refuse_plain_connections(tls_redis: PrivateRedis, tls_post
 
 def test_a_broker_certificate_from_another_ca_is_refused(tls_redis: PrivateRedis, certificates: Path,
                                                           tmp_path: Path) -> None:
-    env = {**os.environ, "MLPQ_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}",
-           "MLPQ_BROKER_URL": f"{tls_redis.url}?ssl_cert_reqs=required&ssl_ca_certs={certificates / 'other-ca.pem'}"}
-    assert run_mlpq("db", "upgrade", env=env).returncode == 0
-    done = run_mlpq("submit", "himmelblau", env=env, timeout=60)
+    done = submitting_through(
+        f"{tls_redis.url}?ssl_cert_reqs=required&ssl_ca_certs={certificates / 'other-ca.pem'}", tmp_path)
     assert done.returncode == 1 and "cannot reach the broker" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
