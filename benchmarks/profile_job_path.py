@@ -24,7 +24,8 @@ from unittest import mock
 import _common
 
 from mlpq.db import jobs
-from mlpq.db.session import make_session_factory
+from mlpq.db.engine import make_engine
+from mlpq.db.migrate import upgrade_schema
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
@@ -36,16 +37,17 @@ JOB = ("himmelblau", {"steps": 1, "log_every": 1})
 def ledger(count: int) -> Iterator[tuple[object, list[str], Path]]:
     """A fresh SQLite ledger holding ``count`` queued trivial jobs."""
     with tempfile.TemporaryDirectory() as scratch:
-        sessions = make_session_factory(f"sqlite:///{scratch}/ledger.db", upgrade=True)
-        with sessions.begin() as session:
-            ids = [jobs.create_job(session, *JOB, "cpu", timeout_s=600).id for _ in range(count)]
-        yield sessions, ids, Path(scratch)
+        engine = make_engine(f"sqlite:///{scratch}/ledger.db")
+        upgrade_schema(engine)
+        with engine.begin() as connection:
+            ids = [jobs.create_job(connection, *JOB, "cpu", timeout_s=600).id for _ in range(count)]
+        yield engine, ids, Path(scratch)
 
 
 def ms_per_job(count: int, profiler: cProfile.Profile | None = None) -> float:
-    with ledger(count + 1) as (sessions, ids, scratch):
-        leases = LeaseKeeper(sessions, 10)
-        run = lambda job_id: execute_job(sessions, job_id, device=Device("cpu"), worker_host="bench",  # noqa: E731
+    with ledger(count + 1) as (engine, ids, scratch):
+        leases = LeaseKeeper(engine, 10)
+        run = lambda job_id: execute_job(engine, job_id, device=Device("cpu"), worker_host="bench",  # noqa: E731
                                          data_dir=scratch, leases=leases)
         run(ids[0])  # imports the job code
         began = time.perf_counter()

@@ -82,15 +82,15 @@ def mlpq_jobs(broker_url: str, burst: int, sequential: int, database_url: str | 
     from sqlalchemy import func, select
 
     from mlpq.api_cli.api import JobRequest
-    from mlpq.db.schema import Job, JobStatus
-    from mlpq.db.status import TERMINAL
+    from mlpq.db.schema import JOBS
+    from mlpq.db.status import TERMINAL, JobStatus
 
     with _common.mlpq_worker(broker_url, database_url=database_url) as (env, _):
         client = _common.client_for(env)
 
-        def ended() -> int:  # one cheap query per poll (on SQLite, an mlpq session takes the write lock)
-            with client.sessions() as session:
-                return session.scalar(select(func.count()).where(Job.status.in_(TERMINAL)))
+        def ended() -> int:  # one cheap query per poll (on SQLite, an mlpq transaction takes the write lock)
+            with client.engine.connect() as connection:
+                return connection.scalar(select(func.count()).where(JOBS.c.status.in_(TERMINAL)))
 
         client.submit(*JOB)  # warm-up: the pool process imports the job code on its first job
         wait_until(lambda: ended() == 1, ONE_POLL_S)
@@ -99,8 +99,9 @@ def mlpq_jobs(broker_url: str, burst: int, sequential: int, database_url: str | 
         for i in range(sequential):
             jobs.append(client.submit(*JOB))
             wait_until(lambda: ended() == 2 + burst + i, ONE_POLL_S)
-        with client.sessions() as session:
-            rows = {row.id: row for row in session.execute(select(Job.id, Job.status, Job.created_at, Job.finished_at))}
+        with client.engine.connect() as connection:
+            rows = {row.id: row for row in connection.execute(
+                select(JOBS.c.id, JOBS.c.status, JOBS.c.created_at, JOBS.c.finished_at))}
         failed = [job.id for job in jobs if rows[job.id].status is not JobStatus.SUCCEEDED]
         if failed:
             raise RuntimeError(f"{len(failed)} jobs did not succeed, e.g. {failed[0]}")

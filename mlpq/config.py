@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        from mlpq.db.session import normalise_url  # SQLAlchemy's parser; imported when settings are read
+        from mlpq.db.engine import normalise_url  # SQLAlchemy's parser; imported when settings are read
 
         normalise_url(value)
         return value

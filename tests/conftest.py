@@ -20,7 +20,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from mlpq.db.migrate import upgrade_schema  # noqa: E402
-from mlpq.db.session import make_engine  # noqa: E402
+from mlpq.db.engine import make_engine  # noqa: E402
 from tests import services  # noqa: E402
 
 

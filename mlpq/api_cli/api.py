@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
+
 
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
@@ -51,7 +52,7 @@ class BrokerUnavailableError(ConnectionError):
 
 @dataclass(frozen=True)
 class JobView:
-    """A job with the metrics of its latest attempt: plain values, no session behind them."""
+    """A job with the metrics of its latest attempt: plain values, no database behind them."""
 
     job: JobRecord
     metrics: tuple[MetricRecord, ...]
@@ -83,22 +84,22 @@ class Client:
     """Talks to the job ledger and, to submit or list workers, to the broker.
 
     Every method returns frozen dataclasses (``JobRecord``, ``MetricRecord``, ``JobView``,
-    ``WorkerInfo``), built inside the database session: nothing of SQLAlchemy's leaves it.
+    ``WorkerInfo``), built inside the database transaction: nothing of SQLAlchemy's leaves it.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     @cached_property
-    def sessions(self) -> sessionmaker[Session]:
-        """Sessions on the ledger; ``SchemaError`` unless it is at this mlpq's schema (see ``open_ledger``)."""
-        return sessionmaker(open_ledger(self.settings.database_url), expire_on_commit=False)
+    def engine(self) -> Engine:
+        """The ledger's engine; ``SchemaError`` unless it is at this mlpq's schema (see ``open_ledger``)."""
+        return open_ledger(self.settings.database_url)
 
     @cached_property
     def ledger(self) -> str:
         """The ledger's identity, which names its queues."""
-        with self.sessions() as session:
-            return require_identity(session.connection())
+        with self.engine.connect() as connection:
+            return require_identity(connection)
 
     @cached_property
     def celery(self) -> Celery:
@@ -134,21 +135,21 @@ class Client:
         """
         checked = [(r.kind, self.validate(r.kind, r.params), parse_device(r.device, r.pool),
                     r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of) for r in requests]
-        with self.sessions.begin() as session:
-            created = [JobRecord.from_row(jobs.create_job(session, kind, params, str(device), timeout_s=timeout,
-                                                          pool=device.pool, sweep_id=sweep_id, rerun_of=rerun_of))
+        with self.engine.begin() as connection:
+            created = [jobs.create_job(connection, kind, params, str(device), timeout_s=timeout, pool=device.pool,
+                                       sweep_id=sweep_id, rerun_of=rerun_of)
                        for kind, params, device, timeout, rerun_of in checked]
         ledger, sent = self.ledger, []
         try:
             with messages.connect(self.settings.broker_url) as broker:
                 messages.publish(broker, ledger, created, sent, grace_s=self.settings.leases.hard_limit_grace_s)
         except Exception as exc:  # kombu and redis raise many types; none leaves a job behind
-            with self.sessions.begin() as session:
+            with self.engine.begin() as connection:
                 for job in created:
                     if job.id in sent:
-                        jobs.request_cancel(session, job)
+                        jobs.request_cancel(connection, job)
                     else:
-                        jobs.delete_job(session, job.id)
+                        jobs.delete_job(connection, job.id)
             error = self._unreachable(exc)
             if sent:
                 error = BrokerUnavailableError(
@@ -166,22 +167,22 @@ class Client:
 
     def cancel(self, id_or_prefix: str) -> tuple[JobRecord, CancelOutcome]:
         """Cancel a queued job, ask a running one to stop; raises ``JobLookupError``."""
-        with self.sessions.begin() as session:
-            outcome = jobs.request_cancel(session, jobs.find_job(session, id_or_prefix))
-            return jobs.find_job(session, id_or_prefix), outcome
+        with self.engine.begin() as connection:
+            outcome = jobs.request_cancel(connection, jobs.find_job(connection, id_or_prefix))
+            return jobs.find_job(connection, id_or_prefix), outcome
 
     def get(self, id_or_prefix: str) -> JobView:
         """A job by id or unique prefix with its latest metrics; raises ``JobLookupError``."""
-        with self.sessions() as session:
-            job = jobs.find_job(session, id_or_prefix)
-            return JobView(job, tuple(jobs.latest_metrics(session, job)))
+        with self.engine.connect() as connection:
+            job = jobs.find_job(connection, id_or_prefix)
+            return JobView(job, tuple(jobs.latest_metrics(connection, job)))
 
     def list(self, *, kind: str | None = None, status: str | None = None, device: str | None = None,
              sweep: str | None = None, limit: int = 20, offset: int = 0) -> list[JobRecord]:
         """The newest jobs first, optionally filtered (``sweep``: a sweep id or a prefix of one), skipping the
         first ``offset`` (one page after another)."""
-        with self.sessions() as session:
-            return jobs.list_jobs(session, kind=kind, status=JobStatus(status) if status else None,
+        with self.engine.connect() as connection:
+            return jobs.list_jobs(connection, kind=kind, status=JobStatus(status) if status else None,
                                   device=str(parse_device(device)) if device else None, sweep=sweep, limit=limit,
                                   offset=offset)
 
@@ -265,8 +266,8 @@ class Client:
             status = json.loads(raw)
             if status.get("ledger") != ledger:
                 continue
-            with self.sessions() as session:
-                if jobs.count_running(session, status["active_jobs"]):
+            with self.engine.connect() as connection:
+                if jobs.count_running(connection, status["active_jobs"]):
                     found[name] = status
         return found
 

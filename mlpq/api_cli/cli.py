@@ -79,7 +79,7 @@ def translate(exc: Exception) -> click.ClickException:
     from mlpq.api_cli.api import BrokerUnavailableError
     from mlpq.db.ledger import LedgerChanged
     from mlpq.db.migrate import SchemaError
-    from mlpq.db.session import DatabaseURLError, LedgerDirectoryError
+    from mlpq.db.engine import DatabaseURLError, LedgerDirectoryError
 
     if isinstance(exc, DatabaseURLError):
         return click.UsageError(str(exc))

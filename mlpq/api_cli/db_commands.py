@@ -39,7 +39,7 @@ def db_upgrade(ctx: click.Context) -> None:
       MLPQ_DATABASE_URL=postgresql://mlpq@db-host/mlpq mlpq db upgrade
     """
     from mlpq.db.migrate import upgrade_schema
-    from mlpq.db.session import make_engine
+    from mlpq.db.engine import make_engine
 
     url = ctx.find_root().obj.database_url
     engine = make_engine(url)
@@ -64,7 +64,7 @@ def db_current(ctx: click.Context) -> None:
       mlpq db current
     """
     from mlpq.db.migrate import HEAD, current_revision
-    from mlpq.db.session import make_engine
+    from mlpq.db.engine import make_engine
 
     url = ctx.find_root().obj.database_url
     engine = make_engine(url)

@@ -109,8 +109,8 @@ class URLType(click.ParamType):
 
 
 def normalise_database_url(url: str) -> str:
-    """``mlpq.db.session.normalise_url``, imported only when a URL is given (SQLAlchemy is slow to import)."""
-    from mlpq.db.session import normalise_url
+    """``mlpq.db.engine.normalise_url``, imported only when a URL is given (SQLAlchemy is slow to import)."""
+    from mlpq.db.engine import normalise_url
 
     return normalise_url(url)
 

@@ -18,7 +18,6 @@ from mlpq.api_cli import output
 from mlpq import kinds
 from mlpq.api_cli.api import BrokerUnavailableError, Client
 from mlpq.db.records import JobRecord, MetricRecord
-from mlpq.db.schema import utcnow
 from mlpq.db.status import JobStatus
 
 QUEUED_HINT_AFTER_S = 10.0
@@ -127,7 +126,7 @@ class Bar:
         hint = self.hint.due(job)
         if hint:
             self.progress.console.print(hint)
-        seconds = ((job.finished_at or utcnow()) - job.started_at).total_seconds() if job.started_at else None
+        seconds = job.duration_seconds
         if job.status is JobStatus.SUCCEEDED:
             self.done, eta = self.total, 0.0
         else:

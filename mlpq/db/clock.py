@@ -12,10 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import DateTime, TypeDecorator, bindparam, select
+from sqlalchemy import Connection, DateTime, TypeDecorator, bindparam, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 
@@ -56,6 +55,11 @@ def _sqlite_now(element: db_now, compiler: Any, **kw: Any) -> str:
     return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', printf('%+.3f seconds', {offset}))"
 
 
-def read_db_now(session: Session) -> datetime:
+def read_db_now(connection: Connection) -> datetime:
     """The database's current time, as an aware UTC datetime."""
-    return session.execute(select(db_now())).scalar_one()
+    return connection.execute(select(db_now())).scalar_one()
+
+
+def utcnow() -> datetime:
+    """This host's current time, as an aware UTC datetime."""
+    return datetime.now(timezone.utc)

@@ -1,4 +1,4 @@
-"""Job state transitions and queries. Functions take a ``Session``; the caller owns the transaction.
+"""Job state transitions and queries. Functions take a ``Connection``; the caller owns the transaction.
 
 Every transition is a conditional UPDATE on the current status (and, for a
 running job, on its attempt number), so a duplicate delivery cannot run a job
@@ -11,43 +11,42 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, null, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, delete, func, insert, null, select, update
 
 from mlpq.db.clock import db_now, read_db_now
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import JobRecord, MetricRecord
-from mlpq.db.schema import Job, JobStatus, Metric
+from mlpq.db.schema import JOBS, METRICS
+from mlpq.db.status import JobStatus
 
-JOBS = Job.__table__
-"""Reads select the table's columns (Core rows, no ORM identity map) and return ``JobRecord``s."""
+JOB, METRIC = JOBS.c, METRICS.c
+
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_job(session: Session, kind: str, params: Mapping[str, Any], device: str, *, timeout_s: int,
-               pool: str | None = None, sweep_id: str | None = None, rerun_of: str | None = None) -> Job:
+def create_job(connection: Connection, kind: str, params: Mapping[str, Any], device: str, *, timeout_s: int,
+               pool: str | None = None, sweep_id: str | None = None, rerun_of: str | None = None) -> JobRecord:
     """Add a queued job; it is visible to workers once the caller commits."""
-    job = Job(id=new_job_id(), kind=kind, params=dict(params), device=device, pool=pool, status=JobStatus.QUEUED,
-              timeout_s=timeout_s, sweep_id=sweep_id, rerun_of=rerun_of)
-    session.add(job)
-    session.flush()
-    return job
+    return JobRecord.from_row(connection.execute(
+        insert(JOBS).values(id=new_job_id(), kind=kind, params=dict(params), device=device, pool=pool,
+                            status=JobStatus.QUEUED, timeout_s=timeout_s, sweep_id=sweep_id, rerun_of=rerun_of)
+        .returning(*JOBS.c)).one())
 
 
-def delete_job(session: Session, job_id: str) -> None:
-    session.execute(delete(Job).where(Job.id == job_id))
+def delete_job(connection: Connection, job_id: str) -> None:
+    connection.execute(delete(JOBS).where(JOB.id == job_id))
 
 
-def find_job(session: Session, id_or_prefix: str) -> JobRecord:
+def find_job(connection: Connection, id_or_prefix: str) -> JobRecord:
     """The one job whose id starts with ``id_or_prefix``; raises ``JobLookupError``."""
-    matches = session.execute(
-        select(JOBS).where(Job.id.startswith(id_or_prefix, autoescape=True)).limit(2)).all()
+    matches = connection.execute(
+        select(JOBS).where(JOB.id.startswith(id_or_prefix, autoescape=True)).limit(2)).all()
     if not matches:
         raise JobLookupError(f"no job {id_or_prefix}")
     if len(matches) > 1:
@@ -56,44 +55,44 @@ def find_job(session: Session, id_or_prefix: str) -> JobRecord:
 
 
 def list_jobs(
-    session: Session, *, kind: str | None = None, status: JobStatus | None = None,
+    connection: Connection, *, kind: str | None = None, status: JobStatus | None = None,
     device: str | None = None, sweep: str | None = None, limit: int = 20, offset: int = 0,
 ) -> list[JobRecord]:
     """The newest jobs first, optionally filtered, skipping the first ``offset``; ``sweep`` is a sweep id or a
     prefix of one."""
-    query = select(JOBS).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
+    query = select(JOBS).order_by(JOB.created_at.desc(), JOB.id).limit(limit).offset(offset)
     if kind:
-        query = query.where(Job.kind == kind)
+        query = query.where(JOB.kind == kind)
     if sweep:
-        query = query.where(Job.sweep_id.startswith(sweep, autoescape=True))
+        query = query.where(JOB.sweep_id.startswith(sweep, autoescape=True))
     if status:
-        query = query.where(Job.status == status)
+        query = query.where(JOB.status == status)
     if device:
-        query = query.where(Job.device == device)
-    return [JobRecord.from_row(row) for row in session.execute(query)]
+        query = query.where(JOB.device == device)
+    return [JobRecord.from_row(row) for row in connection.execute(query)]
 
 
-def count_running(session: Session, job_ids: Sequence[str]) -> int:
+def count_running(connection: Connection, job_ids: Sequence[str]) -> int:
     """How many of ``job_ids`` are running."""
-    return session.scalar(select(func.count()).select_from(Job).where(
-        Job.id.in_(list(job_ids)), Job.status == JobStatus.RUNNING)) or 0
+    return connection.scalar(select(func.count()).select_from(JOBS).where(
+        JOB.id.in_(list(job_ids)), JOB.status == JobStatus.RUNNING)) or 0
 
 
-def claim_job(session: Session, job_id: str, worker_host: str) -> Job | None:
+def claim_job(connection: Connection, job_id: str, worker_host: str) -> JobRecord | None:
     """queued → running as a new attempt; ``None`` if the job is not queued (taken, ended or unknown)."""
     now = db_now()
-    return session.scalars(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.RUNNING, attempts=Job.attempts + 1, started_at=now,
+    row = connection.execute(
+        update(JOBS)
+        .where(JOB.id == job_id, JOB.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, attempts=JOB.attempts + 1, started_at=now,
                 heartbeat_at=now, worker_host=worker_host, finished_at=None, error=None)
-        .returning(Job),
-        execution_options={"populate_existing": True},
+        .returning(*JOBS.c)
     ).one_or_none()
+    return JobRecord.from_row(row) if row is not None else None
 
 
 def _running(job_id: str, attempt: int) -> Any:
-    return (Job.id == job_id) & (Job.status == JobStatus.RUNNING) & (Job.attempts == attempt)
+    return (JOB.id == job_id) & (JOB.status == JobStatus.RUNNING) & (JOB.attempts == attempt)
 
 
 @dataclass(frozen=True)
@@ -105,14 +104,15 @@ class Heartbeat:
     cancel_requested: bool
 
 
-def heartbeat(session: Session, job_id: str, attempt: int) -> Heartbeat:
+def heartbeat(connection: Connection, job_id: str, attempt: int) -> Heartbeat:
     """Renew the lease of a running attempt and read whether a cancel was asked for."""
-    owned = session.execute(update(Job).where(_running(job_id, attempt)).values(heartbeat_at=db_now())).rowcount
-    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    owned = connection.execute(update(JOBS).where(_running(job_id, attempt)).values(heartbeat_at=db_now())).rowcount
+    cancel = connection.scalar(select(JOB.cancel_requested).where(JOB.id == job_id))
     return Heartbeat(bool(owned), bool(cancel))
 
 
-def add_metrics(session: Session, job_id: str, attempt: int, rows: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+def add_metrics(connection: Connection, job_id: str, attempt: int,
+                rows: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
     """Store reported steps in one batched INSERT; a step this attempt already stored is left as it is.
 
     So a transaction retried after its commit went through (the connection
@@ -121,29 +121,29 @@ def add_metrics(session: Session, job_id: str, attempt: int, rows: Iterable[tupl
     values = [{"job_id": job_id, "attempt": attempt, "step": step, "values": dict(v)} for step, v in rows]
     if values:
         # Imported here: the PostgreSQL dialect package costs every CLI command ~45 ms to import.
-        if session.get_bind().dialect.name == "postgresql":
+        if connection.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as insert_new
         else:
             from sqlalchemy.dialects.sqlite import insert as insert_new
-        session.execute(insert_new(Metric).on_conflict_do_nothing(), values)
+        connection.execute(insert_new(METRICS).on_conflict_do_nothing(), values)
 
 
-def latest_metrics(session: Session, job: JobRecord) -> list[MetricRecord]:
+def latest_metrics(connection: Connection, job: JobRecord) -> list[MetricRecord]:
     """The metrics of the job's latest attempt, by step."""
-    return [MetricRecord(step, values) for step, values in session.execute(
-        select(Metric.step, Metric.values).where(Metric.job_id == job.id, Metric.attempt == job.attempts)
-        .order_by(Metric.step))]
+    return [MetricRecord(step, values) for step, values in connection.execute(
+        select(METRIC.step, METRIC["values"]).where(METRIC.job_id == job.id, METRIC.attempt == job.attempts)
+        .order_by(METRIC.step))]
 
 
-def finish_job(session: Session, job_id: str, attempt: int, status: JobStatus, *,
+def finish_job(connection: Connection, job_id: str, attempt: int, status: JobStatus, *,
                result: Mapping[str, Any] | None = None, error: str | None = None,
                provenance: Mapping[str, Any] | None = None) -> bool:
     """This attempt: running → a terminal status; ``False`` if the job is no longer this attempt's.
 
     No result is SQL NULL (``null()``): a plain ``None`` would store JSON ``null``.
     """
-    return bool(session.execute(
-        update(Job).where(_running(job_id, attempt)).values(
+    return bool(connection.execute(
+        update(JOBS).where(_running(job_id, attempt)).values(
             status=status, finished_at=db_now(), result=dict(result) if result is not None else null(),
             error=error, provenance=dict(provenance) if provenance is not None else null())
     ).rowcount)
@@ -156,50 +156,51 @@ class CancelOutcome(str, enum.Enum):
     ALREADY_ENDED = "already ended"
 
 
-def request_cancel(session: Session, job: JobRecord) -> CancelOutcome:
+def request_cancel(connection: Connection, job: JobRecord) -> CancelOutcome:
     """Cancel a queued job now, ask a running one to stop; a finished job stays as it is."""
-    if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.QUEUED).values(
+    if connection.execute(update(JOBS).where(JOB.id == job.id, JOB.status == JobStatus.QUEUED).values(
             status=JobStatus.CANCELLED, cancel_requested=True, finished_at=db_now(),
             error="cancelled before it started")).rowcount:
         return CancelOutcome.CANCELLED
-    if session.execute(update(Job).where(Job.id == job.id, Job.status == JobStatus.RUNNING).values(
+    if connection.execute(update(JOBS).where(JOB.id == job.id, JOB.status == JobStatus.RUNNING).values(
             cancel_requested=True)).rowcount:
         return CancelOutcome.REQUESTED
     return CancelOutcome.ALREADY_ENDED
 
 
-def requeue_expired(session: Session, *, lease: timedelta, max_attempts: int, grace: timedelta) -> list[Job]:
+def requeue_expired(connection: Connection, *, lease: timedelta, max_attempts: int,
+                    grace: timedelta) -> list[JobRecord]:
     """End or requeue running jobs whose lease expired; returns the requeued ones (to publish again).
 
     A lost job is cancelled if a cancel was asked for, failed as "time limit"
     past its timeout, failed as "worker lost" at the attempt cap, and queued
     again otherwise. Rows are locked with SKIP LOCKED where the database has it.
     """
-    now = read_db_now(session)
-    expired = session.scalars(
-        select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < now - lease)
-        .with_for_update(skip_locked=True)
-    ).all()
+    now = read_db_now(connection)
+    expired = [JobRecord.from_row(row) for row in connection.execute(
+        select(JOBS).where(JOB.status == JobStatus.RUNNING, JOB.heartbeat_at < now - lease)
+        .with_for_update(skip_locked=True))]
     requeued = []
     for job in expired:
-        job.finished_at = now
+        change: dict[str, Any] = {"finished_at": now}
         if job.cancel_requested:
-            job.status, job.error = JobStatus.CANCELLED, "cancelled (its worker was lost)"
+            change.update(status=JobStatus.CANCELLED, error="cancelled (its worker was lost)")
         elif job.started_at and job.started_at + timedelta(seconds=job.timeout_s) + grace < now:
-            job.status, job.error = JobStatus.FAILED, f"time limit: exceeded {job.timeout_s} s"
+            change.update(status=JobStatus.FAILED, error=f"time limit: exceeded {job.timeout_s} s")
         elif job.attempts >= max_attempts:
-            job.status, job.error = JobStatus.FAILED, f"worker lost: gave up after {job.attempts} attempts"
+            change.update(status=JobStatus.FAILED, error=f"worker lost: gave up after {job.attempts} attempts")
         else:
-            job.status, job.finished_at, job.queued_at = JobStatus.QUEUED, None, now
-            requeued.append(job)
-    session.flush()
+            change.update(status=JobStatus.QUEUED, finished_at=None, queued_at=now)
+            requeued.append(replace(job, **change))
+        connection.execute(update(JOBS).where(JOB.id == job.id).values(**change))
     return requeued
 
 
-def queued_for(session: Session, age: timedelta) -> Sequence[Job]:
+def queued_for(connection: Connection, age: timedelta) -> list[JobRecord]:
     """Jobs that have been queued for longer than ``age`` by the database's clock."""
-    return session.scalars(select(Job).where(Job.status == JobStatus.QUEUED, Job.queued_at < db_now(-age))).all()
+    return [JobRecord.from_row(row) for row in connection.execute(
+        select(JOBS).where(JOB.status == JobStatus.QUEUED, JOB.queued_at < db_now(-age)))]
 
 
-def mark_queued_now(session: Session, job_ids: Iterable[str]) -> None:
-    session.execute(update(Job).where(Job.id.in_(list(job_ids))).values(queued_at=db_now()))
+def mark_queued_now(connection: Connection, job_ids: Iterable[str]) -> None:
+    connection.execute(update(JOBS).where(JOB.id.in_(list(job_ids))).values(queued_at=db_now()))

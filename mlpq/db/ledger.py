@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 
 from mlpq.config import default_database_url
 from mlpq.db.migrate import SchemaError, prepare_schema
-from mlpq.db.schema import Ledger
-from mlpq.db.session import make_engine, normalise_url
+from mlpq.db.schema import LEDGER
+from mlpq.db.engine import make_engine, normalise_url
 from mlpq.redact import shown
 
 
@@ -61,9 +61,9 @@ def open_ledger(url: str, *, pooled: bool = True) -> Engine:
 
 def ledger_identity(connection: Connection) -> str | None:
     """The identity the ledger's schema was created with; ``None`` when it has none (e.g. an empty database)."""
-    if not inspect(connection).has_table(Ledger.__tablename__):
+    if not inspect(connection).has_table(LEDGER.name):
         return None
-    return connection.execute(select(Ledger.id)).scalar()
+    return connection.execute(select(LEDGER.c.id)).scalar()
 
 
 def require_identity(connection: Connection) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from mlpq.db.schema import JobStatus
+    from mlpq.db.status import JobStatus
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,9 @@ class JobRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> JobRecord:
-        """From an ORM object or a Core row of the ``jobs`` table."""
-        if hasattr(row, "_mapping"):
-            values: Mapping[str, Any] = row._mapping
-            return cls(**{field.name: values[field.name] for field in JOB_FIELDS})
-        return cls(**{field.name: getattr(row, field.name) for field in JOB_FIELDS})
+        """From a row of the ``jobs`` table (all its columns)."""
+        values: Mapping[str, Any] = row._mapping
+        return cls(**{field.name: values[field.name] for field in JOB_FIELDS})
 
     @property
     def duration_seconds(self) -> float | None:

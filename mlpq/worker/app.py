@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from celery import Celery
 
 from mlpq.config import Settings
-from mlpq.db.schema import Job
+from mlpq.db.records import JobRecord
 from mlpq.worker.device import parse_device
 from mlpq.worker.messages import TASK_NAME
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> Celery:
     return app
 
 
-def publish(app: Celery, ledger: str, jobs: Iterable[Job], sent: list[str] | None = None) -> None:
+def publish(app: Celery, ledger: str, jobs: Iterable[JobRecord], sent: list[str] | None = None) -> None:
     """Send each job's id to its device's (and pool's) queue of ledger ``ledger`` over one connection,
     appending each sent id to ``sent``.
 

@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.config import Leases
 from mlpq.db import jobs
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from mlpq import kinds
 from mlpq.models.context import JobError, RunContext
 from mlpq.redact import shown
@@ -61,7 +61,7 @@ def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -
 class MetricsRecorder:
     """The progress callback: checks the lease, buffers reported steps and writes them in batches."""
 
-    sessions: sessionmaker[Session]
+    engine: Engine
     job_id: str
     attempt: int
     lease: Lease
@@ -80,8 +80,8 @@ class MetricsRecorder:
         """Write what is buffered in one transaction; the buffer empties once it is committed."""
         if self.pending:
             def write() -> None:
-                with self.sessions.begin() as session:
-                    self.add_pending(session)
+                with self.engine.begin() as connection:
+                    self.add_pending(connection)
 
             try:
                 with_db_retries(write, deadline_s=self.retry_s)
@@ -90,9 +90,9 @@ class MetricsRecorder:
             self.pending = []
         self.last_flush = time.monotonic()
 
-    def add_pending(self, session: Session) -> None:
-        """Add what is buffered to ``session``'s transaction (a retried transaction adds it again)."""
-        jobs.add_metrics(session, self.job_id, self.attempt, self.pending)
+    def add_pending(self, connection: Connection) -> None:
+        """Add what is buffered to ``connection``'s transaction (a retried transaction adds it again)."""
+        jobs.add_metrics(connection, self.job_id, self.attempt, self.pending)
 
 
 def describe_failure(exc: BaseException, timeout_s: int) -> str:
@@ -140,17 +140,17 @@ class Claimed:
     timeout_s: int
 
 
-def claim(sessions: sessionmaker[Session], job_id: str, worker_host: str, retry_s: float) -> Claimed | None:
+def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float) -> Claimed | None:
     def write() -> Claimed | None:
-        with sessions.begin() as session:
-            job = jobs.claim_job(session, job_id, worker_host)
+        with engine.begin() as connection:
+            job = jobs.claim_job(connection, job_id, worker_host)
             return job and Claimed(job.kind, job.params, job.attempts, job.timeout_s)
 
     return with_db_retries(write, deadline_s=retry_s)
 
 
 def execute_job(
-    sessions: sessionmaker[Session], job_id: str, *, device: Device, worker_host: str, data_dir: Path,
+    engine: Engine, job_id: str, *, device: Device, worker_host: str, data_dir: Path,
     leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S, health: ProcessHealth | None = None,
     gpu_index: int | None = None,
 ) -> JobStatus | None:
@@ -160,13 +160,13 @@ def execute_job(
     A CUDA failure is also noted in ``health``, which decides whether this process
     may run the next job; ``gpu_index`` is the host's index of the worker's GPU.
     """
-    job = claim(sessions, job_id, worker_host, db_retry_s)
+    job = claim(engine, job_id, worker_host, db_retry_s)
     if job is None:
         log.warning("job %s is not queued (unknown, taken or ended): skipped", job_id)
         return None
     log.info("job %s (%s) attempt %d started", job_id, job.kind, job.attempt)
     lease = leases.hold(job_id, job.attempt)
-    recorder = MetricsRecorder(sessions, job_id, job.attempt, lease, retry_s=db_retry_s)
+    recorder = MetricsRecorder(engine, job_id, job.attempt, lease, retry_s=db_retry_s)
     reported: list[str] = []
     resolved = False
     try:
@@ -191,9 +191,9 @@ def execute_job(
     about = provenance.describe(device, reported[-1] if reported else None, gpu_index) if resolved else None
 
     def finish() -> bool:
-        with sessions.begin() as session:  # the last metrics and the outcome in one transaction
-            recorder.add_pending(session)
-            return jobs.finish_job(session, job_id, job.attempt, status, provenance=about, **outcome)
+        with engine.begin() as connection:  # the last metrics and the outcome in one transaction
+            recorder.add_pending(connection)
+            return jobs.finish_job(connection, job_id, job.attempt, status, provenance=about, **outcome)
 
     try:
         finished = with_db_retries(finish, deadline_s=db_retry_s)

@@ -7,8 +7,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from mlpq.db import jobs
 
@@ -43,9 +43,9 @@ class Lease:
 class LeaseKeeper(threading.Thread):
     """Renews the current lease every ``interval`` seconds. Started once per process, not per job."""
 
-    def __init__(self, sessions: sessionmaker[Session], interval: float) -> None:
+    def __init__(self, engine: Engine, interval: float) -> None:
         super().__init__(name="lease-keeper", daemon=True)
-        self.sessions, self.interval = sessions, interval
+        self.engine, self.interval = engine, interval
         self.current: Lease | None = None
         self._wake = threading.Event()
 
@@ -67,8 +67,8 @@ class LeaseKeeper(threading.Thread):
 
     def renew(self, lease: Lease) -> None:
         try:
-            with self.sessions.begin() as session:
-                beat = jobs.heartbeat(session, lease.job_id, lease.attempt)
+            with self.engine.begin() as connection:
+                beat = jobs.heartbeat(connection, lease.job_id, lease.attempt)
         except SQLAlchemyError as exc:  # the database may come back before the lease runs out
             log.warning("job %s: heartbeat failed: %s", lease.job_id, str(exc).splitlines()[0])
             return

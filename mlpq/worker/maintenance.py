@@ -23,14 +23,14 @@ from typing import Any
 import redis
 from celery import Celery, bootsteps
 from celery.exceptions import WorkerShutdown, WorkerTerminate
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection
 
 from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.ledger import LedgerChanged, ledger_change, sqlite_file
 from mlpq.db.migrate import SchemaError, check_schema
 from mlpq.db.clock import read_db_now
-from mlpq.db.session import make_engine
+from mlpq.db.engine import make_engine
 from mlpq.worker.app import publish
 from mlpq.worker.device import ledger_queue_prefix
 from mlpq.worker.screening import MalformedMessage, read_message
@@ -67,7 +67,6 @@ class Maintenance:
         self.app, self.node, self.leases, self.ledger = app, node, settings.leases, ledger
         self.ledger_file = sqlite_file(settings.database_url)
         self.engine = make_engine(settings.database_url, pooled=False, existing=True)  # nothing open across forks
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.stopped: LedgerChanged | None = None
         """Why the worker stopped consuming, once it has."""
         self.connected_since: float | None = None
@@ -90,8 +89,8 @@ class Maintenance:
             except Exception:
                 self.connected_since = None  # the database is away: count a full lease again once it is back
                 raise
-            with self.sessions.begin() as session:  # on SQLite, BEGIN IMMEDIATE: it waits as a heartbeat would
-                self.note_reached(session, began)
+            with self.engine.begin() as connection:  # on SQLite, BEGIN IMMEDIATE: it waits as a heartbeat would
+                self.note_reached(connection, began)
             if self._take_lock():
                 self.requeue_expired()
                 self.republish_missing()
@@ -119,11 +118,11 @@ class Maintenance:
             return bool(client.set(lock_key(self.ledger), self.node, nx=True,
                                    ex=max(1, int(self.leases.maintenance_s))))
 
-    def note_reached(self, session: Session, began: float) -> bool:
+    def note_reached(self, connection: Connection, began: float) -> bool:
         """Record that the database answered a transaction begun at ``began``; whether it has answered
         promptly for a full lease. A failure to answer resets the count."""
         try:
-            read_db_now(session)
+            read_db_now(connection)
         except Exception:
             self.connected_since = None
             raise
@@ -133,11 +132,11 @@ class Maintenance:
         return now - self.connected_since >= self.leases.lease_s
 
     def requeue_expired(self) -> None:
-        with self.sessions.begin() as session:
-            if not self.note_reached(session, time.monotonic()):
+        with self.engine.begin() as connection:
+            if not self.note_reached(connection, time.monotonic()):
                 log.debug("not reaping: the database has not been reachable for a full lease yet")
                 return
-            requeued = jobs.requeue_expired(session, lease=timedelta(seconds=self.leases.lease_s),
+            requeued = jobs.requeue_expired(connection, lease=timedelta(seconds=self.leases.lease_s),
                                             max_attempts=self.leases.max_attempts,
                                             grace=timedelta(seconds=self.leases.hard_limit_grace_s))
         if requeued:
@@ -145,8 +144,8 @@ class Maintenance:
             publish(self.app, self.ledger, requeued)
 
     def republish_missing(self) -> None:
-        with self.sessions() as session:
-            stale = jobs.queued_for(session, timedelta(seconds=self.leases.lease_s))
+        with self.engine.connect() as connection:
+            stale = jobs.queued_for(connection, timedelta(seconds=self.leases.lease_s))
         if not stale:
             return
         with self.app.connection_for_read() as connection:
@@ -155,8 +154,8 @@ class Maintenance:
         if missing:
             log.warning("queued but missing from the broker, re-published: %s", ", ".join(j.id for j in missing))
             publish(self.app, self.ledger, missing)
-            with self.sessions.begin() as session:
-                jobs.mark_queued_now(session, [job.id for job in missing])
+            with self.engine.begin() as connection:
+                jobs.mark_queued_now(connection, [job.id for job in missing])
 
 
 def install(app: Celery, maintenance: Maintenance, interval: float) -> None:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from celery import Celery
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
-from mlpq.db.session import make_session_factory
+from mlpq.db.engine import make_engine
 from mlpq.redact import cut, mask_url
 from mlpq.worker import messages
 from mlpq.worker.messages import TASK_NAME
@@ -34,15 +34,15 @@ class WorkerContext:
     db_retry_s: float
     gpu_index: int | None = None
     """The host's index of the worker's GPU (NVML's), for provenance."""
-    _per_process: dict[int, tuple[sessionmaker[Session], LeaseKeeper]] = field(default_factory=dict)
+    _per_process: dict[int, tuple[Engine, LeaseKeeper]] = field(default_factory=dict)
     _health: dict[int, ProcessHealth] = field(default_factory=dict)
 
-    def resources(self) -> tuple[sessionmaker[Session], LeaseKeeper]:
-        """This process's session factory and lease keeper, made on first use after the fork."""
+    def resources(self) -> tuple[Engine, LeaseKeeper]:
+        """This process's engine and lease keeper, made on first use after the fork."""
         pid = os.getpid()
         if pid not in self._per_process:
-            sessions = make_session_factory(self.database_url, existing=True)
-            self._per_process[pid] = sessions, LeaseKeeper(sessions, self.heartbeat_s)
+            engine = make_engine(self.database_url, existing=True)
+            self._per_process[pid] = engine, LeaseKeeper(engine, self.heartbeat_s)
         return self._per_process[pid]
 
     def health(self) -> ProcessHealth:
@@ -56,9 +56,9 @@ def register(app: Celery, ctx: WorkerContext) -> None:
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def run_job(job_id: str) -> None:
         # The worker's transport (mlpq.worker.screening) lets only well-formed messages with a job id through.
-        sessions, leases = ctx.resources()
+        engine, leases = ctx.resources()
         try:
-            status = execute_job(sessions, job_id, device=ctx.device, worker_host=ctx.hostname,
+            status = execute_job(engine, job_id, device=ctx.device, worker_host=ctx.hostname,
                                  data_dir=ctx.data_dir, leases=leases, db_retry_s=ctx.db_retry_s,
                                  health=ctx.health(), gpu_index=ctx.gpu_index)
         except Exception as exc:  # e.g. the ledger unreachable past the retry deadline; the reaper recovers

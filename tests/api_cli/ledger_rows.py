@@ -10,8 +10,8 @@ from click.testing import CliRunner, Result
 
 from mlpq.api_cli.cli import cli
 from mlpq.db import jobs
-from mlpq.db.schema import JobStatus
-from mlpq.db.session import make_session_factory
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 
 
 def mlpq(*args: str) -> Result:
@@ -22,16 +22,16 @@ def add_job(kind: str, params: Mapping[str, Any], *, status: JobStatus = JobStat
             result: Mapping[str, Any] | None = None, metrics: Sequence[tuple[int, Mapping[str, Any]]] = (),
             provenance: Mapping[str, Any] | None = None, sweep_id: str | None = None, device: str = "cpu") -> str:
     """A job of ``kind`` that ran (unless ``status`` is queued) and recorded ``metrics`` and ``result``."""
-    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
-    with sessions.begin() as session:
-        job = jobs.create_job(session, kind, params, device, timeout_s=60, sweep_id=sweep_id)
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
+    with engine.begin() as connection:
+        job = jobs.create_job(connection, kind, params, device, timeout_s=60, sweep_id=sweep_id)
         if status is not JobStatus.QUEUED:
-            jobs.claim_job(session, job.id, "test-host")
-            jobs.add_metrics(session, job.id, 1, metrics)
+            jobs.claim_job(connection, job.id, "test-host")
+            jobs.add_metrics(connection, job.id, 1, metrics)
         if status.terminal:
-            jobs.finish_job(session, job.id, 1, status, result=result, provenance=provenance,
+            jobs.finish_job(connection, job.id, 1, status, result=result, provenance=provenance,
                             error=None if status is JobStatus.SUCCEEDED else "diverged: f is not finite")
-    sessions.kw["bind"].dispose()
+    engine.dispose()
     return job.id
 
 

@@ -1,4 +1,4 @@
-"""``Client`` hands out frozen dataclasses built inside the session, never SQLAlchemy objects."""
+"""``Client`` hands out frozen dataclasses built inside the transaction, never SQLAlchemy objects."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from mlpq.db.records import JobRecord, MetricRecord
 
 
 def stored_job(api: Client) -> str:
-    with api.sessions.begin() as session:
-        job = jobs.create_job(session, "himmelblau", {"seed": 1, "steps": 4}, "cpu", timeout_s=60)
-        jobs.claim_job(session, job.id, "host")
-        jobs.add_metrics(session, job.id, 1, [(0, {"f_best": 2.0}), (2, {"f_best": 1.0})])
+    with api.engine.begin() as connection:
+        job = jobs.create_job(connection, "himmelblau", {"seed": 1, "steps": 4}, "cpu", timeout_s=60)
+        jobs.claim_job(connection, job.id, "host")
+        jobs.add_metrics(connection, job.id, 1, [(0, {"f_best": 2.0}), (2, {"f_best": 1.0})])
         return job.id
 
 

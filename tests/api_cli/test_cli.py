@@ -19,8 +19,9 @@ from sqlalchemy import func, select
 
 from mlpq.api_cli.cli import cli
 from mlpq.db import jobs
-from mlpq.db.schema import Job, JobStatus
-from mlpq.db.session import make_session_factory
+from mlpq.db.schema import JOBS
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 from tests.services import queue_of
 
 README = Path(__file__).parents[2] / "README.md"
@@ -31,8 +32,8 @@ def mlpq(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def job_count() -> int:
-    with make_session_factory(os.environ["MLPQ_DATABASE_URL"])() as session:
-        return session.scalar(select(func.count()).select_from(Job)) or 0
+    with make_engine(os.environ["MLPQ_DATABASE_URL"]).connect() as connection:
+        return connection.scalar(select(func.count()).select_from(JOBS)) or 0
 
 
 def all_commands() -> list[tuple[str, Any]]:
@@ -213,8 +214,8 @@ def test_submit_commits_the_row_then_publishes_only_its_id_as_json(broker_url: s
     result = mlpq("--broker-url", broker_url, "submit", "mnist", "--epochs", "2", "--json")
     assert result.exit_code == 0, result.output
     job_id = json.loads(result.output)["id"]
-    with make_session_factory(os.environ["MLPQ_DATABASE_URL"])() as session:
-        job = jobs.find_job(session, job_id)
+    with make_engine(os.environ["MLPQ_DATABASE_URL"]).connect() as connection:
+        job = jobs.find_job(connection, job_id)
         assert job.status is JobStatus.QUEUED and job.device == "cpu"
         assert job.params["epochs"] == 2 and job.params["batch_size"] == 200 and job.params["seed"] >= 0
     [raw] = redis.Redis.from_url(broker_url).lrange(queue_of("cpu"), 0, -1)
@@ -242,18 +243,18 @@ def test_a_given_seed_is_stored(broker_url: str) -> None:
 
 def finished_jobs() -> list[str]:
     """Two finished jobs written straight into the ledger: an MNIST success and a failed Himmelblau."""
-    factory = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+    factory = make_engine(os.environ["MLPQ_DATABASE_URL"])
     ids = []
-    with factory.begin() as session:
+    with factory.begin() as connection:
         for kind, status, outcome in [
             ("himmelblau", JobStatus.FAILED, {"error": "diverged: f is not finite at step 3"}),
             ("mnist", JobStatus.SUCCEEDED, {"result": {"test_accuracy": 0.9, "headline": "test accuracy 90.00%",
                                                        "dataset_sizes": {"train": 60_000, "test": 10_000}}}),
         ]:
-            job = jobs.create_job(session, kind, {"seed": 1}, "cpu", timeout_s=60)
-            jobs.claim_job(session, job.id, "host")
-            jobs.add_metrics(session, job.id, 1, [(1, {"test_accuracy": 0.9})])
-            jobs.finish_job(session, job.id, 1, status, **outcome)
+            job = jobs.create_job(connection, kind, {"seed": 1}, "cpu", timeout_s=60)
+            jobs.claim_job(connection, job.id, "host")
+            jobs.add_metrics(connection, job.id, 1, [(1, {"test_accuracy": 0.9})])
+            jobs.finish_job(connection, job.id, 1, status, **outcome)
             ids.append(job.id)
     return ids
 

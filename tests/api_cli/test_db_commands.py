@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from mlpq.db.migrate import HEAD, current_revision, upgrade_schema
-from mlpq.db.session import make_engine
+from mlpq.db.engine import make_engine
 from tests.api_cli.ledger_rows import mlpq
 from tests.services import run_mlpq
 

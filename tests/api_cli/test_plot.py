@@ -15,7 +15,7 @@ from mlpq.api_cli.api import Client
 from mlpq.api_cli.plot import himmelblau_figure
 from mlpq.kinds.himmelblau import MINIMA
 from mlpq.config import Settings
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests.api_cli.ledger_rows import add_job, himmelblau_job, mlpq, mnist_job
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

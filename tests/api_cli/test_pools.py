@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from mlpq.api_cli.cli import cli
 from mlpq.db import jobs
 from mlpq.db.ledger import require_identity
-from mlpq.db.session import make_session_factory
+from mlpq.db.engine import make_engine
 from mlpq.worker.device import Device, DeviceError, parse_device, parse_pool, worker_queues
 from tests.services import WorkerProcess, mlpq_command, run_mlpq, start_worker
 
@@ -25,13 +25,13 @@ def mlpq(*args: str) -> Result:
 
 
 def ledger_of(url: str) -> str:
-    with make_session_factory(url)() as session:
-        return require_identity(session.connection())
+    with make_engine(url).connect() as connection:
+        return require_identity(connection)
 
 
 def stored_pool(job_id: str) -> str | None:
-    with make_session_factory(os.environ["MLPQ_DATABASE_URL"])() as session:
-        return jobs.find_job(session, job_id).pool
+    with make_engine(os.environ["MLPQ_DATABASE_URL"]).connect() as connection:
+        return jobs.find_job(connection, job_id).pool
 
 
 def test_a_pool_names_its_own_queues() -> None:

@@ -18,8 +18,9 @@ from mlpq.api_cli import progress
 from mlpq.api_cli.api import Client
 from mlpq.config import Settings
 from mlpq.db import jobs
-from mlpq.db.schema import JobStatus, Metric
-from mlpq.db.session import make_session_factory
+from mlpq.db.records import MetricRecord
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
@@ -33,20 +34,20 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 def advance(job_id: str, status: JobStatus = JobStatus.SUCCEEDED) -> threading.Thread:
     """In the background, as a worker would: claim the job, record three steps, then end it."""
-    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
 
     def work() -> None:
         time.sleep(0.4)
-        with sessions.begin() as session:
-            jobs.claim_job(session, job_id, "test-host")
+        with engine.begin() as connection:
+            jobs.claim_job(connection, job_id, "test-host")
         for step in (0, 100, 200):
             time.sleep(0.3)
-            with sessions.begin() as session:
-                jobs.add_metrics(session, job_id, 1, [(step, {"f_best": 1.0 / (step + 1), "points": [[1, 2, 3]]})])
-        with sessions.begin() as session:
-            jobs.finish_job(session, job_id, 1, status, result={"f": 0.002, "headline": "f=0.002 at (3, 2)"},
+            with engine.begin() as connection:
+                jobs.add_metrics(connection, job_id, 1, [(step, {"f_best": 1.0 / (step + 1), "points": [[1, 2, 3]]})])
+        with engine.begin() as connection:
+            jobs.finish_job(connection, job_id, 1, status, result={"f": 0.002, "headline": "f=0.002 at (3, 2)"},
                             error=None if status is JobStatus.SUCCEEDED else "diverged: f is not finite")
-        sessions.kw["bind"].dispose()
+        engine.dispose()
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
@@ -105,8 +106,7 @@ def test_the_bar_shows_mnist_epochs_loss_and_accuracy() -> None:
     job_id = add_job("mnist", {"epochs": 4}, status=JobStatus.RUNNING)
     view = Client(Settings.from_env()).get(job_id)
     bar = progress.Bar(view.job, Console(file=buffer, force_terminal=True, width=100, color_system=None))
-    bar.metric(Metric(job_id=job_id, attempt=1, step=1,
-                      values={"train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.875}))
+    bar.metric(MetricRecord(step=1, values={"train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.875}))
     bar.poll(view.job)
     bar.close()
     last = ANSI.sub("", buffer.getvalue()).strip().splitlines()[-1]
@@ -142,16 +142,16 @@ def test_ctrl_c_stops_watching_not_the_job(monkeypatch: pytest.MonkeyPatch) -> N
 
 def run_next_queued_job(tmp_path: Path) -> threading.Thread:
     """A stand-in worker: runs the first job that gets queued with the real job code."""
-    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
 
     def work() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            with sessions() as session:
-                queued = jobs.list_jobs(session, status=JobStatus.QUEUED)
+            with engine.connect() as connection:
+                queued = jobs.list_jobs(connection, status=JobStatus.QUEUED)
             if queued:
-                execute_job(sessions, queued[0].id, device=Device("cpu"), worker_host="test-host",
-                            data_dir=tmp_path, leases=LeaseKeeper(sessions, 0.2))
+                execute_job(engine, queued[0].id, device=Device("cpu"), worker_host="test-host",
+                            data_dir=tmp_path, leases=LeaseKeeper(engine, 0.2))
                 return
             time.sleep(0.1)
 

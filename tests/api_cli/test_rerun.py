@@ -10,8 +10,8 @@ import redis
 
 from mlpq.api_cli.api import Client
 from mlpq.db import jobs
-from mlpq.db.schema import JobStatus
-from mlpq.db.session import make_session_factory
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
@@ -60,12 +60,12 @@ def test_rerun_on_another_device(broker_url: str) -> None:
 def test_a_rerun_reproduces_the_result(broker_url: str, tmp_path: Path) -> None:
     original = add_job("himmelblau", HIMMELBLAU, status=JobStatus.QUEUED)
     again = json.loads(mlpq("--broker-url", broker_url, "rerun", original, "--json").output)["id"]
-    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
     for job_id in (original, again):
-        assert execute_job(sessions, job_id, device=Device("cpu"), worker_host="test-host", data_dir=tmp_path,
-                           leases=LeaseKeeper(sessions, 0.2)) is JobStatus.SUCCEEDED
-    with sessions() as session:
-        first, second = (jobs.find_job(session, job_id) for job_id in (original, again))
+        assert execute_job(engine, job_id, device=Device("cpu"), worker_host="test-host", data_dir=tmp_path,
+                           leases=LeaseKeeper(engine, 0.2)) is JobStatus.SUCCEEDED
+    with engine.connect() as connection:
+        first, second = (jobs.find_job(connection, job_id) for job_id in (original, again))
         assert first.result == second.result and first.result["steps"] == 500
         assert first.provenance and first.provenance["torch"] == second.provenance["torch"]
 

@@ -13,15 +13,15 @@ import redis
 
 from mlpq.api_cli.sweep import Axis, grid
 from mlpq.db import jobs
-from mlpq.db.schema import JobStatus
-from mlpq.db.session import make_session_factory
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 from tests.api_cli.ledger_rows import himmelblau_job, mlpq, mnist_job
 from tests.services import queue_of
 
 
 def stored_jobs() -> list:
-    with make_session_factory(os.environ["MLPQ_DATABASE_URL"])() as session:
-        return list(reversed(jobs.list_jobs(session, limit=10_000)))
+    with make_engine(os.environ["MLPQ_DATABASE_URL"]).connect() as connection:
+        return list(reversed(jobs.list_jobs(connection, limit=10_000)))
 
 
 def test_the_grid_is_the_cartesian_product_of_the_axes() -> None:

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, column, insert, inspect, select, table, text
+from sqlalchemy import Engine, column, insert, inspect, table, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mlpq.db import jobs
 from mlpq.db.ledger import ledger_identity
 from mlpq.db.migrate import (HEAD, REVISIONS, SchemaError, alembic_config, check_schema, current_revision,
                              prepare_schema, upgrade_schema)
-from mlpq.db.schema import Base, Job, JobStatus
-from mlpq.db.session import make_engine
+from mlpq.db.schema import metadata
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 
 BASELINE = "0001"
 TABLES = {"alembic_version", "ledger", "jobs", "metrics"}
@@ -37,7 +37,7 @@ def engine(empty_url: str) -> Iterator[Engine]:
 
 def schema_diff(engine: Engine) -> list[object]:
     with engine.connect() as connection:
-        return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        return compare_metadata(MigrationContext.configure(connection), metadata)
 
 
 def revision(engine: Engine) -> str | None:
@@ -83,10 +83,10 @@ def test_upgrading_from_the_first_revision_keeps_jobs_and_metrics(engine: Engine
 
     assert upgrade_schema(engine) == (BASELINE, HEAD)
     assert schema_diff(engine) == []
-    with Session(engine) as session:
-        job = session.scalars(select(Job)).one()
+    with engine.connect() as connection:
+        [job] = jobs.list_jobs(connection)
         assert (job.id, job.status, job.params, job.rerun_of) == ("a" * 32, JobStatus.SUCCEEDED, {"steps": 10}, None)
-        assert [(m.step, m.values) for m in jobs.latest_metrics(session, job)] == [(5, {"f_best": 0.5})]
+        assert [(m.step, m.values) for m in jobs.latest_metrics(connection, job)] == [(5, {"f_best": 0.5})]
 
 
 def test_revisions_are_alembics_from_oldest_to_head() -> None:
@@ -117,8 +117,8 @@ def add_metric(engine: Engine, job_id: str, step: int) -> None:
 
 def test_upgrading_keeps_one_copy_of_a_duplicated_metric_then_refuses_another(engine: Engine) -> None:
     upgrade_schema(engine, "0003_i11cluster")
-    with Session(engine) as session, session.begin():
-        job_id = jobs.create_job(session, "himmelblau", {}, "cpu", timeout_s=60).id
+    with engine.begin() as connection:
+        job_id = jobs.create_job(connection, "himmelblau", {}, "cpu", timeout_s=60).id
     for step in (0, 10, 10, 20, 20, 20):  # what a retried commit could leave before the unique key
         add_metric(engine, job_id, step)
 
@@ -170,7 +170,7 @@ UPGRADE_AT_SIGNAL = """
 import sys, time
 from pathlib import Path
 from mlpq.db.migrate import upgrade_schema
-from mlpq.db.session import make_engine
+from mlpq.db.engine import make_engine
 engine = make_engine(sys.argv[1])
 while not Path(sys.argv[2]).exists():
     time.sleep(0.01)

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 from mlpq.api_cli.api import Client, JobRequest
 from mlpq.config import Settings
-from mlpq.db.schema import Job, JobStatus
+from mlpq.db.records import JobRecord
+from mlpq.db.status import JobStatus
 from tests.services import WorkerProcess, start_worker
 
 T = TypeVar("T")
@@ -45,11 +46,11 @@ def submit_and_see_it_run(env: Mapping[str, str], kind: str, **params: Any) -> s
     return job_id
 
 
-def job(env: Mapping[str, str], job_id: str) -> Job:
+def job(env: Mapping[str, str], job_id: str) -> JobRecord:
     return client(env).get(job_id).job
 
 
-def finished(env: Mapping[str, str], job_id: str, timeout: float = 90) -> Job:
+def finished(env: Mapping[str, str], job_id: str, timeout: float = 90) -> JobRecord:
     return eventually(lambda: (j := job(env, job_id)).status in TERMINAL and j, timeout, f"job {job_id} to end")
 
 

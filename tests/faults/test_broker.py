@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests import messages
 from tests.faults import helpers
 from tests.faults.private_services import PrivateRedis

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests.faults import helpers
 from tests.services import run_mlpq
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests.faults import helpers
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True),

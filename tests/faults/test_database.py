@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from mlpq.db.schema import JobStatus
-from mlpq.db.session import make_engine
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 from tests.conftest import migrate
 from tests.faults import helpers
 from tests.faults.private_services import PrivatePostgres

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mlpq.db.migrate import HEAD
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests import services
 from tests.conftest import migrate
 from tests.faults import helpers

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlpq.api_cli.api import JobRequest
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests.faults import helpers
 
 pytestmark = [pytest.mark.integration, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]

@@ -22,7 +22,7 @@ import pytest
 
 from mlpq.api_cli.api import JobRequest
 from mlpq.db.records import JobRecord
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests.faults.helpers import client, eventually, kill_worker
 from tests.services import WorkerProcess, start_worker
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from mlpq.worker.app import publish
 from tests.faults import helpers
 from tests.services import WorkerProcess, queue_of

@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 
 from mlpq.api_cli.api import Client
 from mlpq.config import Settings
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests import services
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from starlette.testclient import TestClient
 
 from mlpq.api_cli.api import Client
 from mlpq.config import Settings
-from mlpq.db.schema import Job, JobStatus, utcnow
-from mlpq.db.session import make_session_factory
+from mlpq.db.clock import utcnow
+from mlpq.db.schema import JOBS
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 from mlpq.ui.app import PAGE_SIZE, create_app
 from mlpq.ui.auth import COOKIE
 from tests.api_cli.ledger_rows import add_job, himmelblau_job, mlpq, mnist_job
@@ -94,9 +96,9 @@ def test_bad_filters_are_one_line_400s(make_client: MakeClient, query: str, api_
 def test_script_in_error_and_params_is_shown_as_text(make_client: MakeClient) -> None:
     job_id = add_job("mnist", {"seed": 1, "data_dir": SCRIPT}, status=JobStatus.FAILED,
                      result={"headline": SCRIPT}, sweep_id="feedbeef0001")
-    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
-    with sessions.begin() as session:
-        session.get(Job, job_id).error = SCRIPT
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(update(JOBS).where(JOBS.c.id == job_id).values(error=SCRIPT))
     client = make_client()
     for url in ("/jobs", f"/jobs/{job_id}", f"/jobs/{job_id}?partial=1", "/sweeps/feedbeef0001"):
         page = client.get(url).text
@@ -121,9 +123,9 @@ def test_ten_thousand_jobs_page_by_page(make_client: MakeClient) -> None:
     rows = [{"id": f"{i:032x}", "kind": "himmelblau", "status": JobStatus.SUCCEEDED, "device": "cpu",
              "params": {"seed": i}, "timeout_s": 60, "created_at": now - timedelta(seconds=i),
              "queued_at": now, "result": {"headline": f"job number {i}"}} for i in range(10_000)]
-    sessions = make_session_factory(os.environ["MLPQ_DATABASE_URL"])
-    with sessions.begin() as session:
-        session.execute(insert(Job), rows)
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(insert(JOBS), rows)
     client = make_client()
     first = client.get("/jobs").text
     assert first.count("<tr data-job=") == PAGE_SIZE and "job number 0<" in first and 'rel="next"' in first

@@ -8,45 +8,45 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, text, update
 
 from mlpq.db import jobs
-from mlpq.db.schema import Job, JobStatus
-from mlpq.db.session import make_session_factory
+from mlpq.db.schema import JOBS
+from mlpq.db.status import JobStatus
+from mlpq.db.engine import make_engine
 from mlpq import kinds
 from mlpq.worker.device import Device
-from mlpq.worker.execute import describe_failure, execute_job
+from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import Lease, LeaseKeeper
 
 CPU = Device("cpu")
 
 
 @pytest.fixture
-def sessions(sqlite_url: str) -> sessionmaker[Session]:
-    return make_session_factory(sqlite_url)
+def engine(sqlite_url: str) -> Engine:
+    return make_engine(sqlite_url)
 
 
-def add_job(sessions: sessionmaker[Session], kind: str, params: dict[str, Any], device: str = "cpu") -> str:
-    with sessions.begin() as session:
-        return jobs.create_job(session, kind, params, device, timeout_s=60).id
+def add_job(engine: Engine, kind: str, params: dict[str, Any], device: str = "cpu") -> str:
+    with engine.begin() as connection:
+        return jobs.create_job(connection, kind, params, device, timeout_s=60).id
 
 
-def run(sessions: sessionmaker[Session], job_id: str, tmp_path: Path, device: Device = CPU) -> JobStatus | None:
-    return execute_job(sessions, job_id, device=device, worker_host="test-host", data_dir=tmp_path,
-                       leases=LeaseKeeper(sessions, 0.2))
+def run(engine: Engine, job_id: str, tmp_path: Path, device: Device = CPU) -> JobStatus | None:
+    return execute_job(engine, job_id, device=device, worker_host="test-host", data_dir=tmp_path,
+                       leases=LeaseKeeper(engine, 0.2))
 
 
-def stored(sessions: sessionmaker[Session], job_id: str) -> Any:
-    with sessions() as session:
-        job = jobs.find_job(session, job_id)
-        return job, jobs.latest_metrics(session, job)
+def stored(engine: Engine, job_id: str) -> Any:
+    with engine.connect() as connection:
+        job = jobs.find_job(connection, job_id)
+        return job, jobs.latest_metrics(connection, job)
 
 
-def test_a_job_runs_and_records_result_and_metrics(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    job_id = add_job(sessions, "himmelblau", {"starts": [[4, 0]], "lr": 0.01, "steps": 2000, "log_every": 500})
-    assert run(sessions, job_id, tmp_path) is JobStatus.SUCCEEDED
-    job, metrics = stored(sessions, job_id)
+def test_a_job_runs_and_records_result_and_metrics(engine: Engine, tmp_path: Path) -> None:
+    job_id = add_job(engine, "himmelblau", {"starts": [[4, 0]], "lr": 0.01, "steps": 2000, "log_every": 500})
+    assert run(engine, job_id, tmp_path) is JobStatus.SUCCEEDED
+    job, metrics = stored(engine, job_id)
     assert job.status is JobStatus.SUCCEEDED and job.worker_host == "test-host" and job.attempts == 1
     assert job.result["nearest_minimum"] == [3.584428, -1.848126] and job.result["distance"] < 1e-2
     assert [m.step for m in metrics] == [0, 500, 1000, 1500]
@@ -54,16 +54,16 @@ def test_a_job_runs_and_records_result_and_metrics(sessions: sessionmaker[Sessio
     assert metrics[1].values["points"][0][2] < 34.0
 
 
-def test_a_delivered_twice_job_runs_once(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    job_id = add_job(sessions, "himmelblau", {"steps": 10, "log_every": 5})
-    assert run(sessions, job_id, tmp_path) is JobStatus.SUCCEEDED
-    assert run(sessions, job_id, tmp_path) is None
-    job, metrics = stored(sessions, job_id)
+def test_a_delivered_twice_job_runs_once(engine: Engine, tmp_path: Path) -> None:
+    job_id = add_job(engine, "himmelblau", {"steps": 10, "log_every": 5})
+    assert run(engine, job_id, tmp_path) is JobStatus.SUCCEEDED
+    assert run(engine, job_id, tmp_path) is None
+    job, metrics = stored(engine, job_id)
     assert job.attempts == 1 and len(metrics) == 2
 
 
-def test_unknown_job_is_skipped(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    assert run(sessions, "0" * 32, tmp_path) is None
+def test_unknown_job_is_skipped(engine: Engine, tmp_path: Path) -> None:
+    assert run(engine, "0" * 32, tmp_path) is None
 
 
 @pytest.mark.parametrize(("kind", "params", "reason"), [
@@ -74,27 +74,27 @@ def test_unknown_job_is_skipped(sessions: sessionmaker[Session], tmp_path: Path)
     ("quantum", {}, "unknown kind 'quantum' on this worker (install its package)"),
     ("himmelblau", {"optimizer": "sgd", "lr": 10, "steps": 100, "log_every": 1}, "diverged: f is not finite"),
 ])
-def test_forged_or_failing_jobs_fail_with_a_reason(sessions: sessionmaker[Session], tmp_path: Path, kind: str,
+def test_forged_or_failing_jobs_fail_with_a_reason(engine: Engine, tmp_path: Path, kind: str,
                                                    params: dict[str, Any], reason: str) -> None:
-    job_id = add_job(sessions, kind, params)
-    assert run(sessions, job_id, tmp_path) is JobStatus.FAILED
-    job, _ = stored(sessions, job_id)
+    job_id = add_job(engine, kind, params)
+    assert run(engine, job_id, tmp_path) is JobStatus.FAILED
+    job, _ = stored(engine, job_id)
     assert job.status is JobStatus.FAILED and job.error.startswith(reason) and job.result is None
 
 
-def test_a_gpu_job_on_a_host_without_one_fails_as_device_unavailable(sessions: sessionmaker[Session],
+def test_a_gpu_job_on_a_host_without_one_fails_as_device_unavailable(engine: Engine,
                                                                      tmp_path: Path) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this host has a GPU")
-    job_id = add_job(sessions, "himmelblau", {"steps": 10}, device="cuda:0")
-    assert run(sessions, job_id, tmp_path, Device("cuda", 0)) is JobStatus.FAILED
-    job, _ = stored(sessions, job_id)
+    job_id = add_job(engine, "himmelblau", {"steps": 10}, device="cuda:0")
+    assert run(engine, job_id, tmp_path, Device("cuda", 0)) is JobStatus.FAILED
+    job, _ = stored(engine, job_id)
     assert job.error == "device unavailable: cuda:0 is not available to this worker"
 
 
-def test_metrics_survive_a_failed_write(sessions: sessionmaker[Session], tmp_path: Path,
+def test_metrics_survive_a_failed_write(engine: Engine, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import OperationalError
 
@@ -111,73 +111,76 @@ def test_metrics_survive_a_failed_write(sessions: sessionmaker[Session], tmp_pat
 
     monkeypatch.setattr(execute.jobs, "add_metrics", flaky_add)
     monkeypatch.setattr(execute.time, "sleep", lambda _: None)
-    job_id = add_job(sessions, "himmelblau", {"steps": 100, "log_every": 10})
-    assert run(sessions, job_id, tmp_path) is JobStatus.SUCCEEDED
-    _, metrics = stored(sessions, job_id)
+    job_id = add_job(engine, "himmelblau", {"steps": 100, "log_every": 10})
+    assert run(engine, job_id, tmp_path) is JobStatus.SUCCEEDED
+    _, metrics = stored(engine, job_id)
     assert [m.step for m in metrics] == list(range(0, 100, 10))
 
 
 def test_a_commit_retried_after_it_went_through_stores_each_step_once(database_url: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from sqlalchemy import event
     from sqlalchemy.exc import OperationalError
 
     from mlpq.worker import execute
 
-    sessions = make_session_factory(database_url)
-    job_id = add_job(sessions, "himmelblau", {"steps": 100, "log_every": 10})
-    with sessions.begin() as session:
-        jobs.claim_job(session, job_id, "test-host")
+    engine = make_engine(database_url)
+    job_id = add_job(engine, "himmelblau", {"steps": 100, "log_every": 10})
+    with engine.begin() as connection:
+        jobs.claim_job(connection, job_id, "test-host")
     lost_replies = iter([OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))])
 
-    @event.listens_for(sessions, "after_commit")
-    def reply_lost(_session: Session) -> None:  # the commit went through; the client never heard so
+    commit = engine.dialect.do_commit
+
+    def reply_lost(dbapi_connection: Any) -> None:  # the commit goes through; the client never hears so
+        commit(dbapi_connection)
         error = next(lost_replies, None)
         if error is not None:
             raise error
 
+    monkeypatch.setattr(engine.dialect, "do_commit", reply_lost)
+
     monkeypatch.setattr(execute.time, "sleep", lambda _: None)
-    recorder = execute.MetricsRecorder(sessions, job_id, 1, Lease(job_id, 1))
+    recorder = execute.MetricsRecorder(engine, job_id, 1, Lease(job_id, 1))
     recorder.pending = [(0, {"f": 170.0}), (10, {"f": 150.0})]
     recorder.flush()  # committed, "failed", written again by with_db_retries
     assert next(lost_replies, None) is None and recorder.pending == []
-    _, metrics = stored(sessions, job_id)
+    _, metrics = stored(engine, job_id)
     assert [(m.step, m.values) for m in metrics] == [(0, {"f": 170.0}), (10, {"f": 150.0})]  # of attempt 1
-    sessions.kw["bind"].dispose()
+    engine.dispose()
 
 
 ENDLESS_HIMMELBLAU = {"grid": 64, "steps": 1_000_000, "log_every": 1_000_000}
 """Minutes of steps (4,096 starts), logged only at step 0: nothing but the stop check can end it early."""
 
 
-def start_in_thread(sessions: sessionmaker[Session], job_id: str, tmp_path: Path) -> Future[JobStatus | None]:
+def start_in_thread(engine: Engine, job_id: str, tmp_path: Path) -> Future[JobStatus | None]:
     """Run the job in a thread; return once it is running (torch already imported, so it computes at once)."""
     kinds.get("himmelblau").load_runner()
-    future: Future[JobStatus | None] = ThreadPoolExecutor(1).submit(run, sessions, job_id, tmp_path)
+    future: Future[JobStatus | None] = ThreadPoolExecutor(1).submit(run, engine, job_id, tmp_path)
     deadline = time.monotonic() + 30
-    while stored(sessions, job_id)[0].status is not JobStatus.RUNNING:
+    while stored(engine, job_id)[0].status is not JobStatus.RUNNING:
         assert time.monotonic() < deadline, "the job did not start"
         time.sleep(0.05)
     return future
 
 
-def test_a_cancel_stops_a_run_that_never_logs(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    job_id = add_job(sessions, "himmelblau", ENDLESS_HIMMELBLAU)
-    running = start_in_thread(sessions, job_id, tmp_path)
-    with sessions.begin() as session:
-        jobs.request_cancel(session, jobs.find_job(session, job_id))
-    assert running.result(timeout=20) is JobStatus.CANCELLED, stored(sessions, job_id)[0].error
-    job, _ = stored(sessions, job_id)
+def test_a_cancel_stops_a_run_that_never_logs(engine: Engine, tmp_path: Path) -> None:
+    job_id = add_job(engine, "himmelblau", ENDLESS_HIMMELBLAU)
+    running = start_in_thread(engine, job_id, tmp_path)
+    with engine.begin() as connection:
+        jobs.request_cancel(connection, jobs.find_job(connection, job_id))
+    assert running.result(timeout=20) is JobStatus.CANCELLED, stored(engine, job_id)[0].error
+    job, _ = stored(engine, job_id)
     assert job.status is JobStatus.CANCELLED and job.error == "cancelled while running"
-    with sessions() as session:  # SQL NULL, as for a job cancelled while queued, not JSON null
-        assert session.scalar(text("SELECT result IS NULL AND provenance IS NOT NULL FROM jobs")) == 1
+    with engine.connect() as connection:  # SQL NULL, as for a job cancelled while queued, not JSON null
+        assert connection.scalar(text("SELECT result IS NULL AND provenance IS NOT NULL FROM jobs")) == 1
 
 
-def test_a_run_that_lost_its_lease_stops_computing(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    job_id = add_job(sessions, "himmelblau", ENDLESS_HIMMELBLAU)
-    running = start_in_thread(sessions, job_id, tmp_path)
-    with sessions.begin() as session:  # as the reaper does: requeued, then taken by another worker
-        session.execute(update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1))
+def test_a_run_that_lost_its_lease_stops_computing(engine: Engine, tmp_path: Path) -> None:
+    job_id = add_job(engine, "himmelblau", ENDLESS_HIMMELBLAU)
+    running = start_in_thread(engine, job_id, tmp_path)
+    with engine.begin() as connection:  # as the reaper does: requeued, then taken by another worker
+        connection.execute(update(JOBS).where(JOBS.c.id == job_id).values(attempts=JOBS.c.attempts + 1))
     assert running.result(timeout=20) is None
-    job, _ = stored(sessions, job_id)
+    job, _ = stored(engine, job_id)
     assert job.status is JobStatus.RUNNING and job.attempts == 2 and job.result is None

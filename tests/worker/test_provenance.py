@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
 from mlpq.api_cli.output import provenance_text
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from mlpq.worker import provenance, recycle
 from mlpq.worker.device import Device
-from tests.worker.test_execute import add_job, run, sessions, stored  # noqa: F401 (fixture)
+from tests.worker.test_execute import add_job, run, engine, stored  # noqa: F401 (fixture)
 
 H200 = {"index": 1, "name": "NVIDIA H200", "uuid": "GPU-5fd2c6a4-0d3c-7e1b-9a43-2f1e8b6c0d11",
         "memory_used_mib": 1024, "memory_total_mib": 143771}
@@ -38,17 +38,17 @@ def test_a_gpu_job_names_its_gpu_as_nvidia_smi_does(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_numpy_engine_job_on_a_gpu_worker_records_the_cpu_and_creates_no_cuda_context(
-        sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     def no_context(*_: object) -> None:
         raise AssertionError("the job initialised CUDA")
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU worker (NVML-based, no context)
     monkeypatch.setattr(torch.cuda, "_lazy_init", no_context)
     monkeypatch.setattr(provenance, "gpu_info", no_context)
-    job_id = add_job(sessions, "himmelblau", {"starts": [[1, 1], [-1, 2]], "steps": 50, "log_every": 10},
+    job_id = add_job(engine, "himmelblau", {"starts": [[1, 1], [-1, 2]], "steps": 50, "log_every": 10},
                      device="cuda:1")
-    assert run(sessions, job_id, tmp_path, Device("cuda", 1)) is JobStatus.SUCCEEDED
-    job, _ = stored(sessions, job_id)
+    assert run(engine, job_id, tmp_path, Device("cuda", 1)) is JobStatus.SUCCEEDED
+    job, _ = stored(engine, job_id)
     assert job.result["engine"] == "scalar"
     assert job.provenance["computed_on"] == "cpu (numpy engine) on a cuda:1 worker"
     assert job.provenance["worker_device"] == "cuda:1" and job.provenance["gpu"] is None

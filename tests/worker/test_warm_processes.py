@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpq.db.schema import JobStatus
+from mlpq.db.status import JobStatus
 from tests.faults.helpers import finished, submit
 from tests.jobkinds import fault_kind
 from tests.services import WorkerProcess, start_worker

@@ -14,8 +14,8 @@ from alembic import context
 from sqlalchemy import Connection, text
 
 from mlpq.config import Settings
-from mlpq.db.schema import Base
-from mlpq.db.session import make_engine
+from mlpq.db.schema import metadata
+from mlpq.db.engine import make_engine
 
 POSTGRES_LOCK_KEY = 0x6D6C7071  # "mlpq"
 
@@ -24,8 +24,8 @@ def run_migrations(connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
     # transactional_ddl: SQLite's DDL is transactional, but Alembic would commit after each revision,
     # letting a process that read an older revision apply the next one again. One transaction
-    # (BEGIN IMMEDIATE, see mlpq.db.session) takes the write lock before the revision is read.
-    context.configure(connection=connection, target_metadata=Base.metadata,
+    # (BEGIN IMMEDIATE, see mlpq.db.engine) takes the write lock before the revision is read.
+    context.configure(connection=connection, target_metadata=metadata,
                       render_as_batch=sqlite, transactional_ddl=True)
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":

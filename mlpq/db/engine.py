@@ -1,4 +1,4 @@
-"""Engines and session factories for SQLite (WAL, busy timeout) and PostgreSQL (psycopg 3)."""
+"""Engines for SQLite (WAL, busy timeout) and PostgreSQL (psycopg 3)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from mlpq.db.migrate import upgrade_schema
 from mlpq.redact import shown
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -110,13 +108,3 @@ def make_engine(url: str, *, pooled: bool = True, existing: bool = False) -> Eng
         # a disconnect error that invalidates the pool; ledger writes are retried (worker.execute).
         engine = create_engine(url, connect_args={"connect_timeout": 5}, **pool)
     return engine
-
-
-def make_session_factory(url: str, *, pooled: bool = True, upgrade: bool = False,
-                         existing: bool = False) -> sessionmaker[Session]:
-    """A session factory bound to a new engine for ``url`` (see ``make_engine``); ``upgrade`` first migrates
-    its schema to the head."""
-    engine = make_engine(url, pooled=pooled, existing=existing)
-    if upgrade:
-        upgrade_schema(engine)
-    return sessionmaker(engine, expire_on_commit=False)
