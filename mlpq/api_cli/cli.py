@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -10,23 +11,35 @@ import click
 
 from mlpq import __version__
 from mlpq.api_cli.context import CONTEXT
-from mlpq.api_cli.data_commands import data
-from mlpq.api_cli.db_commands import db
-from mlpq.api_cli.job_commands import cancel, compare, plot, rerun, results, show, watch
 from mlpq.api_cli.params import BROKER_URL, DATABASE_URL
-from mlpq.api_cli.submit_commands import submit
-from mlpq.api_cli.ui_command import ui
-from mlpq.api_cli.worker_commands import dead_letters, worker, workers
 from mlpq.db.lookup import JobLookupError
 from mlpq.redact import scrub, url_passwords
 from mlpq.worker.device import DeviceError
 
 URL_VARIABLES = ("MLPQ_BROKER_URL", "MLPQ_DATABASE_URL")
 URL_OPTIONS = ("--broker-url", "--database-url")
+COMMANDS = {
+    "submit": "submit_commands", "results": "job_commands", "show": "job_commands", "watch": "job_commands",
+    "rerun": "job_commands", "compare": "job_commands", "plot": "job_commands", "cancel": "job_commands",
+    "worker": "worker_commands", "workers": "worker_commands", "dead-letters": "worker_commands",
+    "ui": "ui_command", "db": "db_commands", "data": "data_commands",
+}
+"""Each command and the module of ``mlpq.api_cli`` that defines it: a command imports only its own module."""
 
 
 class MlpqGroup(click.Group):
-    """Reports every failure as one line on stderr: exit 2 for usage, 1 for runtime errors."""
+    """Loads a command's module only when that command is asked for, and reports every failure as one line
+    on stderr: exit 2 for usage, 1 for runtime errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = getattr(importlib.import_module(f"mlpq.api_cli.{module}"), cmd_name.replace("-", "_"))
+        return command
 
     def main(self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
@@ -117,11 +130,6 @@ def cli(ctx: click.Context, broker_url: str | None, database_url: str | None) ->
         ctx.obj = Settings.from_env(broker_url=broker_url, database_url=database_url)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
-
-
-for command in (submit, results, show, watch, rerun, compare, plot, cancel, worker, workers, dead_letters, ui, db,
-                data):
-    cli.add_command(command)
 
 
 def main() -> None:

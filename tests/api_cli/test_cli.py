@@ -38,7 +38,10 @@ def job_count() -> int:
 
 def all_commands() -> list[tuple[str, Any]]:
     found = []
-    for name, command in cli.commands.items():
+    root = click.Context(cli)
+    for name in cli.list_commands(root):
+        command = cli.get_command(root, name)
+        assert command is not None and command.name == name
         found.append((name, command))
         if isinstance(command, click.Group):  # submit builds its commands from the installed kinds
             context = click.Context(command)
@@ -61,6 +64,13 @@ def test_help_imports_no_heavy_library() -> None:
              "'redis', 'alembic', 'pydantic', 'rich', 'platformdirs'}))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    probe = ("import sys\nfrom mlpq.api_cli.cli import cli\ncli.main(['results'], standalone_mode=False)\n"
+             "print(sorted(m for m in sys.modules if m.endswith('_commands') or m.endswith('_command')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "['mlpq.api_cli.job_commands']", done.stderr
 
 
 def test_a_ledger_at_the_head_revision_is_used_without_importing_alembic() -> None:
