@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import click
 
-from mlpq.api_cli import output, progress
+from mlpq.api_cli import output
 from mlpq.api_cli.api import Client
 from mlpq.api_cli.compare import comparison_table
 from mlpq.db.records import JobRecord
@@ -57,6 +57,8 @@ def report_sweep(ctx: click.Context, api: Client, created: Sequence[JobRecord], 
 
 def follow_job(api: Client, job: JobRecord, quiet: bool, goes_on: str = "") -> JobRecord:
     """Follow the job until it ends; Ctrl-C stops following (exit 130) and leaves the job running."""
+    from mlpq.api_cli import progress  # rich: loaded only when a job is followed
+
     try:
         return progress.follow(api, job, quiet=quiet)
     except KeyboardInterrupt:
