@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Engine
 
-
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
 from mlpq import kinds

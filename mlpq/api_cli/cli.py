@@ -38,7 +38,8 @@ class MlpqGroup(click.Group):
         module = COMMANDS.get(cmd_name)
         if module is None:
             return None
-        command: click.Command = getattr(importlib.import_module(f"mlpq.api_cli.{module}"), cmd_name.replace("-", "_"))
+        command: click.Command = getattr(importlib.import_module(f"mlpq.api_cli.{module}"),
+                                         cmd_name.replace("-", "_"))
         return command
 
     def main(self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True,
