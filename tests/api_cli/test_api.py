@@ -24,7 +24,7 @@ def plain(value: object) -> bool:
     return type(value).__module__.split(".")[0] != "sqlalchemy"
 
 
-def test_get_list_and_cancel_return_frozen_records_usable_after_the_session() -> None:
+def test_get_list_and_cancel_return_frozen_records_usable_after_the_transaction() -> None:
     api = Client(Settings.from_env())
     job_id = stored_job(api)
     view = api.get(job_id[:6])
