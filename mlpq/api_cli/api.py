@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from mlpq.worker.dead_letters import DeadLetter
 
 
-
 class JobRequest(NamedTuple):
     kind: str
     params: Mapping[str, Any]

@@ -37,6 +37,7 @@ from mlpq.worker.screening import MalformedMessage, read_message
 
 log = logging.getLogger(__name__)
 
+
 def lock_key(ledger: str) -> str:
     """The Redis key that lets one worker of ledger ``ledger`` at a time do a maintenance round."""
     return f"mlpq:{ledger}:maintenance"

@@ -21,11 +21,13 @@ pytestmark = pytest.mark.integration
 SLOW_MNIST = {"dataset": "mnist-sample", "epochs": 6, "batch_size": 4, "seed": 3}
 """About half a second an epoch on this 2-core machine: long enough to be interrupted."""
 
+
 @pytest.fixture
 def worker(fault_env: dict[str, str], tmp_path: Path) -> WorkerProcess:
     process = helpers.new_worker(fault_env, tmp_path / "worker.log")
     yield process
     process.stop()
+
 
 def test_a_killed_pool_process_reruns_the_job_once(worker: WorkerProcess, fault_env: dict[str, str]) -> None:
     job_id = helpers.submit_and_see_it_run(fault_env, "mnist", **SLOW_MNIST)
@@ -36,6 +38,7 @@ def test_a_killed_pool_process_reruns_the_job_once(worker: WorkerProcess, fault_
     assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
     assert helpers.metric_count(fault_env, job_id) == SLOW_MNIST["epochs"]  # the second attempt's, complete
     assert worker.log().count(f"job {job_id} succeeded") == 1
+
 
 def test_a_killed_worker_is_replaced_and_its_job_completed(fault_env: dict[str, str], tmp_path: Path) -> None:
     first = helpers.new_worker(fault_env, tmp_path / "first.log")
@@ -51,6 +54,7 @@ def test_a_killed_worker_is_replaced_and_its_job_completed(fault_env: dict[str, 
     assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
     assert "lease expired, requeued: " + job_id in second.log()
     assert second.log().count(f"job {job_id} succeeded") == 1
+
 
 def test_a_frozen_worker_loses_its_job_and_cannot_record_it(fault_env: dict[str, str], tmp_path: Path) -> None:
     frozen = helpers.new_worker(fault_env, tmp_path / "frozen.log")
@@ -70,6 +74,7 @@ def test_a_frozen_worker_loses_its_job_and_cannot_record_it(fault_env: dict[str,
     assert f"job {job_id} succeeded" not in frozen.log()
     assert rescuer.log().count(f"job {job_id} succeeded") == 1
 
+
 def test_a_duplicate_delivery_runs_once(worker: WorkerProcess, fault_env: dict[str, str]) -> None:
     api = helpers.client(fault_env)
     job_id = helpers.submit(fault_env, "himmelblau", steps=200, log_every=50)
@@ -80,12 +85,14 @@ def test_a_duplicate_delivery_runs_once(worker: WorkerProcess, fault_env: dict[s
     assert worker.log().count(f"job {job_id} (himmelblau) attempt") == 1
     assert helpers.metric_count(fault_env, job_id) == 4
 
+
 def test_a_job_past_its_time_limit_fails_with_that_reason(worker: WorkerProcess, fault_env: dict[str, str]) -> None:
     job_id = helpers.submit(fault_env, "himmelblau", timeout_s=2, steps=1_000_000, log_every=1000)
     job = helpers.finished(fault_env, job_id, timeout=60)
     assert job.status is JobStatus.FAILED and job.error == "time limit: exceeded 2 s"
     assert helpers.metric_count(fault_env, job_id) > 0
     assert (job.finished_at - job.started_at).total_seconds() < 10
+
 
 def reserve_and_die(env: dict[str, str]) -> None:
     """Leave the state a consumer killed between reserving and claiming leaves: its message taken off the queue
@@ -96,6 +103,7 @@ def reserve_and_die(env: dict[str, str]) -> None:
     tag = message["properties"]["delivery_tag"]
     client.hset("unacked", tag, json.dumps([message, "", queue]))
     client.zadd("unacked_index", {tag: time.time()})
+
 
 def test_a_job_reserved_by_a_killed_worker_runs_within_two_leases(fault_env: dict[str, str],
                                                                    tmp_path: Path) -> None:
@@ -108,6 +116,7 @@ def test_a_job_reserved_by_a_killed_worker_runs_within_two_leases(fault_env: dic
         worker.stop()
     assert job.status is JobStatus.SUCCEEDED and job.attempts == 1
     assert "queued but missing from the broker, re-published: " + job_id in worker.log()
+
 
 def test_a_job_that_ignores_its_soft_time_limit_is_killed_at_the_hard_one(fault_env: dict[str, str],
                                                                           tmp_path: Path) -> None:

@@ -153,7 +153,6 @@ def test_jobs_appear_run_and_finish_live_charts_grow_and_a_queued_job_is_cancell
         assert len(texts(browser, "tr[data-job]")) == 3
         browser.save_screenshot(str(tmp_path / "sweep.png"))
 
-
         queued = submit(env, "mnist", "--device", "cuda:7", "--epochs", "1")["id"]  # no worker serves cuda:7
         browser.get(f"{ui_url}jobs/{queued}")
         browser.find_element(By.ID, "cancel").click()
