@@ -64,8 +64,3 @@ class DataInvalidError(JobError):
 
     reason = "data invalid"
 
-
-def one_line(exc: BaseException, limit: int = 200) -> str:
-    """An exception's text on one line, at most ``limit`` characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
