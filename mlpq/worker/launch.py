@@ -71,7 +71,7 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
         recycle.install(context.health())
 
     app = create_app(settings)
-    consume_screened(app, settings.broker_url)
+    consume_screened(app, settings.broker_url, ledger)
     app.conf.worker_max_memory_per_child = recycle.LIMIT_KB  # billiard then asks recycle's probe after each job
     register(app, context)
     node = node_name(device, hostname)
