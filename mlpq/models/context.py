@@ -63,4 +63,3 @@ class DataInvalidError(JobError):
     """The dataset's source files or cache do not match what they must be (checksum, shape, labels)."""
 
     reason = "data invalid"
-

@@ -73,4 +73,3 @@ def allocator_message(text: str) -> str:
     first = ALLOCATOR_OOM.sub("", text.strip().splitlines()[0] if text.strip() else "", count=1)
     first = ALLOCATOR_ADVICE.split(first, maxsplit=1)[0].strip()
     return one_line(first, MAX_MESSAGE) or "no detail"
-
