@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from mlpq.config import Settings
-    from mlpq.worker.dead_letters import DeadLetter
+    from mlpq.worker.dead_letters import DeadLetters
 
 
 class JobRequest(NamedTuple):
@@ -274,13 +274,14 @@ class Client:
         queue = parse_device(job.device, job.pool).queue(self.ledger)
         return [found for found in self.workers(timeout) if queue in found.queues]
 
-    def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
-        """The newest malformed messages that workers took off the queues, with why."""
+    def dead_letters(self, limit: int = 20) -> DeadLetters:
+        """The newest malformed messages that workers took off this ledger's queues, with why."""
         from mlpq.worker.dead_letters import newest
 
+        ledger = self.ledger  # the database's failures are its own, not the broker's
         try:
             with self.celery.connection_for_read() as connection:
-                return newest(connection.default_channel.client, limit)
+                return newest(connection.default_channel.client, ledger, limit)
         except Exception as exc:  # as in submit_many: any failure here means no broker
             raise self._unreachable(exc) from exc
 

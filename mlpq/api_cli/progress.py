@@ -19,6 +19,7 @@ from mlpq import kinds
 from mlpq.api_cli.api import BrokerUnavailableError, Client
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
+from mlpq.redact import printable
 
 QUEUED_HINT_AFTER_S = 10.0
 
@@ -55,7 +56,7 @@ class QueuedHint:
     def due(self, job: JobRecord) -> str | None:
         if job.status is JobStatus.QUEUED and not self.given and time.monotonic() - self.began > QUEUED_HINT_AFTER_S:
             self.given = True
-            return self.text(job)
+            return printable(self.text(job))
         return None
 
     def text(self, job: JobRecord) -> str:
@@ -90,7 +91,7 @@ class Lines:
     def metric(self, metric: MetricRecord) -> None:
         values = ", ".join(f"{k}={output.format_value(v)}" for k, v in metric.values.items() if k != "points")
         of_total = f"/{self.total}" if self.total else ""
-        click.echo(f"  {self.step_name} {metric.step}{of_total}: {values}", err=True)
+        click.echo(printable(f"  {self.step_name} {metric.step}{of_total}: {values}"), err=True)
 
     def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
@@ -111,7 +112,7 @@ class Bar:
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=16),
             TextColumn("{task.fields[unit]} {task.completed:.0f}/{task.total:.0f}"),
-            TextColumn("{task.fields[figures]}"), TextColumn("{task.fields[elapsed]}"),
+            TextColumn("{task.fields[figures]}", markup=False), TextColumn("{task.fields[elapsed]}"),
             TextColumn("ETA {task.fields[eta]}"),
             console=console, auto_refresh=False,
         )
@@ -120,12 +121,12 @@ class Bar:
         self.progress.start()
 
     def metric(self, metric: MetricRecord) -> None:
-        self.done, self.figures = metric.step, figures(self.kind, metric.values)
+        self.done, self.figures = metric.step, printable(figures(self.kind, metric.values))
 
     def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
         if hint:
-            self.progress.console.print(hint)
+            self.progress.console.print(hint, markup=False)
         seconds = job.duration_seconds
         if job.status is JobStatus.SUCCEEDED:
             self.done, eta = self.total, 0.0

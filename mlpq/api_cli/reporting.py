@@ -11,6 +11,7 @@ from mlpq.api_cli.api import Client
 from mlpq.api_cli.compare import comparison_table
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
+from mlpq.redact import printable
 
 
 def report_submitted(ctx: click.Context, api: Client, job: JobRecord, wait: bool, as_json: bool, note: str = "") -> None:
@@ -18,7 +19,7 @@ def report_submitted(ctx: click.Context, api: Client, job: JobRecord, wait: bool
     if as_json and not wait:
         click.echo(output.to_json(output.job_row(job)))
         return
-    queued = f"{job.id} queued ({job.kind} on {output.placement(job)}){note}"
+    queued = printable(f"{job.id} queued ({job.kind} on {output.placement(job)}){note}")
     if not wait:
         click.echo(queued)
         return
@@ -31,11 +32,11 @@ def report_sweep(ctx: click.Context, api: Client, created: Sequence[JobRecord], 
                  as_json: bool) -> None:
     """Print each job of a sweep and its sweep id; with ``wait``, follow them in turn, then compare them."""
     sweep_id = created[0].sweep_id or ""
-    choices = {job.id: " ".join(f"{name}={output.format_value(job.params[name])}" for name in axes)
+    choices = {job.id: printable(" ".join(f"{name}={output.format_value(job.params[name])}" for name in axes))
                for job in created}
     if not as_json:
         for job in created:
-            click.echo(f"{job.id} queued ({job.kind} on {output.placement(job)}) {choices[job.id]}")
+            click.echo(printable(f"{job.id} queued ({job.kind} on {output.placement(job)}) {choices[job.id]}"))
         click.echo(f"sweep {sweep_id}: {len(created)} jobs (mlpq results --sweep {sweep_id[:8]}; "
                    f"mlpq compare --sweep {sweep_id[:8]})")
     if not wait:

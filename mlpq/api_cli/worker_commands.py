@@ -7,7 +7,7 @@ import click
 from mlpq.api_cli import output
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import DEVICE, HOSTNAME, POOL, default_hostname
-from mlpq.redact import cut
+from mlpq.redact import one_line
 from mlpq.worker.device import Device
 
 MESSAGE_CHARS = 40
@@ -102,20 +102,28 @@ def workers(ctx: click.Context, as_json: bool, timeout: float, only_self: bool) 
 def dead_letters(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List the malformed messages workers took off the queues, newest first, with why.
 
-    A message on an mlpq queue that is not a well-formed job (not JSON, a wrong
-    envelope, an unknown task, wrong arguments, not a job id) is removed, kept
-    here (the last 1,000) and logged once; the worker goes on.
+    A message on one of this ledger's queues that is not a well-formed job (not
+    JSON, a wrong envelope, an unknown task, wrong arguments, not a job id) is
+    removed, kept here (the last 1,000, in Redis key mlpq:<ledger>:dead-letters)
+    and logged once; the worker goes on. Entries of that list that are not dead
+    letters are skipped and counted.
 
     \b
     Example:
       mlpq dead-letters --limit 5
     """
-    letters = client(ctx).dead_letters(limit)
+    found = client(ctx).dead_letters(limit)
     if as_json:
-        click.echo(output.to_json([vars(letter) for letter in letters]))
-    elif letters:
+        click.echo(output.to_json([vars(letter) for letter in found.letters]))
+    elif found.letters:
         click.echo(output.table([{"at": d.at, "queue": d.queue, "reason": d.reason,
-                                  "message": cut(d.message, MESSAGE_CHARS)} for d in letters],
+                                  "message": one_line(d.message, MESSAGE_CHARS)} for d in found.letters],
                                 ["at", "queue", "reason", "message"]))
-    else:
+    elif not (found.skipped or found.wrong_type):
         click.echo("no dead letters", err=True)
+    if found.wrong_type:
+        click.echo(f"Warning: {found.key} is a Redis {found.wrong_type}, not a list of dead letters: not read",
+                   err=True)
+    elif found.skipped:
+        entries = "1 entry" if found.skipped == 1 else f"{found.skipped} entries"
+        click.echo(f"Warning: skipped {entries} of {found.key} that could not be read as dead letters", err=True)

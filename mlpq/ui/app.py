@@ -27,6 +27,7 @@ from mlpq import kinds
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
+from mlpq.redact import one_line
 from mlpq.ui import charts, data
 from mlpq.ui.auth import COOKIE, Guard
 from mlpq.worker.device import DeviceError, parse_device
@@ -53,10 +54,6 @@ API = {
     "GET /api/sweeps/{id}/chart": "the sweep's overlay chart, as /api/jobs/{id}/chart",
     "GET /api/workers": "mlpq workers --json",
 }
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "error"
 
 
 class UI:
@@ -220,10 +217,10 @@ def error_status(exc: Exception) -> tuple[int, str]:
     from mlpq.api_cli.cli import translate
 
     if isinstance(exc, HTTPException):
-        return exc.status_code, one_line(exc.detail)
+        return exc.status_code, one_line(exc.detail, None)
     if isinstance(exc, JobLookupError):
-        return 404, one_line(str(exc))
-    message = one_line(translate(exc).format_message()).replace(" (set MLPQ_DEBUG=1 for a traceback)", "")
+        return 404, one_line(exc, None)
+    message = one_line(translate(exc).format_message(), None).replace(" (set MLPQ_DEBUG=1 for a traceback)", "")
     return (503 if isinstance(exc, BrokerUnavailableError) or message.startswith("cannot reach") else 500), message
 
 

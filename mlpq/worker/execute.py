@@ -19,8 +19,8 @@ from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq import kinds
 from mlpq.models.context import JobError, RunContext
-from mlpq.redact import shown
-from mlpq.worker import cuda_errors, provenance
+from mlpq.redact import one_line, shown
+from mlpq.worker import cuda_errors, logs, provenance
 from mlpq.worker.device import Device, torch_device_name
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
 from mlpq.worker.recycle import ProcessHealth
@@ -52,7 +52,7 @@ def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -
         except (OperationalError, InterfaceError) as exc:
             if time.monotonic() + delay > give_up:
                 raise
-            log.warning("ledger write failed, retrying in %.1f s: %s", delay, str(exc).splitlines()[0])
+            log.warning("ledger write failed, retrying in %.1f s: %s", delay, logs.reason(exc))
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -164,11 +164,12 @@ def execute_job(
     if job is None:
         log.warning("job %s is not queued (unknown, taken or ended): skipped", job_id)
         return None
-    log.info("job %s (%s) attempt %d started", job_id, job.kind, job.attempt)
+    log.info("job %s (%s) attempt %d started", job_id, one_line(job.kind), job.attempt)
     lease = leases.hold(job_id, job.attempt)
     recorder = MetricsRecorder(engine, job_id, job.attempt, lease, retry_s=db_retry_s)
     reported: list[str] = []
     resolved = False
+    failure: Exception | None = None
     try:
         torch_device = resolve_device(device)
         resolved = True
@@ -182,7 +183,7 @@ def execute_job(
     except JobCancelled:
         status, outcome = JobStatus.CANCELLED, {"error": "cancelled while running"}
     except Exception as exc:  # the job's failure is data for the ledger, not a worker crash
-        log.info("job %s failed", job_id, exc_info=True)
+        failure = exc
         status, outcome = JobStatus.FAILED, {"error": describe_failure(exc, job.timeout_s)}
         if health is not None:
             health.note(exc)
@@ -203,5 +204,9 @@ def execute_job(
     if not finished:
         log.warning("job %s attempt %d was taken over before it finished: outcome dropped", job_id, job.attempt)
         return None
-    log.info("job %s %s", job_id, status.value)
+    if failure is None:
+        log.info("job %s %s", job_id, status.value)
+    else:
+        log.info("job %s failed: %s", job_id, one_line(outcome["error"], logs.REASON_CHARS),
+                 exc_info=logs.traceback_of(failure))
     return status

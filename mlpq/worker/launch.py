@@ -12,7 +12,7 @@ from celery.signals import celeryd_init, worker_process_init
 
 from mlpq.config import Settings
 from mlpq.db.ledger import open_ledger, require_identity
-from mlpq.worker import recycle
+from mlpq.worker import logs, recycle
 from mlpq.worker.app import create_app
 from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
 from mlpq.worker.maintenance import Maintenance, install
@@ -70,8 +70,9 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
         torch.set_num_threads(threads_per_process)
         recycle.install(context.health())
 
+    logs.configure(loglevel)
     app = create_app(settings)
-    consume_screened(app, settings.broker_url)
+    consume_screened(app, settings.broker_url, ledger)
     app.conf.worker_max_memory_per_child = recycle.LIMIT_KB  # billiard then asks recycle's probe after each job
     register(app, context)
     node = node_name(device, hostname)

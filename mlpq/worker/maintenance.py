@@ -33,6 +33,7 @@ from mlpq.db.clock import read_db_now
 from mlpq.db.engine import make_engine
 from mlpq.worker.app import publish
 from mlpq.worker.device import ledger_queue_prefix
+from mlpq.worker.logs import Outage
 from mlpq.worker.screening import MalformedMessage, read_message
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Maintenance:
         """Why the worker stopped consuming, once it has."""
         self.connected_since: float | None = None
         """Since when (monotonic) every look at the database got through promptly; ``None`` while it fails."""
+        self.outage = Outage(log, "maintenance")
 
     @property
     def slow_s(self) -> float:
@@ -80,7 +82,8 @@ class Maintenance:
         return self.leases.lease_s / 3
 
     def tick(self) -> None:
-        """One round. Raises ``LedgerChanged``; other errors are logged, never raised into the event loop."""
+        """One round. Raises ``LedgerChanged``; other errors are logged as an outage (a line when rounds start
+        failing, one a minute while they fail, one when they work again), never raised into the event loop."""
         began = time.monotonic()  # the ledger check waits too (SQLite's lock, a slow server): it counts
         try:
             try:
@@ -97,8 +100,10 @@ class Maintenance:
                 self.republish_missing()
         except LedgerChanged:
             raise
-        except Exception:
-            log.exception("maintenance round failed")
+        except Exception as exc:
+            self.outage.failed(exc)
+        else:
+            self.outage.succeeded()
 
     def check_ledger(self) -> None:
         """Raise ``LedgerChanged`` unless the ledger is still this worker's, at the schema it knows."""
