@@ -91,13 +91,15 @@ def translate(exc: Exception) -> click.ClickException:
     from sqlalchemy.exc import OperationalError, SQLAlchemyError  # only once something failed
 
     from mlpq.api_cli.api import BrokerUnavailableError
+    from mlpq.api_cli.batches import SubmitAborted
     from mlpq.db.ledger import LedgerChanged
     from mlpq.db.migrate import SchemaError
     from mlpq.db.engine import DatabaseURLError, LedgerDirectoryError
 
     if isinstance(exc, DatabaseURLError):
         return click.UsageError(str(exc))
-    if isinstance(exc, (BrokerUnavailableError, JobLookupError, DeviceError, SchemaError, LedgerDirectoryError)):
+    if isinstance(exc, (BrokerUnavailableError, SubmitAborted, JobLookupError, DeviceError, SchemaError,
+                        LedgerDirectoryError)):
         return click.ClickException(str(exc))
     if isinstance(exc, LedgerChanged):
         return click.ClickException(f"{exc}: the worker stopped")

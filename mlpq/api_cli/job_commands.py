@@ -110,15 +110,20 @@ def rerun(ctx: click.Context, job_id: str, device: Device | None, wait: bool, as
     """
     from pydantic import ValidationError
 
-    from mlpq.api_cli.reporting import report_submitted
+    from mlpq.api_cli.reporting import announce_job, follow_and_show, submit_and_announce
 
     api = client(ctx)
+
+    def announce(created: list[JobRecord]) -> None:
+        announce_job(created[0], wait, as_json, note=f", a rerun of {created[0].rerun_of}")
+
     try:
-        job = api.rerun(job_id, str(device) if device else None)
+        job = submit_and_announce(lambda: [api.rerun(job_id, str(device) if device else None)], announce)[0]
     except ValidationError as exc:
         raise click.ClickException(f"job {job_id}'s parameters are not valid for this mlpq: "
                                    f"{usage_error(exc).format_message()}") from None
-    report_submitted(ctx, api, job, wait, as_json, note=f", a rerun of {job.rerun_of}")
+    if wait:
+        follow_and_show(ctx, api, job, as_json)
 
 
 def jobs_to_compare(api: Client, job_ids: Sequence[str], sweep_id: str | None) -> list[JobRecord]:

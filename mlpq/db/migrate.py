@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-REVISIONS = ("0001", "0002", "0003_i11cluster", "0004_i8ledger")
+REVISIONS = ("0001", "0002", "0003_i11cluster", "0004_i8ledger", "0005_batches")
 """The revisions in ``migrations/versions``, oldest first (a test checks them against Alembic's)."""
 HEAD = REVISIONS[-1]
 

@@ -63,7 +63,8 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     threads_per_process = torch_threads(concurrency)
     hostname = hostname or socket.gethostname()
     context = WorkerContext(settings.database_url, device, hostname, settings.data_dir,
-                            settings.leases.heartbeat_s, settings.leases.db_retry_s, host_gpu_index(device, gpu_index))
+                            settings.leases.heartbeat_s, settings.leases.db_retry_s, settings.leases.lease_s,
+                            host_gpu_index(device, gpu_index))
 
     @worker_process_init.connect(weak=False)
     def _prepare_process(**_: object) -> None:

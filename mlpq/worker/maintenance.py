@@ -1,5 +1,5 @@
 """Run by every worker on a timer: check the ledger, requeue jobs whose lease expired, re-publish jobs the
-broker lost.
+broker lost, withdraw jobs whose submit died before releasing them.
 
 Every worker checks on every round that its ledger is still the one it started
 on, at the schema it knows; if not, it stops consuming (``LedgerChanged``).
@@ -98,6 +98,7 @@ class Maintenance:
             if self._take_lock():
                 self.requeue_expired()
                 self.republish_missing()
+                self.withdraw_abandoned()
         except LedgerChanged:
             raise
         except Exception as exc:
@@ -162,6 +163,14 @@ class Maintenance:
             publish(self.app, self.ledger, missing)
             with self.engine.begin() as connection:
                 jobs.mark_queued_now(connection, [job.id for job in missing])
+
+
+    def withdraw_abandoned(self) -> None:
+        """Withdraw jobs whose submit has not released them for a lease: it died (see ``mlpq.api_cli.batches``)."""
+        with self.engine.begin() as connection:
+            withdrawn = jobs.withdraw_abandoned(connection, timedelta(seconds=self.leases.lease_s))
+        if withdrawn:
+            log.warning("withdrawn, their submit never released them: %s", ", ".join(withdrawn))
 
 
 def install(app: Celery, maintenance: Maintenance, interval: float) -> None:
