@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+DNS_NAME_PATTERN = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 def default_hostname() -> str:
@@ -53,6 +54,18 @@ class HostnameType(click.ParamType):
         text = str(value)
         if HOSTNAME_PATTERN.fullmatch(text) is None:
             self.fail(f"invalid host name {text[:70]!r}: use up to 63 letters, digits, '.', '-' or '_'", param, ctx)
+        return text
+
+
+class DnsNameType(click.ParamType):
+    """A DNS name, like ``gpu-box.example.org``: dot-separated labels of letters, digits and ``-``; lower-cased."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).lower()
+        if DNS_NAME_PATTERN.fullmatch(text) is None:
+            self.fail(f"invalid host name {shown(value)}: use a DNS name like gpu-box.example.org", param, ctx)
         return text
 
 
@@ -153,6 +166,7 @@ DEVICE = ParsedType("device", parse_device)
 POOL = ParsedType("pool", parse_pool)
 """A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``."""
 HOSTNAME = HostnameType()
+DNS_NAME = DnsNameType()
 KIND_NAME = KindNameType()
 POINT = PointType()
 DATA_DIR = DataDirType()

@@ -6,6 +6,7 @@ a JSON object) with one line. ``GET /api`` lists the JSON endpoints (``API``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +30,7 @@ from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
 from mlpq.ui import charts, data
 from mlpq.ui.auth import COOKIE, Guard
+from mlpq.ui.hosts import AllowedHosts
 from mlpq.worker.device import DeviceError, parse_device
 
 HERE = Path(__file__).parent
@@ -247,8 +249,12 @@ class SignInRequired(BaseHTTPMiddleware):
         return response
 
 
-def create_app(client: Client, *, token: str | None = None, allow_actions: bool = False) -> Starlette:
-    """The web app over ``client``'s ledger; actions only with ``allow_actions`` (which needs ``token``)."""
+def create_app(client: Client, *, token: str | None = None, allow_actions: bool = False,
+               allowed_hosts: Iterable[str] = ()) -> Starlette:
+    """The web app over ``client``'s ledger; actions only with ``allow_actions`` (which needs ``token``).
+
+    It answers requests whose ``Host`` is an address, ``localhost`` or one of ``allowed_hosts`` (see
+    ``mlpq.ui.hosts``)."""
     guard = Guard(token, allow_actions)
     ui = UI(client, guard)
     routes = [
@@ -270,5 +276,6 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/api/workers", ui.api_workers),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SignInRequired, guard=guard)],
+    middleware = [Middleware(AllowedHosts, names=allowed_hosts), Middleware(SignInRequired, guard=guard)]
+    return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={Exception: ui.error, HTTPException: ui.error})

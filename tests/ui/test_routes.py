@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,10 +37,11 @@ MakeClient = Callable[..., TestClient]
 
 @pytest.fixture
 def make_client() -> MakeClient:
-    def make(*, token: str | None = None, allow_actions: bool = False, **settings: str) -> TestClient:
+    def make(*, token: str | None = None, allow_actions: bool = False, allowed_hosts: tuple[str, ...] = ("testserver",),
+             **settings: str) -> TestClient:
         client = Client(Settings.from_env(**settings))
-        return TestClient(create_app(client, token=token, allow_actions=allow_actions), raise_server_exceptions=False,
-                          follow_redirects=False)
+        return TestClient(create_app(client, token=token, allow_actions=allow_actions, allowed_hosts=allowed_hosts),
+                          raise_server_exceptions=False, follow_redirects=False)
     return make
 
 
@@ -270,6 +273,29 @@ def test_static_chart_library_and_its_licence_are_served(make_client: MakeClient
     assert "MIT" in client.get("/static/chart.js-LICENSE.md").text
 
 
+# Host headers (DNS rebinding).
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8765", "127.0.0.1:8765", "[::1]:8765", "[::1]",
+                                  "192.0.2.7:8765", "gpu-box.example.org:8765", "gpu-box.example.org"])
+def test_addresses_localhost_and_allowed_names_are_answered(make_client: MakeClient, host: str) -> None:
+    client = make_client(allowed_hosts=("gpu-box.example.org",))
+    response = client.get("/api/jobs", headers={"Host": host})
+    assert response.status_code == 200 and response.json() == []
+
+
+@pytest.mark.parametrize("host", ["attacker.example:8765", "attacker.example", "localhost.attacker.example",
+                                  "testserver", "gpu-box.example.org.attacker.example", "[attacker.example]:80",
+                                  "localhost:x", "localhost:8765:1", ""])
+def test_any_other_host_is_a_one_line_400(make_client: MakeClient, host: str) -> None:
+    job_id = mnist_job()
+    for token in (None, TOKEN):
+        client = make_client(token=token, allowed_hosts=("gpu-box.example.org",))
+        for url in ("/api/jobs", f"/api/jobs/{job_id}", "/jobs", "/login", "/static/mlpq.js"):
+            response = client.get(url, headers={"Host": host})
+            assert response.status_code == 400, (url, host)
+            assert response.text.count("\n") == 1 and "unknown Host" in response.text and job_id not in response.text
+
+
 # Token and actions.
 
 def test_without_a_token_there_is_nothing_to_sign_in_to(make_client: MakeClient) -> None:
@@ -346,6 +372,13 @@ def test_rerun_with_the_broker_down_is_a_one_line_503(make_client: MakeClient) -
 
 # The command.
 
+@pytest.mark.parametrize("name", ["attacker example", "-x.org", "a..b", "é.org", "x" * 300])
+def test_a_malformed_allowed_host_is_a_usage_error(name: str) -> None:
+    result = mlpq("ui", "--allowed-host", name)
+    assert result.exit_code == 2 and "invalid host name" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_allow_actions_without_a_token_is_a_usage_error() -> None:
     result = mlpq("ui", "--allow-actions")
     assert result.exit_code == 2 and "--allow-actions needs a token: set MLPQ_UI_TOKEN" in result.output
@@ -362,6 +395,32 @@ def test_a_taken_port_is_a_one_line_error() -> None:
     assert len(result.output.strip().splitlines()) == 1
 
 
+@contextlib.contextmanager
+def running_ui(log_path: Path, *args: str, token: str = "") -> Iterator[str]:
+    """``mlpq ui --port 0 ARGS`` running, its output in ``log_path``; yields ``http://127.0.0.1:PORT``."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "mlpq.api_cli", "ui", "--port", "0", *args],
+                                   env={**os.environ, "MLPQ_UI_TOKEN": token}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"mlpq ui on http://[^:]+:(\d+)/", log_path.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{found.group(1)}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def get(url: str, **headers: str) -> tuple[int, bytes]:
+    """The status and body of a GET, whatever the status."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(("host", "token", "says"), [
     ("127.0.0.1", "", "(this machine only; from elsewhere use an SSH tunnel; read-only)"),
@@ -370,24 +429,22 @@ def test_a_taken_port_is_a_one_line_error() -> None:
 ])
 def test_ui_serves_pages_and_says_where(host: str, token: str, says: str, tmp_path: Path) -> None:
     job_id = mnist_job()
-    log_path = tmp_path / "ui.log"
-    env = {**os.environ, "MLPQ_UI_TOKEN": token}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "mlpq.api_cli", "ui", "--host", host, "--port", "0"], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"mlpq ui on http://[^:]+:(\d+)/", log_path.read_text())):
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
-        assert says in log_path.read_text()
-        request = urllib.request.Request(f"http://127.0.0.1:{found.group(1)}/api/jobs/{job_id}",
-                                         headers={"Authorization": f"Bearer {token}"} if token else {})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert json.load(response)["id"] == job_id
-    finally:
-        process.terminate()
-        process.wait(20)
+    with running_ui(tmp_path / "ui.log", "--host", host, token=token) as base:
+        assert says in (tmp_path / "ui.log").read_text()
+        status, body = get(f"{base}/api/jobs/{job_id}", **({"Authorization": f"Bearer {token}"} if token else {}))
+        assert status == 200 and json.loads(body)["id"] == job_id
+
+
+@pytest.mark.integration
+def test_ui_answers_only_its_addresses_localhost_and_allowed_hosts(tmp_path: Path) -> None:
+    job_id = mnist_job()
+    with running_ui(tmp_path / "ui.log", "--allowed-host", "GPU-box.example.org", "--allowed-host", "ui.lan") as base:
+        port = base.rpartition(":")[2]
+        for host in ("localhost", "127.0.0.1", "gpu-box.example.org", "ui.lan"):
+            status, body = get(f"{base}/api/jobs", Host=f"{host}:{port}")
+            assert status == 200 and job_id in body.decode(), host
+        status, body = get(f"{base}/api/jobs", Host=f"attacker.example:{port}")
+        assert status == 400 and job_id not in body.decode() and body.decode().count("\n") == 1
 
 
 def test_help_does_not_import_the_web_stack() -> None:
