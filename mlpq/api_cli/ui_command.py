@@ -10,7 +10,7 @@ import webbrowser
 import click
 
 from mlpq.api_cli.context import CONTEXT, client
-from mlpq.api_cli.params import DNS_NAME
+from mlpq.api_cli.params import DNS_NAME, AsciiIntRange
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -38,7 +38,7 @@ def listen(host: str, port: int) -> socket.socket:
 @click.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback should have MLPQ_UI_TOKEN set.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--port", type=AsciiIntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
 @click.option("--allowed-host", "allowed_hosts", type=DNS_NAME, multiple=True, metavar="NAME",
               help="Also answer requests for this name (repeatable). Addresses, localhost and the --host name "

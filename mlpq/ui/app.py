@@ -6,6 +6,7 @@ a JSON object) with one line. ``GET /api`` lists the JSON endpoints (``API``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from mlpq.worker.device import DeviceError, parse_device
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
 MAX_API_LIMIT = 10_000
+WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+"""A query's number: ASCII digits only (``str.isdigit`` also takes ``²`` and ``٣``), bounded before ``int()``."""
 MAX_CHARTED = 24
 """A sweep's chart overlays at most this many members (each is one more ledger read per refresh)."""
 POLL_MS = 1500
@@ -98,7 +101,7 @@ class UI:
         raw = request.query_params.get(name)
         if raw is None or raw == "":
             return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if WHOLE_NUMBER.fullmatch(raw) is None or not low <= int(raw) <= high:
             raise HTTPException(400, f"{name} must be a whole number from {low} to {high}")
         return int(raw)
 

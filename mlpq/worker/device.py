@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from mlpq.redact import shown
 
-DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::(\d{1,2}))?")
+DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::([0-9]{1,2}))?")
 POOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 QUEUE_PREFIX = "mlpq."
 

@@ -32,7 +32,7 @@ def node_name(device: Device, hostname: str) -> str:
 def torch_threads(concurrency: int) -> int:
     """Threads per pool process: ``OMP_NUM_THREADS`` if set, else this process's CPUs shared among the pool."""
     given = os.environ.get("OMP_NUM_THREADS", "")
-    if given.isdigit() and int(given) > 0:
+    if given.isascii() and given.isdigit() and int(given) > 0:
         return int(given)
     return max(1, len(os.sched_getaffinity(0)) // concurrency)
 

@@ -86,6 +86,10 @@ def test_jobs_page_filters_by_kind_status_device_and_sweep(make_client: MakeClie
     ("kind=bogus", "kind=bogus", "unknown kind 'bogus'"), ("status=done", "status=done", "unknown status 'done'"),
     ("device=tpu", "device=tpu", "device"), ("page=0", "limit=0", "must be a whole number"),
     ("page=x", "offset=-1", "must be a whole number"),
+    ("page=²", "limit=²", "must be a whole number"), ("page=¹", "offset=¹", "must be a whole number"),
+    ("page=٣", "limit=٣", "must be a whole number"), ("page=５", "limit=５", "must be a whole number"),
+    ("page=" + "1" * 5000, "limit=" + "1" * 5000, "must be a whole number"),
+    ("page=+2", "offset= 2", "must be a whole number"), ("device=cuda:٣", "device=cuda:０", "device"),
 ])
 def test_bad_filters_are_one_line_400s(make_client: MakeClient, query: str, api_query: str, message: str) -> None:
     response = make_client().get(f"/jobs?{query}")

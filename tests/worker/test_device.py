@@ -20,7 +20,8 @@ def test_parse(text: str, device: Device) -> None:
     assert parse_device(text) == device
 
 
-@pytest.mark.parametrize("text", ["", "gpu", "cpu:0", "cuda:", "cuda:-1", "cuda:1.5", "cuda:123", "cuda0", "tpu:0"])
+@pytest.mark.parametrize("text", ["", "gpu", "cpu:0", "cuda:", "cuda:-1", "cuda:1.5", "cuda:123", "cuda0", "tpu:0",
+                                  "cuda:٣", "cuda:０", "cuda:²", "cuda:1٣"])
 def test_parse_rejects(text: str) -> None:
     with pytest.raises(DeviceError, match="use cpu, cuda or cuda:N"):
         parse_device(text)
