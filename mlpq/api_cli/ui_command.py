@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import os
 import socket
 import threading
 import webbrowser
+from typing import Any
 
 import click
 
@@ -33,6 +36,15 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return sock
+
+
+def logging_config() -> dict[str, Any]:
+    """uvicorn's logging, and one line for each failed request from the app's ``mlpq.ui`` logger."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["mlpq.ui"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 @click.command(context_settings=CONTEXT)
@@ -78,8 +90,9 @@ def ui(ctx: click.Context, host: str, port: int, open_browser: bool, allowed_hos
     if not is_loopback(host) and not token:
         click.echo(f"Warning: anyone who can reach {host}:{bound_port} can read the ledger: set MLPQ_UI_TOKEN",
                    err=True)
-    app = create_app(api, token=token, allow_actions=allow_actions, allowed_hosts=[*allowed_hosts, host])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    app = create_app(api, token=token, allow_actions=allow_actions, allowed_hosts=[*allowed_hosts, host],
+                     debug=bool(os.environ.get("MLPQ_DEBUG")))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=logging_config(), log_level="warning", access_log=False))
     if open_browser:
         threading.Timer(1.0, webbrowser.open, (url,)).start()
     server.run(sockets=[sock])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -38,10 +39,10 @@ MakeClient = Callable[..., TestClient]
 @pytest.fixture
 def make_client() -> MakeClient:
     def make(*, token: str | None = None, allow_actions: bool = False, allowed_hosts: tuple[str, ...] = ("testserver",),
-             **settings: str) -> TestClient:
+             debug: bool = False, **settings: str) -> TestClient:
         client = Client(Settings.from_env(**settings))
-        return TestClient(create_app(client, token=token, allow_actions=allow_actions, allowed_hosts=allowed_hosts),
-                          raise_server_exceptions=False, follow_redirects=False)
+        app = create_app(client, token=token, allow_actions=allow_actions, allowed_hosts=allowed_hosts, debug=debug)
+        return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
     return make
 
 
@@ -261,9 +262,32 @@ def test_unexpected_error_is_a_one_line_500_without_traceback(make_client: MakeC
     assert "Traceback" not in response.text
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_each_failure_logs_one_line_and_a_traceback_only_under_debug(make_client: MakeClient, debug: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mlpq.ui")
+    client = make_client(debug=debug)
+    assert client.get("/jobs/abcdef").status_code == 404
+    assert client.get("/api/workers").status_code == 503
+    monkeypatch.setattr(Client, "list", lambda *_args, **_kwargs: 1 / 0)
+    assert client.get("/api/jobs").status_code == 500
+    lines = [(record.levelname, record.getMessage(), record.exc_info is not None)
+             for record in caplog.records if record.name.startswith("mlpq.ui")]
+    assert lines == [("INFO", "GET /jobs/abcdef: 404 no job abcdef", debug),
+                     ("ERROR", "GET /api/workers: 503 cannot reach the broker at redis://127.0.0.1:1/0: Error 111 "
+                               "connecting to 127.0.0.1:1. Connection refused.", debug),
+                     ("ERROR", "GET /api/jobs: 500 ZeroDivisionError: division by zero", debug)]
+
+
 def test_api_index_lists_the_endpoints(make_client: MakeClient) -> None:
     index = make_client().get("/api").json()
     assert index["GET /api/jobs/{id}"] == "mlpq show --json"
+
+
+def test_errors_of_the_api_index_are_json(make_client: MakeClient) -> None:
+    response = make_client().post("/api")
+    assert response.status_code == 405 and response.json() == {"error": "Method Not Allowed"}
 
 
 def test_pages_send_a_content_security_policy(make_client: MakeClient) -> None:
@@ -321,6 +345,14 @@ def test_with_a_token_every_page_asks_for_it(make_client: MakeClient) -> None:
     assert client.get(f"/jobs/{job_id}").status_code == 200
 
 
+def test_every_api_path_without_the_token_is_a_401_in_json(make_client: MakeClient) -> None:
+    client = make_client(token=TOKEN)
+    for url in ("/api", "/api/", "/api/jobs", "/api/nothing/here"):
+        response = client.get(url)
+        assert response.status_code == 401 and "sign in" in response.json()["error"], url
+    assert client.get("/api", headers={"Authorization": f"Bearer {TOKEN}"}).json()["GET /api"] == "this list"
+
+
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example"])
 def test_sign_in_never_sends_you_to_another_site(make_client: MakeClient, target: str) -> None:
     response = make_client(token=TOKEN).post("/login", data={"token": TOKEN, "next": target})
@@ -364,6 +396,23 @@ def test_rerun_submits_the_job_again(make_client: MakeClient, broker_url: str) -
     new_id = response.headers["location"].removeprefix("/jobs/")
     rerun = Client(Settings.from_env()).get(new_id).job
     assert rerun.rerun_of == job_id and rerun.status is JobStatus.QUEUED
+
+
+@pytest.mark.parametrize(("kind", "params", "says"), [
+    ("mnist", {"seed": 1, "lr": -5.0}, "lr: Input should be greater than 0"),
+    ("mnist", {"seed": 1, "epochs": 3, "colour": "blue"}, "colour: Extra inputs are not permitted"),
+    ("rosenbrock", {"seed": 0}, "unknown kind 'rosenbrock'"),
+])
+def test_rerun_of_a_job_this_mlpq_cannot_run_is_a_one_line_422_that_stores_nothing(
+        make_client: MakeClient, broker_url: str, kind: str, params: dict[str, object], says: str) -> None:
+    job_id = add_job(kind, params)
+    client = signed_in(make_client(token=TOKEN, allow_actions=True, broker_url=broker_url))
+    response = client.post(f"/jobs/{job_id}/rerun", data={"csrf": csrf_of(client.get(f"/jobs/{job_id}").text)})
+    assert response.status_code == 422
+    error = re.search(r'<p class="error" id="error">(.*)</p>', response.text)
+    assert error and f"job {job_id} cannot be run again by this mlpq: {says}" in error.group(1).replace("&#39;", "'")
+    assert "pydantic" not in response.text and "\n" not in error.group(1)
+    assert [job.id for job in Client(Settings.from_env()).list()] == [job_id]
 
 
 def test_rerun_with_the_broker_down_is_a_one_line_503(make_client: MakeClient) -> None:
@@ -437,6 +486,23 @@ def test_ui_serves_pages_and_says_where(host: str, token: str, says: str, tmp_pa
         assert says in (tmp_path / "ui.log").read_text()
         status, body = get(f"{base}/api/jobs/{job_id}", **({"Authorization": f"Bearer {token}"} if token else {}))
         assert status == 200 and json.loads(body)["id"] == job_id
+
+
+@pytest.mark.integration
+def test_ui_logs_one_line_per_failed_request_without_a_traceback(tmp_path: Path) -> None:
+    log_path = tmp_path / "ui.log"
+    requests = {"/jobs/abcdef": 404, "/api/jobs/abcdef": 404, "/nothing/here": 404, "/api/workers": 503}
+    with running_ui(log_path) as base:
+        for path, status in requests.items():
+            assert get(base + path)[0] == status, path
+        deadline = time.monotonic() + 30
+        while log_path.read_text().count("\n") < 1 + len(requests):
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+    lines = log_path.read_text().splitlines()
+    assert "Traceback" not in log_path.read_text() and len(lines) == 1 + len(requests), lines
+    for path, status in requests.items():
+        assert sum(f"GET {path}: {status} " in line for line in lines) == 1, (path, lines)
 
 
 @pytest.mark.integration
