@@ -21,6 +21,7 @@ from mlpq import kinds
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
+from mlpq.errors import UnavailableError
 from mlpq.redact import mask_url
 from mlpq.worker import messages
 from mlpq.worker.device import parse_device
@@ -44,7 +45,7 @@ class JobRequest(NamedTuple):
     """Only workers of this pool (``mlpq worker --pool``) run the job; ``None``: workers outside any pool."""
 
 
-class BrokerUnavailableError(ConnectionError):
+class BrokerUnavailableError(UnavailableError, ConnectionError):
     """The broker could not be reached; no job was left behind unpublished."""
 
 

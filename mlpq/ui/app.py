@@ -25,12 +25,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mlpq.api_cli.api import BrokerUnavailableError, Client
+from mlpq.api_cli.api import Client
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq import kinds
-from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
+from mlpq.errors import UnavailableError, classify
 from mlpq.ui import charts, data
 from mlpq.ui.auth import COOKIE, Guard
 from mlpq.ui.hosts import AllowedHosts
@@ -139,7 +139,7 @@ class UI:
     def workers(self, request: Request) -> Response:
         try:
             rows, error = data.worker_rows(self.client.workers()), None
-        except BrokerUnavailableError as exc:
+        except UnavailableError as exc:
             rows, error = [], str(exc)
         name = "worker_rows.html" if request.query_params.get("partial") else "workers.html"
         return self.render(request, name, rows=rows, error=error)
@@ -247,15 +247,11 @@ def safe_next(target: str | None) -> str:
 
 
 def error_status(exc: Exception) -> tuple[int, str]:
-    """The HTTP status and the one-line message for a failure."""
-    from mlpq.api_cli.cli import translate
-
+    """The HTTP status and the one-line message for a failure: its category's (see ``mlpq.errors``)."""
     if isinstance(exc, HTTPException):
         return exc.status_code, one_line(exc.detail)
-    if isinstance(exc, JobLookupError):
-        return 404, one_line(str(exc))
-    message = one_line(translate(exc).format_message()).replace(" (set MLPQ_DEBUG=1 for a traceback)", "")
-    return (503 if isinstance(exc, BrokerUnavailableError) or message.startswith("cannot reach") else 500), message
+    failure = classify(exc)
+    return failure.category.http_status, one_line(failure.message)
 
 
 class OneLineErrors(BaseHTTPMiddleware):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from mlpq.errors import InvalidError
 from mlpq.redact import shown
 
 DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::([0-9]{1,2}))?")
@@ -15,7 +16,7 @@ POOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 QUEUE_PREFIX = "mlpq."
 
 
-class DeviceError(ValueError):
+class DeviceError(InvalidError, ValueError):
     """A device string or pool name is malformed, or the device does not exist on this host."""
 
 

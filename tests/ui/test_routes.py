@@ -262,6 +262,29 @@ def test_unexpected_error_is_a_one_line_500_without_traceback(make_client: MakeC
     assert "Traceback" not in response.text
 
 
+def test_a_failure_gets_its_status_by_its_type_not_its_text(make_client: MakeClient,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpq.db.migrate import SchemaError
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise SchemaError("cannot reach revision 0009 from 0004_i8ledger: upgrade mlpq")
+
+    monkeypatch.setattr(Client, "list", broken)
+    response = make_client().get("/api/jobs")
+    assert response.status_code == 500 and response.json()["error"].startswith("cannot reach revision 0009")
+
+
+def test_the_ui_reports_failures_without_the_cli() -> None:
+    probe = ("import sys\nfrom starlette.testclient import TestClient\nfrom mlpq.api_cli.api import Client\n"
+             "from mlpq.config import Settings\nfrom mlpq.ui.app import create_app\n"
+             "app = create_app(Client(Settings.from_env()), allowed_hosts=['testserver'])\n"
+             "with TestClient(app, raise_server_exceptions=False) as client:\n"
+             "    assert [client.get(url).status_code for url in ('/jobs/abcdef', '/api/workers')] == [404, 503]\n"
+             "print(sorted(m for m in sys.modules if m == 'mlpq.api_cli.cli'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1:] == ["[]"], done.stderr
+
+
 @pytest.mark.parametrize("debug", [False, True])
 def test_each_failure_logs_one_line_and_a_traceback_only_under_debug(make_client: MakeClient, debug: bool,
                                                                      monkeypatch: pytest.MonkeyPatch,
