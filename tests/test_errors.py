@@ -14,8 +14,8 @@ from mlpq.db.engine import DatabaseURLError, LedgerDirectoryError
 from mlpq.db.ledger import LedgerChanged
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.migrate import SchemaError
+from mlpq.devices import DeviceError
 from mlpq.errors import Category, classify
-from mlpq.worker.device import DeviceError
 
 FAILURES = [
     (DatabaseURLError("malformed database URL 'x'"), Category.USAGE, 2, 400, "malformed database URL 'x'"),

@@ -21,10 +21,10 @@ from mlpq import kinds
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
+from mlpq.devices import parse_device
 from mlpq.errors import UnavailableError
 from mlpq.redact import mask_url
 from mlpq.worker import messages
-from mlpq.worker.device import parse_device
 
 if TYPE_CHECKING:
     import redis

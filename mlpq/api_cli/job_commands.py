@@ -15,7 +15,7 @@ from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, AsciiIntRan
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.status import JobStatus
-from mlpq.worker.device import Device
+from mlpq.devices import Device
 
 if TYPE_CHECKING:
     from mlpq.api_cli.api import Client

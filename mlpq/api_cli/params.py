@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlpq.db.lookup import is_job_id
+from mlpq.devices import DeviceError, parse_device, parse_pool
 from mlpq.locations import LocationError, check_broker_url, check_data_dir
 from mlpq.redact import shown
-from mlpq.worker.device import DeviceError, parse_device, parse_pool
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -34,7 +34,7 @@ def default_hostname() -> str:
 
 
 class ParsedType(click.ParamType):
-    """A string checked by one of ``mlpq.worker.device``'s parsers, which raise ``DeviceError``."""
+    """A string checked by one of ``mlpq.devices``' parsers, which raise ``DeviceError``."""
 
     def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
         self.name, self.parse = name, parse

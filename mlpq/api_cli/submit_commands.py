@@ -10,8 +10,8 @@ import click
 from mlpq import kinds
 from mlpq.api_cli.context import CONTEXT
 from mlpq.api_cli.params import DEVICE, POOL, AsciiIntRange
+from mlpq.devices import Device
 from mlpq.kinds import MAX_TIMEOUT_S, Kind
-from mlpq.worker.device import Device
 
 
 def common_options(kind: Kind) -> list[click.Option]:

@@ -13,8 +13,8 @@ from mlpq.api_cli.context import client
 from mlpq.api_cli.params import usage_error
 from mlpq.api_cli.reporting import report_submitted, report_sweep
 from mlpq.api_cli.spec_options import given, option_names
+from mlpq.devices import Device
 from mlpq.kinds import Kind
-from mlpq.worker.device import Device
 
 
 def run_submit(ctx: click.Context, kind: Kind, fields: dict[str, Any], device: Device, pool: str | None,

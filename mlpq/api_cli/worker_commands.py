@@ -7,8 +7,8 @@ import click
 from mlpq.api_cli import output
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import DEVICE, HOSTNAME, POOL, AsciiFloatRange, AsciiIntRange, default_hostname
+from mlpq.devices import Device
 from mlpq.redact import cut
-from mlpq.worker.device import Device
 
 MESSAGE_CHARS = 40
 """How much of each refused message the table shows (``--json`` has what was kept)."""

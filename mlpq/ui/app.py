@@ -30,11 +30,11 @@ from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq import kinds
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
+from mlpq.devices import DeviceError, parse_device
 from mlpq.errors import UnavailableError, classify
 from mlpq.ui import charts, data
 from mlpq.ui.auth import COOKIE, Guard
 from mlpq.ui.hosts import AllowedHosts
-from mlpq.worker.device import DeviceError, parse_device
 
 log = logging.getLogger(__name__)
 

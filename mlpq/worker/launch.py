@@ -12,9 +12,10 @@ from celery.signals import celeryd_init, worker_process_init
 
 from mlpq.config import Settings
 from mlpq.db.ledger import open_ledger, require_identity
+from mlpq.devices import Device, worker_queues
 from mlpq.worker import recycle
 from mlpq.worker.app import create_app
-from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
+from mlpq.worker.device import check_pinned_gpu, pin_process
 from mlpq.worker.maintenance import Maintenance, install
 from mlpq.worker.screening import consume_screened
 from mlpq.worker.status import host_gpu_index, install_status_command, install_stopping_notice
