@@ -32,6 +32,7 @@ from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
 from mlpq.devices import DeviceError, parse_device
 from mlpq.errors import UnavailableError, classify
+from mlpq.redact import cut
 from mlpq.ui import charts, data
 from mlpq.ui.auth import COOKIE, Guard
 from mlpq.ui.hosts import AllowedHosts
@@ -219,11 +220,17 @@ class UI:
         """The failure as a page (or JSON under /api), logged in one line; with a traceback only in debug."""
         status, message = error_status(exc)
         traceback = exc if self.debug and not isinstance(exc, HTTPException) else None
-        log.log(logging.ERROR if status >= 500 else logging.INFO, "%s %s: %d %s", request.method, request.url.path,
-                status, message, exc_info=traceback)
+        log.log(logging.ERROR if status >= 500 else logging.INFO, "%s",
+                printable(f"{request.method} {cut(request.url.path)}: {status} {message}"), exc_info=traceback)
         if is_api(request.url.path):
             return JSONResponse({"error": message}, status_code=status)
         return self.render(request, "error.html", status_code=status, message=message)
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\x1b``): a request cannot drive the terminal of
+    whoever reads the log."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in text)
 
 
 def is_api(path: str) -> bool:

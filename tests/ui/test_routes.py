@@ -293,6 +293,7 @@ def test_each_failure_logs_one_line_and_a_traceback_only_under_debug(make_client
     client = make_client(debug=debug)
     assert client.get("/jobs/abcdef").status_code == 404
     assert client.get("/api/workers").status_code == 503
+    assert client.get("/jobs/%1b]0;owned%07").status_code == 404
     monkeypatch.setattr(Client, "list", lambda *_args, **_kwargs: 1 / 0)
     assert client.get("/api/jobs").status_code == 500
     lines = [(record.levelname, record.getMessage(), record.exc_info is not None)
@@ -300,6 +301,7 @@ def test_each_failure_logs_one_line_and_a_traceback_only_under_debug(make_client
     assert lines == [("INFO", "GET /jobs/abcdef: 404 no job abcdef", debug),
                      ("ERROR", "GET /api/workers: 503 cannot reach the broker at redis://127.0.0.1:1/0: Error 111 "
                                "connecting to 127.0.0.1:1. Connection refused.", debug),
+                     ("INFO", "GET /jobs/\\x1b]0;owned\\x07: 404 no job \\x1b]0;owned\\x07", debug),
                      ("ERROR", "GET /api/jobs: 500 ZeroDivisionError: division by zero", debug)]
 
 
