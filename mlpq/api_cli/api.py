@@ -22,9 +22,10 @@ from mlpq.db.jobs import CancelOutcome
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
+from mlpq.devices import parse_device
+from mlpq.errors import UnavailableError
 from mlpq.redact import mask_url
 from mlpq.worker import messages
-from mlpq.worker.device import parse_device
 
 if TYPE_CHECKING:
     import redis
@@ -45,7 +46,7 @@ class JobRequest(NamedTuple):
     """Only workers of this pool (``mlpq worker --pool``) run the job; ``None``: workers outside any pool."""
 
 
-class BrokerUnavailableError(ConnectionError):
+class BrokerUnavailableError(UnavailableError, ConnectionError):
     """The broker could not be reached; no job was left behind unpublished."""
 
 

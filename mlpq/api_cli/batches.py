@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from mlpq import interrupts
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
+from mlpq.errors import MlpqError
 from mlpq.worker import messages
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class SubmitInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped a submit before it released its jobs: the message says what became of them."""
 
 
-class SubmitAborted(RuntimeError):
+class SubmitAborted(MlpqError):
     """A failure stopped a submit before it released its jobs. ``fate`` says what became of them; ``stage`` is
     ``publish`` (the broker failed: see ``__cause__``) or ``release``."""
 

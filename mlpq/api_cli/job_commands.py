@@ -11,11 +11,11 @@ import click
 from mlpq.api_cli import output
 from mlpq.api_cli.compare import comparison, comparison_table
 from mlpq.api_cli.context import CONTEXT, client
-from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, usage_error
+from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, AsciiIntRange, usage_error
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.status import JobStatus
-from mlpq.worker.device import Device
+from mlpq.devices import Device
 
 if TYPE_CHECKING:
     from mlpq.api_cli.api import Client
@@ -31,7 +31,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "cs
 @click.option("--status", type=click.Choice([s.value for s in JobStatus]))
 @click.option("--device", type=DEVICE)
 @click.option("--sweep", type=SWEEP_ID, help="Only the jobs of this sweep (its id or a prefix).")
-@click.option("--limit", type=click.IntRange(1, 10_000), help="At most this many jobs.  [default: 20, a whole sweep]")
+@click.option("--limit", type=AsciiIntRange(1, 10_000), help="At most this many jobs.  [default: 20, a whole sweep]")
 @FORMAT
 @click.pass_context
 def results(ctx: click.Context, kind: str | None, status: str | None, device: Device | None, sweep: str | None,

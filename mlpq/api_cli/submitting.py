@@ -14,8 +14,8 @@ from mlpq.api_cli.params import usage_error
 from mlpq.api_cli.reporting import announce_job, announce_sweep, follow_and_show, follow_sweep, submit_and_announce
 from mlpq.api_cli.spec_options import given, option_names
 from mlpq.db.records import JobRecord
+from mlpq.devices import Device
 from mlpq.kinds import Kind
-from mlpq.worker.device import Device
 
 
 def run_submit(ctx: click.Context, kind: Kind, fields: dict[str, Any], device: Device, pool: str | None,

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 
+from mlpq.errors import MlpqError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -23,7 +25,7 @@ REVISIONS = ("0001", "0002", "0003_i11cluster", "0004_i8ledger", "0005_batches")
 HEAD = REVISIONS[-1]
 
 
-class SchemaError(RuntimeError):
+class SchemaError(MlpqError, RuntimeError):
     """The ledger's schema is not this mlpq's head revision, or cannot be brought to it."""
 
 

@@ -19,10 +19,11 @@ from mlpq.config import Leases
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq import kinds
+from mlpq.devices import Device
 from mlpq.models.context import JobError, RunContext
 from mlpq.redact import one_line, shown
 from mlpq.worker import cuda_errors, logs, provenance
-from mlpq.worker.device import Device, torch_device_name
+from mlpq.worker.device import torch_device_name
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
 from mlpq.worker.recycle import ProcessHealth
 

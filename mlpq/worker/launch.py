@@ -12,9 +12,10 @@ from celery.signals import celeryd_init, worker_process_init
 
 from mlpq.config import Settings
 from mlpq.db.ledger import open_ledger, require_identity
+from mlpq.devices import Device, worker_queues
 from mlpq.worker import logs, recycle
 from mlpq.worker.app import create_app
-from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
+from mlpq.worker.device import check_pinned_gpu, pin_process
 from mlpq.worker.maintenance import Maintenance, install
 from mlpq.worker.screening import consume_screened
 from mlpq.worker.status import host_gpu_index, install_status_command, install_stopping_notice
@@ -32,7 +33,7 @@ def node_name(device: Device, hostname: str) -> str:
 def torch_threads(concurrency: int) -> int:
     """Threads per pool process: ``OMP_NUM_THREADS`` if set, else this process's CPUs shared among the pool."""
     given = os.environ.get("OMP_NUM_THREADS", "")
-    if given.isdigit() and int(given) > 0:
+    if given.isascii() and given.isdigit() and int(given) > 0:
         return int(given)
     return max(1, len(os.sched_getaffinity(0)) // concurrency)
 

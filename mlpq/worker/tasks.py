@@ -11,9 +11,9 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from mlpq.db.engine import make_engine
+from mlpq.devices import Device
 from mlpq.worker import logs, messages
 from mlpq.worker.messages import TASK_NAME
-from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
 from mlpq.worker.recycle import ProcessHealth

@@ -13,7 +13,6 @@ import redis
 
 from mlpq.api_cli.sweep import Axis, grid
 from mlpq.db import jobs
-from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
 from tests.api_cli.ledger_rows import himmelblau_job, mlpq, mnist_job
 from tests.services import queue_of

@@ -15,7 +15,7 @@ from mlpq.db.schema import JOBS
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
 from mlpq import kinds
-from mlpq.worker.device import Device
+from mlpq.devices import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import Lease, LeaseKeeper
 
