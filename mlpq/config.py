@@ -12,28 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from mlpq.locations import check_broker_url, check_data_dir
+from mlpq.locations import (DEFAULT_BROKER_URL, check_broker_url, check_data_dir, default_data_dir,
+                            default_database_url, normalise_database_url)
 from mlpq.redact import shown
 
 ENV_PREFIX = "MLPQ_"
-DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 HEARTBEATS_PER_LEASE = 3
 """A lease outlives at least this many heartbeats, so one late heartbeat never loses it."""
-
-
-def default_database_url() -> str:
-    """An SQLite file in the user's data directory."""
-    return f"sqlite:///{Path(platformdirs.user_data_dir('mlpq')) / 'mlpq.db'}"
-
-
-def default_data_dir() -> Path:
-    """Where datasets are downloaded and cached: the user's cache directory."""
-    return Path(platformdirs.user_cache_dir("mlpq")) / "data"
 
 
 class SettingsError(ValueError):
@@ -89,9 +78,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        from mlpq.db.engine import normalise_url  # SQLAlchemy's parser; imported when settings are read
-
-        normalise_url(value)
+        normalise_database_url(value)
         return value
 
     @field_validator("data_dir", mode="before")

@@ -28,6 +28,9 @@ BAD_SETTINGS = [
     ("MLPQ_BROKER_URL", "redis://localhost:abc/0", "the port is not a number"),
     ("MLPQ_BROKER_URL", "http://localhost", "malformed broker URL"),
     ("MLPQ_DATABASE_URL", "postgresql://u@h:abc/db", "malformed database URL"),
+    ("MLPQ_DATABASE_URL", "sqlite://", "in-memory SQLite database, which cannot hold a ledger"),
+    ("MLPQ_DATABASE_URL", "sqlite:///:memory:", "in-memory SQLite database, which cannot hold a ledger"),
+    ("MLPQ_DATABASE_URL", "postgresql+asyncpg://u@h/db", "unsupported database driver 'postgresql+asyncpg'"),
     ("MLPQ_DATA_DIR", "relative/data", "not an absolute path"),
     ("MLPQ_DATA_DIR", "/etc", "system directory /etc"),
 ]

@@ -93,7 +93,8 @@ def translate(exc: Exception) -> click.ClickException:
     from mlpq.api_cli.api import BrokerUnavailableError
     from mlpq.db.ledger import LedgerChanged
     from mlpq.db.migrate import SchemaError
-    from mlpq.db.engine import DatabaseURLError, LedgerDirectoryError
+    from mlpq.db.engine import LedgerDirectoryError
+    from mlpq.locations import DatabaseURLError
 
     if isinstance(exc, DatabaseURLError):
         return click.UsageError(str(exc))

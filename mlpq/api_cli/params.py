@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlpq.db.lookup import is_job_id
-from mlpq.locations import LocationError, check_broker_url, check_data_dir
+from mlpq.locations import LocationError, check_broker_url, check_data_dir, normalise_database_url
 from mlpq.redact import shown
 from mlpq.worker.device import DeviceError, parse_device, parse_pool
 
@@ -106,13 +106,6 @@ class URLType(click.ParamType):
             return self.check(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-
-
-def normalise_database_url(url: str) -> str:
-    """``mlpq.db.engine.normalise_url``, imported only when a URL is given (SQLAlchemy is slow to import)."""
-    from mlpq.db.engine import normalise_url
-
-    return normalise_url(url)
 
 
 class JobIdType(click.ParamType):

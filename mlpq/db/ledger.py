@@ -7,15 +7,12 @@ or changed (``ledger_change``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import Connection, Engine, inspect, select
-from sqlalchemy.engine import make_url
 
-from mlpq.config import default_database_url
+from mlpq.db.engine import make_engine
 from mlpq.db.migrate import SchemaError, prepare_schema
 from mlpq.db.schema import LEDGER
-from mlpq.db.engine import make_engine, normalise_url
+from mlpq.locations import is_default_ledger, sqlite_file
 from mlpq.redact import shown
 
 
@@ -25,19 +22,6 @@ class LedgerChanged(Exception):
     def __init__(self, reason: str, *, cold: bool) -> None:
         super().__init__(reason)
         self.cold = cold
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The file of an SQLite ledger; ``None`` for PostgreSQL or an in-memory database."""
-    parsed = make_url(normalise_url(url))
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-def is_default_ledger(url: str) -> bool:
-    """Whether ``url`` is the default SQLite ledger in the user's data directory."""
-    return sqlite_file(url) == sqlite_file(default_database_url())
 
 
 def open_ledger(url: str, *, pooled: bool = True) -> Engine:

@@ -7,11 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from mlpq.api_cli.cli import cli
 from mlpq.db.migrate import HEAD, current_revision, upgrade_schema
 from mlpq.db.engine import make_engine
+from tests import services
 from tests.api_cli.ledger_rows import mlpq
 from tests.services import run_mlpq
 
@@ -136,3 +139,27 @@ def test_an_unreachable_database_is_not_a_schema_problem(args: list[str]) -> Non
     result = mlpq("--database-url", "postgresql://postgres@127.0.0.1:1/none", *args)
     assert result.exit_code == 1 and result.output.startswith("Error: cannot reach the database: ")
     assert "schema" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+IN_MEMORY = ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"]
+
+
+@pytest.mark.parametrize("url", IN_MEMORY)
+@pytest.mark.parametrize("given", ["option", "variable"])
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["db", "current"], ["results"], ["worker", "--device", "cpu"]])
+def test_an_in_memory_database_is_refused_as_a_ledger(url: str, given: str, args: list[str]) -> None:
+    options, env = (["--database-url", url], {}) if given == "option" else ([], {"MLPQ_DATABASE_URL": url})
+    result = CliRunner().invoke(cli, [*options, *args], env=env)
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert "is an in-memory SQLite database, which cannot hold a ledger" in line and "sqlite:///PATH" in line
+
+
+def test_a_psycopg2_url_means_psycopg_3() -> None:
+    with services.fresh_postgres_database() as url:
+        psycopg2 = make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+        upgraded = mlpq("--database-url", psycopg2, "db", "upgrade")
+        assert (upgraded.exit_code, upgraded.output.strip()) == (
+            0, f"{url}: upgraded from empty to revision {HEAD} (head)")  # shown as the driver it is
+        listed = mlpq("--database-url", psycopg2, "results")
+        assert listed.exit_code == 0 and listed.output.startswith("no jobs yet"), listed.output

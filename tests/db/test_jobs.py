@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine, insert
 
+from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.lookup import is_job_id
 from mlpq.db.schema import JOBS
 from mlpq.db.status import JobStatus
-from mlpq.db.engine import DatabaseURLError, make_engine, normalise_url
+from mlpq.db.engine import make_engine
+from mlpq.locations import DatabaseURLError, normalise_database_url
 
 
 @pytest.fixture
@@ -99,8 +102,20 @@ def test_job_id_shapes() -> None:
 
 
 def test_database_urls() -> None:
-    assert normalise_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
-    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
-    for bad in ("not a url", "mysql://u@h/db"):
+    for url in ("postgresql://u@h/db", "postgres://u@h/db", "postgresql+psycopg2://u:pw@h:5433/db?sslmode=require"):
+        assert normalise_database_url(url).startswith("postgresql+psycopg://")
+    assert normalise_database_url("postgresql+psycopg2://u:pw@h:5433/db?sslmode=require").endswith(
+        "://u:pw@h:5433/db?sslmode=require")
+    assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
+    for bad in ("not a url", "mysql://u@h/db", "postgresql+asyncpg://u@h/db", "sqlite://", "sqlite:///:memory:",
+                "sqlite:///file::memory:?uri=true", "sqlite:///file:x.db?mode=memory&uri=true"):
         with pytest.raises(DatabaseURLError):
-            normalise_url(bad)
+            normalise_database_url(bad)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_the_python_api_refuses_an_in_memory_ledger_too(url: str) -> None:
+    with pytest.raises(DatabaseURLError, match="in-memory"):
+        make_engine(url)
+    with pytest.raises(ValidationError, match="in-memory"):
+        Settings(database_url=url)
