@@ -1,4 +1,4 @@
-"""The places a user names and their defaults: data directories, broker and database URLs.
+"""The places a user names and their defaults: data directories, host names, broker and database URLs.
 
 Settings (``mlpq.config``), the CLI's parameters and the ledger (``mlpq.db``) all
 take their rules from here. Directories are checked by name, never by trying
@@ -10,6 +10,7 @@ for (``mlpq --help`` imports this module).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ SYSTEM_TREES = frozenset(PurePosixPath(p) for p in (
 SYSTEM_DIRS = frozenset(PurePosixPath(p) for p in (
     "/", "/home", "/media", "/mnt", "/opt", "/root", "/run", "/srv", "/tmp", "/var", "/var/lib", "/var/log"))
 """Never a data directory themselves; a directory inside them is fine."""
+HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 BROKER_SCHEMES = ("redis", "rediss", "unix")
@@ -41,6 +43,14 @@ class LocationError(ValueError):
 
 class DatabaseURLError(LocationError):
     """The database URL cannot be parsed, names an unsupported backend or driver, or cannot hold a ledger."""
+
+
+def check_hostname(text: str) -> str:
+    """``text`` if it can name a worker's host: up to 63 letters, digits, ``.``, ``-`` and ``_``; raises
+    ``LocationError``."""
+    if HOSTNAME_PATTERN.fullmatch(text) is None:
+        raise LocationError(f"invalid host name {shown(text)}: use up to 63 letters, digits, '.', '-' or '_'")
+    return text
 
 
 def check_broker_url(url: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,19 +13,20 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlpq.db.lookup import is_job_id
-from mlpq.locations import LocationError, check_broker_url, check_data_dir, normalise_database_url
+from mlpq.locations import LocationError, check_broker_url, check_data_dir, check_hostname, normalise_database_url
 from mlpq.redact import shown
 from mlpq.worker.device import DeviceError, parse_device, parse_pool
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-
 
 def default_hostname() -> str:
-    """The host name a worker reports and ``mlpq workers --self`` looks for: ``MLPQ_HOSTNAME`` or the system's."""
-    return os.environ.get("MLPQ_HOSTNAME") or socket.gethostname()
+    """The host name a worker reports and ``mlpq workers --self`` looks for: ``MLPQ_HOSTNAME`` or the system's.
+
+    A click default: it reads the settings the root command stored on the context.
+    """
+    return click.get_current_context().find_root().obj.hostname or socket.gethostname()
 
 
 class ParsedType(click.ParamType):
@@ -50,10 +50,10 @@ class HostnameType(click.ParamType):
     name = "hostname"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value)
-        if HOSTNAME_PATTERN.fullmatch(text) is None:
-            self.fail(f"invalid host name {text[:70]!r}: use up to 63 letters, digits, '.', '-' or '_'", param, ctx)
-        return text
+        try:
+            return check_hostname(str(value))
+        except LocationError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class PointType(click.ParamType):
