@@ -82,3 +82,9 @@ def make_engine(url: str, *, pooled: bool = True, existing: bool = False) -> Eng
         # a disconnect error that invalidates the pool; ledger writes are retried (worker.execute).
         engine = create_engine(url, connect_args={"connect_timeout": 5}, **pool)
     return engine
+
+
+def read_only_sqlite_engine(path: Path) -> Engine:
+    """An engine that reads the existing SQLite file ``path`` and can neither write to it nor create it."""
+    return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", poolclass=NullPool,
+                         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})

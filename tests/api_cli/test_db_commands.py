@@ -4,6 +4,7 @@ that a new SQLite ledger at the default location is created on first use."""
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,27 @@ def test_a_psycopg2_url_means_psycopg_3() -> None:
             0, f"{url}: upgraded from empty to revision {HEAD} (head)")  # shown as the driver it is
         listed = mlpq("--database-url", psycopg2, "results")
         assert listed.exit_code == 0 and listed.output.startswith("no jobs yet"), listed.output
+
+
+def foreign_sqlite_database(path: Path) -> Path:
+    """Another program's SQLite database, in SQLite's default (rollback journal) mode."""
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE notes (body TEXT)")
+    connection.execute("INSERT INTO notes VALUES ('keep me')")
+    connection.commit()
+    connection.close()
+    return path
+
+
+@pytest.mark.parametrize("content", ["empty", "foreign"])
+@pytest.mark.parametrize("args", [["results"], ["submit", "himmelblau"], ["show", "abcd"],
+                                  ["worker", "--device", "cpu"]])
+def test_a_file_that_is_not_a_ledger_is_refused_and_left_as_it_was(tmp_path: Path, content: str,
+                                                                   args: list[str]) -> None:
+    (tmp_path / "ledgers").mkdir()
+    path = tmp_path / "ledgers" / "ledger.db"
+    path.touch() if content == "empty" else foreign_sqlite_database(path)
+    before = path.read_bytes()
+    result = mlpq("--database-url", f"sqlite:///{path}", *args)
+    assert (result.exit_code, result.output.strip()) == (1, NOT_MIGRATED[0][1])
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["ledger.db"]
