@@ -82,6 +82,8 @@ def prepare_schema(engine: Engine, *, may_create: bool) -> None:
 def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Migrate the ledger to ``revision``; returns its revision before and after (``None``: empty).
 
+    "Before" is what the migration found once it held the lock: of processes
+    upgrading together, only the one that migrated reports the old revision.
     Safe to call from many processes at once and when already there. Raises
     ``SchemaError`` for a ledger this mlpq cannot migrate (e.g. from a newer mlpq).
     """
@@ -96,9 +98,10 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, 
         from alembic.util import CommandError
 
         connection.rollback()  # end the read's transaction, so Alembic's own begins (and takes the lock)
+        config = alembic_config(connection)
         try:
-            command.upgrade(alembic_config(connection), target)
+            command.upgrade(config, target)
         except CommandError as exc:
             raise SchemaError(f"cannot migrate the ledger from revision {before} to {target}: {exc}") from exc
         connection.commit()
-        return before, current_revision(connection)
+        return config.attributes["before"], current_revision(connection)

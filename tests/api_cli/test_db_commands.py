@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -188,3 +191,30 @@ def test_a_file_that_is_not_a_ledger_is_refused_and_left_as_it_was(tmp_path: Pat
     result = mlpq("--database-url", f"sqlite:///{path}", *args)
     assert (result.exit_code, result.output.strip()) == (1, NOT_MIGRATED[0][1])
     assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["ledger.db"]
+
+
+UPGRADE_AT_SIGNAL = """
+import sys, time
+from pathlib import Path
+from mlpq.api_cli.cli import cli
+Path(sys.argv[2]).touch()
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.01)
+cli.main(["--database-url", sys.argv[1], "db", "upgrade"])
+"""
+
+
+def test_of_upgrades_run_together_only_the_one_that_migrated_says_so(empty_url: str, tmp_path: Path) -> None:
+    count, go = 6, tmp_path / "go"
+    ready = [tmp_path / f"ready-{index}" for index in range(count)]
+    processes = [subprocess.Popen([sys.executable, "-c", UPGRADE_AT_SIGNAL, empty_url, str(path), str(go)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in ready]
+    deadline = time.monotonic() + 120
+    while not all(path.exists() for path in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outputs = [process.communicate(timeout=120) for process in processes]
+    lines = sorted(out.strip() for out, _err in outputs)
+    shown = make_url(empty_url).render_as_string(hide_password=True)
+    assert lines == sorted([f"{shown}: upgraded from empty to revision {HEAD} (head)",
+                            *[f"{shown}: already at revision {HEAD} (head)"] * (count - 1)]), outputs
