@@ -9,6 +9,7 @@ due: checking a ledger costs one query.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,13 +19,40 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-REVISIONS = ("0001", "0002", "0003_i11cluster", "0004_i8ledger")
-"""The revisions in ``migrations/versions``, oldest first (a test checks them against Alembic's)."""
-HEAD = REVISIONS[-1]
+_DECLARATION = re.compile(r"""^(revision|down_revision)\s*(?::[^=]*)?=\s*(?:["']([^"']+)["']|None)\s*$""",
+                          re.MULTILINE)
+"""A revision file's ``revision = "ID"`` or ``down_revision = "ID"`` (or ``None``), as Alembic's template writes."""
 
 
 class SchemaError(RuntimeError):
     """The ledger's schema is not this mlpq's head revision, or cannot be brought to it."""
+
+
+def revision_chain(versions: Path) -> tuple[str, ...]:
+    """The revisions of the files in ``versions``, oldest first, as Alembic chains them by ``down_revision``.
+
+    Read from the files' declarations rather than by Alembic's ``ScriptDirectory``, whose import would
+    make every command slower; a test checks that both give the same chain. Raises ``SchemaError``
+    unless the revisions form one unbranched chain.
+    """
+    parents: dict[str, str | None] = {}
+    for path in sorted(versions.glob("*.py")):
+        declared = dict(_DECLARATION.findall(path.read_text(encoding="utf-8")))
+        if "revision" not in declared or "down_revision" not in declared:
+            raise SchemaError(f"cannot read the revision and down_revision of migration {path.name}")
+        parents[declared["revision"]] = declared["down_revision"] or None
+    children = {parent: revision for revision, parent in parents.items()}
+    chain = [children[None]] if None in children else []
+    while chain[-1:] and chain[-1] in children:
+        chain.append(children[chain[-1]])
+    if len(chain) != len(parents):
+        raise SchemaError(f"the migrations in {versions} do not form one chain of revisions")
+    return tuple(chain)
+
+
+REVISIONS = revision_chain(MIGRATIONS / "versions")
+"""The revisions in ``migrations/versions``, oldest first."""
+HEAD = REVISIONS[-1]
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
