@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, tzinfo
 
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine, insert
 
 from mlpq.config import Settings
-from mlpq.db import jobs
+from mlpq.db import clock, jobs
 from mlpq.db.lookup import is_job_id
 from mlpq.db.schema import JOBS
 from mlpq.db.status import JobStatus
@@ -119,3 +120,31 @@ def test_the_python_api_refuses_an_in_memory_ledger_too(url: str) -> None:
         make_engine(url)
     with pytest.raises(ValidationError, match="in-memory"):
         Settings(database_url=url)
+
+
+def test_a_transactions_jobs_are_listed_newest_first_in_the_order_written(engine: Engine) -> None:
+    with engine.begin() as connection:  # as a sweep's are submitted
+        written = [jobs.create_job(connection, "himmelblau", {"steps": i}, "cpu", timeout_s=60).id
+                   for i in range(40)]
+    with engine.connect() as connection:
+        assert [job.id for job in jobs.list_jobs(connection, limit=100)] == written[::-1]
+
+
+SKEW = timedelta(minutes=5)
+
+
+class BehindClock(datetime):
+    """This host's clock, five minutes behind the database server's."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> BehindClock:
+        return super().now(tz) - SKEW
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_job_is_created_at_the_database_servers_time(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "datetime", BehindClock)  # SQLite's server is this host: no skew is possible
+    with engine.begin() as connection:
+        job = jobs.create_job(connection, "himmelblau", {}, "cpu", timeout_s=60)
+        server_now = clock.read_db_now(connection)
+    assert abs(server_now - job.created_at) < timedelta(seconds=10) and job.created_at >= job.queued_at
