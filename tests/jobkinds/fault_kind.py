@@ -1,4 +1,5 @@
-"""A job kind for tests and the GPU check only: report the process id, hold device memory, or raise.
+"""A job kind for tests and the GPU check only: report the process id (and its torch threads), hold device
+memory, or raise.
 
 It is declared like any installed kind, through the ``mlpq.kinds`` entry-point group:
 the ``mlpq_fault_kind-0.dist-info`` folder beside this file is what an installed
@@ -42,7 +43,8 @@ def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
         del block
     elif spec.action == "raise":
         raise RuntimeError(spec.message)
-    return {"pid": os.getpid(), "headline": f"ran in process {os.getpid()}"}
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None  # a worker has it
+    return {"pid": os.getpid(), "threads": threads, "headline": f"ran in process {os.getpid()}"}
 
 
 KIND = Kind(
