@@ -53,6 +53,8 @@ class Presence:
     fixed: int | None
     state: str = "running"
     threads: int = 0
+    failing: bool = False
+    """Whether the last refresh failed (its failure is logged once, not every round)."""
     _clients: dict[int, redis.Redis] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,7 +104,14 @@ class Presence:
             registry.announce(self.client(), ledger=self.ledger, group=self.group, record=self.record(),
                               use=self.use, now=now, dead_in_group=dead)
         except redis.RedisError as exc:
-            log.warning("could not update this worker's entry in the registry: %s", exc)
+            if not self.failing:
+                log.warning("could not update this worker's entry in the registry (retrying every %g s): %s",
+                            registry.REFRESH_S, exc)
+            self.failing = True
+            return
+        if self.failing:
+            log.warning("this worker's entry in the registry is up to date again")
+        self.failing = False
 
     def leave(self) -> None:
         """Remove this worker's entries; without Redis they expire on their own."""

@@ -4,6 +4,7 @@ its CPUs, and the threads a job starting now gets."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -94,3 +95,18 @@ def test_a_job_starting_after_a_second_worker_joined_gets_fewer_threads(broker_u
 def test_a_job_keeps_the_last_share_when_the_registry_cannot_be_read() -> None:
     alone = presence("redis://127.0.0.1:1/0", "first@box", concurrency=2)
     assert alone.threads_for_job() == 4
+
+
+def test_a_broker_outage_is_logged_once_and_its_end_once(broker_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    worker = presence(broker_url, "first@box")
+    real = worker.client()
+    worker._clients[os.getpid()] = redis.Redis.from_url("redis://127.0.0.1:1/0")  # as if the broker were down
+    for _ in range(3):
+        worker.refresh()
+    worker._clients[os.getpid()] = real
+    worker.refresh()
+    worker.refresh()
+    assert [record.getMessage().split(" (")[0] for record in caplog.records] == [
+        "could not update this worker's entry in the registry",
+        "this worker's entry in the registry is up to date again"]
+    assert [found.name for found in registry.live_workers(real, LEDGER)[0]] == ["first@box"]
