@@ -38,9 +38,9 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     Pool processes stay warm across jobs (a GPU process keeps its CUDA context);
     ``recycle`` replaces one when a job leaves it unhealthy, and
     ``max_jobs_per_process`` (if given) after that many jobs regardless.
-    Each job gets ``threads`` torch threads if given, else ``OMP_NUM_THREADS`` if set, else
-    ``mlpq.worker.threads.GPU_THREADS`` on a GPU, else an equal share of the CPUs among the pool processes of every CPU
-    worker live on this machine (``mlpq.worker.threads``), decided as it starts.
+    Each job gets ``threads`` torch threads if given, else ``OMP_NUM_THREADS`` if set, else 2 on a GPU,
+    else an equal share of the machine's CPUs among the pool processes of every live CPU worker on it,
+    decided as the job starts (``mlpq.worker.threads``).
 
     Blocks; returns Celery's exit code (non-zero when the worker stopped on an error). Raises
     ``DeviceError`` when the GPU does not exist, SQLAlchemy's errors when the database cannot be
