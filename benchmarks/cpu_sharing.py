@@ -114,14 +114,14 @@ def main() -> None:
     cases = dict(CASES)
     if args.old_rule:
         cases[OLD_RULE] = ((1, 1), len(os.sched_getaffinity(0)))
-    rows = []
+    rows, machine = [], _common.machine()  # the load average before the sweeps add to it
     with _common.redis_database() as broker_url, tempfile.TemporaryDirectory(prefix="mlpq-bench-logs-") as logs:
         for name, (concurrencies, threads) in cases.items():
             given, seconds = run_case(broker_url, raw_dir, Path(logs), concurrencies, threads, args.jobs,
                                       args.epochs)
             rows.append({"case": name, "threads per job": given, "sweep s": seconds, "jobs/s": args.jobs / seconds})
     print(f"MNIST sweep: {args.jobs} jobs, {args.epochs} epochs, full set, on CPU workers of one machine")
-    print(_common.machine())
+    print(machine)
     print()
     print(_common.table(rows, ["case", "threads per job", "sweep s", "jobs/s"]))
 
