@@ -1,8 +1,9 @@
-"""CLI latency: wall time of four everyday commands against ``python -c pass`` (best and median of N runs).
+"""CLI latency: wall time of five everyday commands against ``python -c pass`` (best and median of N runs).
 
 ``mlpq --help``; ``mlpq results`` on an SQLite ledger holding the jobs this
 script submitted; ``mlpq submit himmelblau --steps 10`` (no wait); and the same
-with ``--wait``, end to end with a warm ``mlpq worker --device cpu``. The
+with ``--wait``, end to end with a warm ``mlpq worker --device cpu``, which
+``mlpq workers`` lists. The
 ledger is a fresh SQLite file in a temporary directory and the broker a Redis
 database of the benchmark's own (``MLPQ_BENCH_REDIS_DB``, default 12).
 ``python -c "import torch"`` is shown for scale: the CLI never pays for it.
@@ -20,8 +21,8 @@ from pathlib import Path
 import _common
 
 TARGETS_MS = {"mlpq --help": 200, "mlpq results": 350, "mlpq submit himmelblau --steps 10": 450,
-              "mlpq submit himmelblau --steps 10 --wait": 700}
-"""Issue 12's targets, best of 5 on a quiet 2-CPU machine."""
+              "mlpq submit himmelblau --steps 10 --wait": 700, "mlpq workers": 400}
+"""Issue 12's targets (issue 17's for ``mlpq workers``), best of 5 on a quiet 2-CPU machine."""
 
 
 def main() -> None:
@@ -37,6 +38,7 @@ def main() -> None:
         "mlpq results": [*mlpq, "results"],
         "mlpq submit himmelblau --steps 10": [*mlpq, "submit", "himmelblau", "--steps", "10"],
         "mlpq submit himmelblau --steps 10 --wait": [*mlpq, "submit", "himmelblau", "--steps", "10", "--wait"],
+        "mlpq workers": [*mlpq, "workers"],
     }
     with _common.redis_database() as broker_url, _common.mlpq_worker(broker_url) as (env, _worker):
         _common.run_command(commands["mlpq submit himmelblau --steps 10 --wait"], env)  # warms the worker's pool

@@ -5,7 +5,6 @@ Nothing here imports torch, and Celery only when a command talks to the broker.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -60,7 +59,7 @@ class JobView:
 
 @dataclass(frozen=True)
 class WorkerInfo:
-    """A live worker as it answered a broadcast, with the length of its device's queue."""
+    """A live worker as the registry of live workers has it, with the length of its device's queue."""
 
     name: str
     host: str
@@ -78,6 +77,10 @@ class WorkerInfo:
     gpu_uuid: str | None = None
     state: str = "running"
     """``running``, or ``stopping``: in warm shutdown, finishing its jobs, taking no new ones."""
+    concurrency: int = 1
+    """Its pool processes: jobs it runs at once."""
+    threads: int | None = None
+    """Torch threads each of its pool processes gives a job starting now."""
 
 
 class Client:
@@ -207,51 +210,30 @@ class Client:
                 time.sleep(poll_interval)
 
     def workers(self, timeout: float = 1.0) -> list[WorkerInfo]:
-        """Live workers of this ledger that answer a broadcast within ``timeout`` seconds, with their pool, the jobs
-        they run, the length of their device's queue and their GPU."""
-        from mlpq.worker.status import STATUS_COMMAND
+        """This ledger's live workers as the registry has them (each rewrites its entry every few seconds), with
+        their pool, the jobs they run, their torch threads, the length of their device's queue and their GPU;
+        ``timeout``: seconds to wait for the broker."""
+        from mlpq.worker import registry
 
         ledger = self.ledger
         try:
-            replies = self.celery.control.broadcast(STATUS_COMMAND, reply=True, timeout=timeout) or []
-            statuses = {name: status for reply in replies for name, status in reply.items()
-                        if isinstance(status, dict) and "device" in status and status.get("ledger") == ledger}
-            with self.celery.connection_for_read() as connection:
-                redis = connection.default_channel.client
-                stopping = self._stopping(redis, ledger, exclude=statuses)
-                statuses.update(stopping)
-                own_queues = {parse_device(status["device"], status.get("pool")).queue(ledger)
-                              for status in statuses.values()}
-                queued = {queue: redis.llen(queue) for queue in own_queues}
+            broker = messages.connect(self.settings.broker_url, timeout)
+            try:
+                records, dead = registry.live_workers(broker, ledger)
+                own_queue = {r.name: parse_device(r.device, r.pool).queue(ledger) for r in records}
+                queued = registry.queue_lengths(broker, own_queue.values(), ledger=ledger, prune=dead)
+            finally:
+                broker.close()
         except Exception as exc:  # as in submit_many: any failure here means no broker
             raise self._unreachable(exc) from exc
         found = []
-        for name, status in sorted(statuses.items()):
-            gpu = status.get("gpu") or {}
+        for record in records:
+            gpu = record.gpu or {}
             found.append(WorkerInfo(
-                name, name.partition("@")[2], status["device"], status.get("pool"), status["queues"],
-                status["active_jobs"], queued[parse_device(status["device"], status.get("pool")).queue(ledger)],
-                gpu.get("name"), gpu.get("memory_used_mib"), gpu.get("memory_total_mib"),
-                gpu.get("index"), gpu.get("uuid"), "stopping" if name in stopping else "running"))
-        return found
-
-    def _stopping(self, redis: Any, ledger: str, exclude: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        """Workers of ``ledger`` in warm shutdown (they no longer answer broadcasts) whose jobs the ledger says
-        still run."""
-        from mlpq.worker.status import STOPPING_PREFIX
-
-        found = {}
-        for key in redis.scan_iter(match=f"{STOPPING_PREFIX}*"):
-            name = key.decode()[len(STOPPING_PREFIX):]
-            raw = redis.get(key)
-            if name in exclude or raw is None:
-                continue
-            status = json.loads(raw)
-            if status.get("ledger") != ledger:
-                continue
-            with self.engine.connect() as connection:
-                if jobs.count_running(connection, status["active_jobs"]):
-                    found[name] = status
+                record.name, record.host, record.device, record.pool, record.queues, record.active_jobs,
+                queued[own_queue[record.name]], gpu.get("name"), gpu.get("memory_used_mib"),
+                gpu.get("memory_total_mib"), gpu.get("index"), gpu.get("uuid"), record.state, record.concurrency,
+                record.threads))
         return found
 
     def serving(self, job: JobRecord, timeout: float = 1.0) -> list[WorkerInfo]:

@@ -233,8 +233,16 @@ def gpu_identity(name: str, index: int | None, uuid: str | None) -> str:
     return " ".join([name, *([f"#{index}"] if index is not None else []), *([uuid[:12]] if uuid else [])])
 
 
+def threads_text(worker: WorkerInfo) -> str | None:
+    """``4`` torch threads per job, or ``2x3`` for two pool processes of 3 threads each."""
+    if worker.threads is None:
+        return None
+    return f"{worker.concurrency}x{worker.threads}" if worker.concurrency > 1 else str(worker.threads)
+
+
 def workers_table(workers: Sequence[WorkerInfo]) -> str:
     rows = [{"host": w.host, "pool": w.pool, "device": w.device, "gpu": gpu_text(w),
              "running": ",".join(job_id[:SHORT_ID] for job_id in w.active_jobs) or "idle", "queued": w.queued,
-             "name": w.name if w.state == "running" else f"{w.name} ({w.state})"} for w in workers]
-    return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "name"])
+             "threads": threads_text(w), "name": w.name if w.state == "running" else f"{w.name} ({w.state})"}
+            for w in workers]
+    return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "threads", "name"])

@@ -23,8 +23,11 @@ MESSAGE_CHARS = 40
               help="The host name shown by 'mlpq workers' and stored on the jobs it runs.  "
                    "[env: MLPQ_HOSTNAME; default: this host's]")
 @click.option("--concurrency", type=AsciiIntRange(1, 64), default=1, show_default=True,
-              help="Jobs run at once (pool processes). Each gets OMP_NUM_THREADS torch threads if set, "
-                   "else an equal share of this process's CPUs.")
+              help="Jobs run at once (pool processes).")
+@click.option("--threads", type=AsciiIntRange(1, 1024),
+              help="Torch threads per job.  [default: OMP_NUM_THREADS if set; on a GPU 2; on the CPU an equal "
+                   "share of the CPUs among the pool processes of every CPU worker live on this machine, "
+                   "decided as each job starts]")
 @click.option("--gpu-index", type=AsciiIntRange(0, 99),
               help="The GPU's index as this host sees it, if not N (0 in a container that reserved one GPU). "
                    "[env: MLPQ_GPU_INDEX]")
@@ -35,13 +38,15 @@ MESSAGE_CHARS = 40
                    "[default: keep it while it is healthy]")
 @click.pass_context
 def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, concurrency: int,
-           gpu_index: int | None, loglevel: str, max_jobs_per_process: int | None) -> None:
+           threads: int | None, gpu_index: int | None, loglevel: str, max_jobs_per_process: int | None) -> None:
     """Run a worker that consumes exactly one device's queue (in its pool, with --pool).
 
     A cuda:N worker sees only that GPU (CUDA_VISIBLE_DEVICES is set before torch
     is imported, GPUs numbered as nvidia-smi numbers them) and also takes jobs
     submitted to plain 'cuda'. Its processes stay warm between jobs and are
     replaced after a CUDA error or when GPU memory is not freed (see README).
+    CPU workers on one machine share its CPUs: two of concurrency 1 on 8 CPUs
+    give each job 4 torch threads (--threads N fixes the number).
     A worker with --pool NAME takes only jobs submitted with --pool NAME (queue
     mlpq.NAME.DEVICE); one without takes only jobs submitted without.
 
@@ -57,7 +62,7 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
     settings = ctx.find_root().obj
     pool = pool if pool is not None else settings.pool
     code = start_worker(settings, Device(device.type, device.index, pool), hostname=hostname,
-                        concurrency=concurrency,
+                        concurrency=concurrency, threads=threads,
                         gpu_index=gpu_index if gpu_index is not None else settings.gpu_index, loglevel=loglevel,
                         max_jobs_per_process=max_jobs_per_process)
     if code:
@@ -67,17 +72,21 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
 @click.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--timeout", type=AsciiFloatRange(0.1, 30), default=1.0, show_default=True,
-              help="Seconds to wait for replies.")
+              help="Seconds to wait for the broker.")
 @click.option("--self", "only_self", is_flag=True,
-              help="Only this host's workers (MLPQ_HOSTNAME or the host name); exit 1 if none answers. "
+              help="Only this host's workers (MLPQ_HOSTNAME or the host name); exit 1 if none is live. "
                    "A health probe.")
 @click.pass_context
 def workers(ctx: click.Context, as_json: bool, timeout: float, only_self: bool) -> None:
     """List this ledger's live workers: host, pool, device, GPU name and memory, the job each runs, its queue's length.
 
-    Workers on the same broker that serve another ledger are not listed. QUEUED
-    counts the jobs waiting in the worker's own device queue (mlpq.<ledger>.cpu,
-    mlpq.<ledger>.cuda:N, mlpq.<ledger>.POOL.DEVICE). GPU figures come from NVML on the worker's host.
+    Each worker rewrites its entry in Redis every 2 s; one that died without
+    stopping drops out 15 s after its last. Workers on the same broker that
+    serve another ledger are not listed. QUEUED counts the jobs waiting in the
+    worker's own device queue (mlpq.<ledger>.cpu, mlpq.<ledger>.cuda:N,
+    mlpq.<ledger>.POOL.DEVICE). THREADS: torch threads per job, with the pool
+    processes when more than one (2x3: two of 3 threads each). GPU figures
+    come from NVML on the worker's host.
 
     \b
     Example:
@@ -89,7 +98,7 @@ def workers(ctx: click.Context, as_json: bool, timeout: float, only_self: bool) 
         host = default_hostname()
         found = [w for w in found if w.host == host]
         if not found:
-            raise click.ClickException(f"no live worker on host {host} answered within {timeout:g}s")
+            raise click.ClickException(f"no live worker on host {host}")
     if as_json:
         click.echo(output.to_json([vars(w) for w in found]))
     elif found:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, null, select, update
+from sqlalchemy import Connection, delete, insert, null, select, update
 
 from mlpq.db.clock import db_now, read_db_now
 from mlpq.db.lookup import JobLookupError
@@ -126,12 +126,6 @@ def list_jobs(
     if device:
         query = query.where(JOB.device == device)
     return [JobRecord.from_row(row) for row in connection.execute(query)]
-
-
-def count_running(connection: Connection, job_ids: Sequence[str]) -> int:
-    """How many of ``job_ids`` are running."""
-    return connection.scalar(select(func.count()).select_from(JOBS).where(
-        JOB.id.in_(list(job_ids)), JOB.status == JobStatus.RUNNING)) or 0
 
 
 def claim_job(connection: Connection, job_id: str, worker_host: str) -> JobRecord | None:

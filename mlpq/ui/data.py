@@ -94,5 +94,6 @@ def sweep_page(jobs: Sequence[JobRecord]) -> dict[str, Any]:
 
 def worker_rows(workers: Sequence[WorkerInfo]) -> list[dict[str, Any]]:
     """``mlpq workers``'s columns."""
-    return [{"name": w.name, "host": w.host, "device": w.device, "gpu": output.gpu_text(w) or "-",
-             "running": list(w.active_jobs), "queued": w.queued} for w in workers]
+    return [{"name": w.name if w.state == "running" else f"{w.name} ({w.state})", "host": w.host,
+             "device": w.device, "gpu": output.gpu_text(w) or "-", "running": list(w.active_jobs), "queued": w.queued,
+             "threads": output.threads_text(w) or "-"} for w in workers]

@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any
 
-from celery.signals import celeryd_init, worker_process_init
+from celery.signals import celeryd_init, task_prerun, worker_process_init
 
 from mlpq.config import Settings
 from mlpq.db.ledger import open_ledger, require_identity
@@ -18,8 +18,9 @@ from mlpq.worker.app import create_app
 from mlpq.worker.device import check_pinned_gpu, pin_process
 from mlpq.worker.maintenance import Maintenance, install
 from mlpq.worker.screening import consume_screened
-from mlpq.worker.status import host_gpu_index, install_status_command, install_stopping_notice
+from mlpq.worker.status import Presence, host_gpu_index, install_presence
 from mlpq.worker.tasks import WorkerContext, register
+from mlpq.worker.threads import cpu_group, fixed_threads, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +31,17 @@ def node_name(device: Device, hostname: str) -> str:
     return f"{pool}{str(device).replace(':', '')}.{os.getpid()}@{hostname}"
 
 
-def torch_threads(concurrency: int) -> int:
-    """Threads per pool process: ``OMP_NUM_THREADS`` if set, else this process's CPUs shared among the pool."""
-    given = os.environ.get("OMP_NUM_THREADS", "")
-    if given.isascii() and given.isdigit() and int(given) > 0:
-        return int(given)
-    return max(1, len(os.sched_getaffinity(0)) // concurrency)
-
-
 def start_worker(settings: Settings, device: Device, *, hostname: str | None = None, concurrency: int = 1,
                  gpu_index: int | None = None, loglevel: str = "INFO",
-                 max_jobs_per_process: int | None = None) -> int:
+                 max_jobs_per_process: int | None = None, threads: int | None = None) -> int:
     """Pin the process, check the device and the ledger, then run the worker until it is stopped.
 
     Pool processes stay warm across jobs (a GPU process keeps its CUDA context);
     ``recycle`` replaces one when a job leaves it unhealthy, and
     ``max_jobs_per_process`` (if given) after that many jobs regardless.
+    Each job gets ``threads`` torch threads if given, else ``OMP_NUM_THREADS`` if set, else 2 on a GPU,
+    else an equal share of the machine's CPUs among the pool processes of every live CPU worker on it,
+    decided as the job starts (``mlpq.worker.threads``).
 
     Blocks; returns Celery's exit code (non-zero when the worker stopped on an error). Raises
     ``DeviceError`` when the GPU does not exist, SQLAlchemy's errors when the database cannot be
@@ -61,27 +57,35 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     # Imported once here so pool processes start warm. Importing torch does not initialise CUDA.
     import torch
 
-    threads_per_process = torch_threads(concurrency)
     hostname = hostname or socket.gethostname()
     context = WorkerContext(settings.database_url, device, hostname, settings.data_dir,
                             settings.leases.heartbeat_s, settings.leases.db_retry_s, settings.leases.lease_s,
                             host_gpu_index(device, gpu_index))
+    node = node_name(device, hostname)
+    cpus = usable_cpus()
+    presence = Presence(settings.broker_url, ledger, node, hostname, device, concurrency, context.gpu_index,
+                        len(cpus), cpu_group(cpus), fixed_threads(device.type, threads, len(cpus)))
 
     @worker_process_init.connect(weak=False)
     def _prepare_process(**_: object) -> None:
-        torch.set_num_threads(threads_per_process)
+        torch.set_num_threads(presence.threads)
         recycle.install(context.health())
 
     logs.configure(loglevel)
+    @task_prerun.connect(weak=False)
+    def _threads_for_job(**_: object) -> None:
+        wanted = presence.threads_for_job()
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
+
     app = create_app(settings)
     consume_screened(app, settings.broker_url, ledger)
     app.conf.worker_max_memory_per_child = recycle.LIMIT_KB  # billiard then asks recycle's probe after each job
+    app.conf.worker_enable_remote_control = False  # nothing is broadcast to workers: they tell the registry
     register(app, context)
-    node = node_name(device, hostname)
     maintenance = Maintenance(app, settings, node, ledger)
     install(app, maintenance, settings.leases.maintenance_s)
-    install_status_command(device, ledger, context.gpu_index)
-    install_stopping_notice(app, node, device, ledger, context.gpu_index)
+    install_presence(app, presence)
     queues = worker_queues(device, ledger)
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
             "--queues", ",".join(queues), "--hostname", node,
@@ -91,7 +95,10 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     log.info("starting worker for %s on %s as %s", device, ", ".join(queues), node)
     started: list[Any] = []
     celeryd_init.connect(lambda instance, **_: started.append(instance), weak=False)
-    app.worker_main(argv)  # returns even when the worker stopped on an error
+    try:
+        app.worker_main(argv)  # returns even when the worker stopped on an error
+    finally:
+        presence.leave()
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__  # Celery sent them to its log while it ran
     if maintenance.stopped is not None:
         raise maintenance.stopped

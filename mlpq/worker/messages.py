@@ -59,11 +59,11 @@ def task_message(job: Publishable, ledger: str, grace_s: float) -> dict[str, obj
     }
 
 
-def connect(broker_url: str) -> redis.Redis:
+def connect(broker_url: str, timeout_s: float = CONNECT_TIMEOUT_S) -> redis.Redis:
+    """A Redis client that waits ``timeout_s`` seconds to connect and 5 more for an answer."""
     import redis
 
-    return redis.Redis.from_url(broker_url, socket_connect_timeout=CONNECT_TIMEOUT_S,
-                                socket_timeout=CONNECT_TIMEOUT_S + 5)
+    return redis.Redis.from_url(broker_url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s + 5)
 
 
 def publish(client: redis.Redis, ledger: str, jobs: Iterable[Publishable], sent: list[str], *,

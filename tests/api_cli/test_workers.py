@@ -1,4 +1,5 @@
-"""``mlpq workers``: what each worker answers (device, running jobs, GPU through NVML) and its queue's length."""
+"""``mlpq workers``: what each worker tells the registry of live workers (device, running jobs, torch threads, GPU
+through NVML) and its queue's length; workers of one machine sharing its CPUs."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ import socket
 import sys
 import time
 import types
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from mlpq.api_cli.api import JobRequest
+from mlpq.db.status import JobStatus
 from mlpq.devices import Device
-from mlpq.worker import nvml, status
-from tests.services import WorkerProcess, run_mlpq
+from mlpq.worker import nvml, registry, status
+from tests.faults.helpers import client, finished
+from tests.jobkinds import fault_kind
+from tests.services import WorkerProcess, run_mlpq, start_worker
 
 
 class FakeNVML(types.ModuleType):
@@ -87,12 +95,14 @@ def test_a_worker_reports_the_jobs_it_runs(monkeypatch: pytest.MonkeyPatch) -> N
     request = collections.namedtuple("request", "id")
     running = {request("b" * 32), request("a" * 32)}
     monkeypatch.setattr(status.worker_state, "active_requests", running)
-    assert status.worker_status(Device("cuda", 0), "3f2a9c1b04d7", None) == {
-        "device": "cuda:0", "ledger": "3f2a9c1b04d7", "pool": None,
+    presence = status.Presence("redis://127.0.0.1:1/0", "3f2a9c1b04d7", "cuda0.7@box", "box", Device("cuda", 0), 2,
+                               None, cpus=16, group="0123456789abcdef", fixed=2)
+    assert presence.record().model_dump() == {
+        "name": "cuda0.7@box", "host": "box", "device": "cuda:0", "pool": None,
         "queues": ["mlpq.3f2a9c1b04d7.cuda:0", "mlpq.3f2a9c1b04d7.cuda"], "active_jobs": ["a" * 32, "b" * 32],
-        "gpu": None}
-    assert status.worker_status(Device("cuda", 1, "a100"), "3f2a9c1b04d7", None)["queues"] == [
-        "mlpq.3f2a9c1b04d7.a100.cuda:1", "mlpq.3f2a9c1b04d7.a100.cuda"]
+        "state": "running", "concurrency": 2, "threads": 2, "gpu": None}
+    presence.device = Device("cuda", 1, "a100")
+    assert presence.record().queues == ["mlpq.3f2a9c1b04d7.a100.cuda:1", "mlpq.3f2a9c1b04d7.a100.cuda"]
 
 
 def submitted(env: dict[str, str], *args: str) -> str:
@@ -108,16 +118,19 @@ def test_workers_shows_the_running_job_and_the_queue(cpu_worker: WorkerProcess, 
     try:
         deadline = time.monotonic() + 60
         while True:
-            [worker] = json.loads(run_mlpq("workers", "--json", env=service_env).stdout)
-            if worker["active_jobs"] or time.monotonic() > deadline:
+            found = json.loads(run_mlpq("workers", "--json", env=service_env).stdout or "[]")
+            if (found and found[0]["active_jobs"]) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
+        [worker] = found
         assert worker["active_jobs"] == [running], cpu_worker.log()
         assert (worker["device"], worker["host"], worker["queued"]) == ("cpu", socket.gethostname(), 1)
         assert worker["gpu_name"] is None and worker["gpu_memory_total_mib"] is None
+        assert (worker["concurrency"], worker["state"]) == (1, "running") and worker["threads"] >= 1
         table = run_mlpq("workers", env=service_env).stdout.splitlines()
-        assert table[0].split() == ["HOST", "POOL", "DEVICE", "GPU", "RUNNING", "QUEUED", "NAME"]
-        assert table[1].split()[:6] == [socket.gethostname(), "-", "cpu", "-", running[:12], "1"]
+        assert table[0].split() == ["HOST", "POOL", "DEVICE", "GPU", "RUNNING", "QUEUED", "THREADS", "NAME"]
+        assert table[1].split()[:7] == [socket.gethostname(), "-", "cpu", "-", running[:12], "1",
+                                        str(worker["threads"])]
     finally:
         run_mlpq("cancel", running, waiting, env=service_env)
 
@@ -141,6 +154,17 @@ def test_a_worker_in_warm_shutdown_is_shown_stopping_until_its_job_ends(cpu_work
         time.sleep(0.5)
     assert [(w["active_jobs"], w["device"]) for w in found] == [([running], "cpu")]
     assert "(stopping)" in run_mlpq("workers", env=service_env).stdout
+    broker = redis.Redis.from_url(service_env["MLPQ_BROKER_URL"])
+    key = registry.ledger_key(found[0]["queues"][0].split(".")[1])
+
+    def expires() -> float:
+        return json.loads(broker.hget(key, found[0]["name"]))["expires"]
+
+    first, deadline = expires(), time.monotonic() + 30
+    while expires() <= first:  # rewritten while the pool drains: it stays listed however long the job runs
+        assert time.monotonic() < deadline, cpu_worker.log()
+        time.sleep(0.2)
+    broker.close()
     run_mlpq("cancel", running, env=service_env)
     cpu_worker.process.wait(60)
     assert listed() == []
@@ -156,3 +180,55 @@ def test_workers_name_a_gpu_as_show_does() -> None:
     assert gpu_text(worker) == "NVIDIA H200 #1 GPU-5fd2c6a4 1,024/143,771 MiB"
     about = {"computed_on": "cuda:1", "gpu": {"index": 1, "name": "NVIDIA H200", "uuid": uuid}}
     assert provenance_text(about) == "on cuda:1: NVIDIA H200 #1 GPU-5fd2c6a4"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_two_live_workers_appear_share_the_cpus_and_vanish_when_stopped(service_env: dict[str, str],
+                                                                        tmp_path: Path) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    env = {name: value for name, value in fault_kind.worker_env(service_env).items() if name != "OMP_NUM_THREADS"}
+
+    def listed() -> dict[str, dict[str, Any]]:
+        return {w["pool"]: w for w in json.loads(run_mlpq("workers", "--json", env=env).stdout or "[]")}
+
+    def until(wanted: Callable[[dict[str, dict[str, Any]]], bool], what: str) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + 30
+        while not wanted(found := listed()):
+            assert time.monotonic() < deadline, f"{what}: {found}"
+            time.sleep(0.2)
+        return found
+
+    def threads_of_a_job(pool: str | None) -> int:
+        with fault_kind.visible_here():
+            [job] = client(env).submit_many([JobRequest("fault", {"action": "pid"}, "cpu", pool=pool)])
+        ended = finished(env, job.id)
+        assert ended.status is JobStatus.SUCCEEDED, ended.error
+        return ended.result["threads"]
+
+    alone = start_worker(env, tmp_path / "alone.log", "--device", "cpu")
+    joined = None
+    try:
+        first = until(lambda found: set(found) == {None}, "the first worker listed")[None]
+        assert {key: first[key] for key in ("host", "device", "concurrency", "threads", "state", "active_jobs")} == {
+            "host": socket.gethostname(), "device": "cpu", "concurrency": 1, "threads": cpus, "state": "running",
+            "active_jobs": []}
+        assert first["name"].endswith(f".{alone.process.pid}@{socket.gethostname()}")
+        assert threads_of_a_job(None) == cpus
+
+        joined = start_worker(env, tmp_path / "joined.log", "--device", "cpu", "--pool", "lab")
+        shared = max(1, cpus // 2)
+        both = until(lambda found: set(found) == {None, "lab"} and {w["threads"] for w in found.values()} == {shared},
+                     "both listed, sharing the CPUs")
+        assert both["lab"]["queues"] == [first["queues"][0].replace(".cpu", ".lab.cpu")]
+        assert threads_of_a_job(None) == shared  # decided as each job starts
+        assert threads_of_a_job("lab") == shared
+
+        joined.stop()
+        until(lambda found: set(found) == {None} and found[None]["threads"] == cpus, "the second worker gone")
+        alone.stop()
+        until(lambda found: not found, "no worker listed")
+    finally:
+        for worker in (alone, joined):
+            if worker is not None:
+                worker.stop()

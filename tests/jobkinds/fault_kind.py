@@ -1,4 +1,5 @@
-"""A job kind for tests and the GPU check only: report the process id, hold device memory, raise, or block.
+"""A job kind for tests and the GPU check only: report the process id (and its torch threads), hold device
+memory, raise, or block.
 
 It is declared like any installed kind, through the ``mlpq.kinds`` entry-point group:
 the ``mlpq_fault_kind-0.dist-info`` folder beside this file is what an installed
@@ -49,7 +50,8 @@ def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
         while not Path(spec.until).exists():
             ctx.check()
             time.sleep(0.05)
-    return {"pid": os.getpid(), "headline": f"ran in process {os.getpid()}"}
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None  # a worker has it
+    return {"pid": os.getpid(), "threads": threads, "headline": f"ran in process {os.getpid()}"}
 
 
 KIND = Kind(
