@@ -1,9 +1,13 @@
-"""The ``himmelblau`` kind: minimise Himmelblau's function from one or many start points."""
+"""The ``himmelblau`` kind: minimise Himmelblau's function from one or many start points.
+
+The function itself lives here, torch-free: the job code evaluates it on tensors.
+"""
 
 from __future__ import annotations
 
 import random
-from typing import Annotated, Literal
+import typing
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -11,16 +15,28 @@ from mlpq.kinds import Kind
 from mlpq.kinds.spec import JobSpec, LearningRate, Momentum
 
 Coordinate = Annotated[float, Field(ge=-1000, le=1000)]
+Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"]
+OPTIMIZERS: tuple[str, ...] = typing.get_args(Optimizer)
+"""The optimisers a job may use: torch.optim's classes of these names (lower-cased), with their defaults."""
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 MINIMA: tuple[tuple[float, float], ...] = (
     (3.0, 2.0),
     (-2.805118, 3.131312),
     (-3.779310, -3.283186),
     (3.584428, -1.848126),
 )
-MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 DEFAULT_START = (0.0, 0.0)
 GRID_LIMIT = 6.0
 """A grid, and random starts, cover [−GRID_LIMIT, GRID_LIMIT]² (a grid with both edges included)."""
+
+
+def himmelblau(x: Any, y: Any) -> Any:
+    """f(x, y) = (x² + y − 11)² + (x + y² − 7)², of floats or elementwise of torch tensors.
+
+    Written as the tutorial writes it: autograd rounds the gradient of this form as
+    ``mlpq.models.himmelblau_fast`` does by hand.
+    """
+    return (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2
 
 
 def grid_points(n: int) -> list[tuple[float, float]]:
@@ -45,8 +61,7 @@ class HimmelblauSpec(JobSpec):
         default=None, description="Start from an N×N grid over [-6,6]² instead.")
     random_starts: Annotated[int, Field(ge=1, le=4096)] | None = Field(
         default=None, description="Start from N points drawn from [-6,6]² with the seed instead.")
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"] = Field(
-        default="adam", description="The torch.optim optimiser.")
+    optimizer: Optimizer = Field(default="adam", description="The torch.optim optimiser.")
     lr: LearningRate = Field(default=1e-3, description="Learning rate.")
     momentum: Momentum = Field(default=0.0, description="For sgd and rmsprop.")
     steps: Annotated[int, Field(ge=1, le=1_000_000)] = Field(default=20_000, description="Optimiser steps.")
