@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -28,6 +29,8 @@ MINIMA: tuple[tuple[float, float], ...] = (
 DEFAULT_START = (0.0, 0.0)
 GRID_LIMIT = 6.0
 """A grid, and random starts, cover [−GRID_LIMIT, GRID_LIMIT]² (a grid with both edges included)."""
+STARTS_SHOWN = 64
+"""``mlpq show`` lists each start's end point up to this many starts."""
 
 
 def himmelblau(x: Any, y: Any) -> Any:
@@ -54,9 +57,9 @@ def random_points(n: int, seed: int) -> list[tuple[float, float]]:
 class HimmelblauSpec(JobSpec):
     """Minimise Himmelblau's function from start points, an n×n grid of them, or n drawn from the seed."""
 
-    starts: list[tuple[Coordinate, Coordinate]] = Field(
-        default=[DEFAULT_START], min_length=1, max_length=4096, description="Start point X,Y (repeatable).",
-        json_schema_extra={"option": "start"})
+    starts: list[tuple[Coordinate, Coordinate]] | None = Field(
+        default=None, min_length=1, max_length=4096, description="Start point X,Y (repeatable).",
+        json_schema_extra={"option": "start", "default_help": "0,0"})
     grid: Annotated[int, Field(ge=2, le=64)] | None = Field(
         default=None, description="Start from an N×N grid over [-6,6]² instead.")
     random_starts: Annotated[int, Field(ge=1, le=4096)] | None = Field(
@@ -68,22 +71,42 @@ class HimmelblauSpec(JobSpec):
     log_every: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         default=2_000, description="Record the points every N steps.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_default_start(cls, values: Any) -> Any:
+        """A grid or random-start job stored by an older mlpq carries the default start: it never ran, drop it."""
+        if isinstance(values, Mapping) and (values.get("grid") is not None or values.get("random_starts") is not None):
+            starts = values.get("starts")
+            if starts is not None and [tuple(point) for point in starts] == [DEFAULT_START]:
+                return {key: value for key, value in values.items() if key != "starts"}
+        return values
+
     @model_validator(mode="after")
     def _check_combination(self) -> HimmelblauSpec:
         if self.momentum and self.optimizer not in MOMENTUM_OPTIMIZERS:
             raise ValueError(f"momentum applies to {' and '.join(MOMENTUM_OPTIMIZERS)} only")
-        chosen = [self.starts != [DEFAULT_START], self.grid is not None, self.random_starts is not None]
+        chosen = [self.starts is not None, self.grid is not None, self.random_starts is not None]
         if sum(chosen) > 1:
             raise ValueError("give only one of start points, a grid and random starts")
         return self
 
     def start_points(self) -> list[tuple[float, float]]:
-        """The points the job starts from: the grid's, the drawn ones, or ``starts``."""
+        """The points the job starts from: the grid's, the drawn ones, ``starts``, or the origin."""
         if self.grid is not None:
             return grid_points(self.grid)
         if self.random_starts is not None:
             return random_points(self.random_starts, self.seed)
-        return list(self.starts)
+        return list(self.starts or [DEFAULT_START])
+
+
+def starts_text(starts: Sequence[Mapping[str, Any]]) -> str:
+    """Each start's end point, f there and its nearest minimum, one per line (``mlpq show``)."""
+    lines = [f"({s['start'][0]:g}, {s['start'][1]:g}) → ({s['x']:.4f}, {s['y']:.4f}) f={s['f']:.3g}, "
+             f"nearest minimum ({s['nearest_minimum'][0]:g}, {s['nearest_minimum'][1]:g}) at {s['distance']:.3g}"
+             for s in starts[:STARTS_SHOWN]]
+    if len(starts) > STARTS_SHOWN:
+        lines.append(f"… and {len(starts) - STARTS_SHOWN} more (--json lists them all)")
+    return "\n".join([f"{len(starts)}", *lines]).replace("\n", "\n    ")
 
 
 KIND = Kind(
@@ -106,6 +129,7 @@ KIND = Kind(
     steps_field="steps",
     default_timeout_s=600,
     result_fields=("f", "distance", "minima_found"),
+    result_formats=(("starts", starts_text),),
     progress_fields=(("f_best", "f {:.4g}"),),
     plot="mlpq.api_cli.plot:himmelblau_figure",
     chart="mlpq.ui.charts:himmelblau_panels",

@@ -185,3 +185,37 @@ def test_the_seed_changes_a_random_start_job_result() -> None:
                for seed in (1, 2)]
     assert [s["start"] for s in results[0]["starts"]] != [s["start"] for s in results[1]["starts"]]
 
+
+@pytest.mark.parametrize("spec", [HimmelblauSpec(grid=3), HimmelblauSpec(random_starts=3, seed=4)],
+                         ids=["grid", "random"])
+def test_grid_and_random_start_jobs_store_no_start_points(spec: HimmelblauSpec) -> None:
+    stored = spec.model_dump(mode="json")
+    assert stored["starts"] is None
+    assert len(HimmelblauSpec.model_validate(stored).start_points()) == 9 if spec.grid else 3
+
+
+def test_a_grid_job_stored_with_the_old_default_start_drops_it() -> None:
+    old = {"seed": 1, "starts": [[0.0, 0.0]], "grid": 3, "optimizer": "adam", "lr": 0.001, "momentum": 0.0,
+           "steps": 10, "log_every": 10}
+    spec = HimmelblauSpec.model_validate(old)
+    assert spec.starts is None and spec.start_points() == grid_points(3)
+
+
+def test_a_job_without_start_options_starts_at_the_origin() -> None:
+    assert HimmelblauSpec().start_points() == [(0.0, 0.0)]
+    assert "[default: 0,0]" in CliRunner().invoke(cli, ["submit", "himmelblau", "--help"]).output
+
+
+def test_show_prints_each_starts_end_point_and_minimum() -> None:
+    from tests.api_cli.ledger_rows import add_job
+
+    spec = HimmelblauSpec(starts=TUTORIAL_STARTS, steps=20_000)
+    result = job_code.run(spec, context())
+    job_id = add_job("himmelblau", spec.model_dump(mode="json"), result=result)
+    shown = CliRunner().invoke(cli, ["show", job_id]).output
+    assert "  starts: 4\n" in shown
+    for start in result["starts"]:
+        x0, y0 = start["start"]
+        (mx, my), d = start["nearest_minimum"], start["distance"]
+        assert (f"    ({x0:g}, {y0:g}) → ({start['x']:.4f}, {start['y']:.4f}) f={start['f']:.3g}, "
+                f"nearest minimum ({mx:g}, {my:g}) at {d:.3g}\n") in shown
