@@ -1,10 +1,12 @@
 """The ``himmelblau`` kind: minimise Himmelblau's function from one or many start points.
 
-The function itself lives here, torch-free: the job code evaluates it on tensors.
+The function itself lives here, torch-free: the job code evaluates it on tensors, the figure on floats.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import random
 import typing
 from collections.abc import Mapping, Sequence
@@ -12,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from mlpq.figures import Axis, Contours, Figure, Panel, Plotted, Point, Series
 from mlpq.kinds import Kind
 from mlpq.kinds.spec import JobSpec, LearningRate, Momentum
 
@@ -20,7 +23,7 @@ Optimizer = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"]
 OPTIMIZERS: tuple[str, ...] = typing.get_args(Optimizer)
 """The optimisers a job may use: torch.optim's classes of these names (lower-cased), with their defaults."""
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
-MINIMA: tuple[tuple[float, float], ...] = (
+MINIMA: tuple[Point, ...] = (
     (3.0, 2.0),
     (-2.805118, 3.131312),
     (-3.779310, -3.283186),
@@ -28,9 +31,12 @@ MINIMA: tuple[tuple[float, float], ...] = (
 )
 DEFAULT_START = (0.0, 0.0)
 GRID_LIMIT = 6.0
-"""A grid, and random starts, cover [−GRID_LIMIT, GRID_LIMIT]² (a grid with both edges included)."""
+"""A grid, and random starts, cover [−GRID_LIMIT, GRID_LIMIT]² (a grid with both edges included); so does the
+figure."""
 STARTS_SHOWN = 64
 """``mlpq show`` lists each start's end point up to this many starts."""
+CONTOUR_TICKS = 121
+"""The figure's contour grid: this many values of f along each axis."""
 
 
 def himmelblau(x: Any, y: Any) -> Any:
@@ -109,6 +115,48 @@ def starts_text(starts: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join([f"{len(starts)}", *lines]).replace("\n", "\n    ")
 
 
+@functools.cache
+def contours() -> Contours:
+    """log10(1 + f) over the figure's square."""
+    ticks = tuple(-GRID_LIMIT + 2 * GRID_LIMIT * i / (CONTOUR_TICKS - 1) for i in range(CONTOUR_TICKS))
+    return Contours(ticks, ticks, tuple(tuple(round(math.log10(1 + himmelblau(x, y)), 4) for x in ticks)
+                                        for y in ticks), "log10(1 + f)")
+
+
+def end_points(job: Plotted) -> tuple[Point, ...]:
+    return tuple((s["x"], s["y"]) for s in (job.result or {}).get("starts", []))
+
+
+def paths(job: Plotted, ends: Sequence[Point]) -> list[tuple[Point, ...]]:
+    """Each start's path through the recorded points, ending at its end point; none without ``points``."""
+    recorded = [values["points"] for _step, values in job.metrics if "points" in values]
+    walks = [tuple((x, y) for x, y, _f in per_start) for per_start in zip(*recorded)]
+    return [walk + (end,) for walk, end in zip(walks, ends)] if len(ends) == len(walks) else walks
+
+
+def job_series(job: Plotted, group: int) -> list[Series]:
+    """A job's paths (one legend entry), its starts as circles and its end points as crosses."""
+    ends = end_points(job)
+    walks = paths(job, ends)
+    drawn = [Series(job.label, walk, group, legend=number == 0) for number, walk in enumerate(walks)]
+    if walks:
+        drawn.append(Series(f"{job.label} starts", tuple(walk[0] for walk in walks), group, line="none",
+                            marker="open-circle", legend=False))
+    if ends:  # the job's legend entry when it recorded no paths
+        drawn.append(Series(f"{job.label} end points" if walks else job.label, ends, group, line="none",
+                            marker="cross", legend=not walks))
+    return drawn
+
+
+def figure(jobs: Sequence[Plotted]) -> Figure:
+    """Each start's path over the contours of log10(1 + f), the four minima starred."""
+    drawn = [series for group, job in enumerate(jobs) for series in job_series(job, group)]
+    drawn.append(Series("minima", MINIMA, None, line="none", marker="star"))
+    square = (-GRID_LIMIT, GRID_LIMIT)
+    return Figure((Panel("Himmelblau: f(x, y) = (x² + y − 11)² + (x + y² − 7)²", Axis("x", square), Axis("y", square),
+                         tuple(drawn), contours(), square=True),))
+
+
 KIND = Kind(
     name="himmelblau",
     spec=HimmelblauSpec,
@@ -131,7 +179,6 @@ KIND = Kind(
     result_fields=("f", "distance", "minima_found"),
     result_formats=(("starts", starts_text),),
     progress_fields=(("f_best", "f {:.4g}"),),
-    plot="mlpq.api_cli.plot:himmelblau_figure",
-    chart="mlpq.ui.charts:himmelblau_panels",
+    figure=figure,
     best=("f", "min"),
 )
