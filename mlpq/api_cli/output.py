@@ -189,8 +189,10 @@ def show_text(view: JobView) -> str:
             if key == "headline" or value is None:
                 continue
             text = kind.result_text(key, value) if kind else None
-            if text is not None or key != "starts":  # each start's end point only as its kind words it
-                lines.append(f"  {key}: {format_value(value) if text is None else text}")
+            if text is not None:  # a kind may word a value in several lines (a Himmelblau job's starts)
+                lines += f"  {key}: {text}".splitlines()
+            elif key != "starts":  # each start's end point only as its kind words it
+                lines.append(f"  {key}: {format_value(value)}")
     if job.provenance:
         lines.append("ran with  " + provenance_text(job.provenance))
     lines = [printable(line) for line in lines]
