@@ -97,7 +97,8 @@ def test_a_third_party_kinds_one_function_gives_the_plot_and_the_chart(rosenbroc
     job_id = add_job("rosenbrock", {"seed": 0, "lr": 0.01}, result={"f": 0.1, "x": 0.3, "y": 0.15}, metrics=metrics)
     view = Client(Settings.from_env()).get(job_id)
 
-    chart = TestClient(create_app(Client(Settings.from_env()))).get(f"/api/jobs/{job_id}/chart").json()
+    app = create_app(Client(Settings.from_env()), allowed_hosts=("testserver",))
+    chart = TestClient(app).get(f"/api/jobs/{job_id}/chart").json()
     values, path = chart["figure"]["panels"]
     assert values["y"]["scale"] == "log" and values["series"][0]["points"] == [[1, 10.0], [2, 5.0], [3, 10.0 / 3]]
     assert path["series"][0]["points"] == [[0.1, 0.05], [0.2, 0.1], [0.3, 0.15]] and path["contours"]["z"]
