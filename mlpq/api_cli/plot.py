@@ -38,6 +38,11 @@ MARKERS: dict[str, tuple[str, float]] = {"none": ("", 0), "circle": ("o", 3), "o
 LINES = {"solid": "-", "dashed": "--", "none": "none"}
 
 
+def literal(text: str) -> str:
+    """Text matplotlib prints as it is: a pair of ``$`` in a stored value would start mathtext."""
+    return text.replace("$", r"\$")
+
+
 def colour(group: int | None) -> str:
     return "black" if group is None else f"C{group % 10}"
 
@@ -54,7 +59,9 @@ def legend_rows(panel: figures.Panel) -> int:
 def draw_series(axes: Axes, series: figures.Series) -> None:
     marker, size = MARKERS[series.marker]
     style: dict[str, Any] = {"color": colour(series.group), "linestyle": LINES[series.line], "marker": marker,
-                             "markersize": size, "linewidth": 1.2, "label": series.label if series.legend else None}
+                             "markersize": size, "linewidth": 1.2}
+    if series.legend:
+        style["label"] = literal(series.label)
     if series.marker == "open-circle":
         style["markerfacecolor"] = "none"
     if series.group is None:  # marks that belong to no job stand out: white with a black edge, on top
@@ -64,7 +71,7 @@ def draw_series(axes: Axes, series: figures.Series) -> None:
 
 
 def draw_axis(axes: Axes, axis: figures.Axis, which: str) -> None:
-    getattr(axes, f"set_{which}label")(axis.label)
+    getattr(axes, f"set_{which}label")(literal(axis.label))
     if axis.scale == "log":
         getattr(axes, f"set_{which}scale")("log")
     if axis.limits is not None:
@@ -88,12 +95,12 @@ def draw_panel(canvas: Canvas, panel: figures.Panel, left_in: float, top_in: flo
         filled = axes.contourf(grid.x, grid.y, grid.z, levels=grid.levels, cmap="viridis")
         bar = canvas.add_axes(((left + axes_w + COLORBAR_GAP_IN) / width, 1 - bottom / height, COLORBAR_IN / width,
                                axes_h / height))
-        canvas.colorbar(filled, cax=bar, label=grid.label)
+        canvas.colorbar(filled, cax=bar, label=literal(grid.label))
     else:
         axes.grid(alpha=0.3)
     for series in panel.series:
         draw_series(axes, series)
-    axes.set_title(panel.title)
+    axes.set_title(literal(panel.title))
     draw_axis(axes, panel.x, "x")
     draw_axis(axes, panel.y, "y")
     handles, labels = axes.get_legend_handles_labels()
@@ -128,7 +135,7 @@ def render(figure: figures.Figure) -> Canvas:
             draw_panel(canvas, panel, left, top)
         top += height
     if caption:
-        canvas.text(CAPTION_PAD_IN / width, caption_in / canvas.get_size_inches()[1], "\n".join(caption),
+        canvas.text(CAPTION_PAD_IN / width, caption_in / canvas.get_size_inches()[1], literal("\n".join(caption)),
                     fontsize=SMALL, color="dimgray", va="top", linespacing=1.4)
     return canvas
 

@@ -131,6 +131,16 @@ def test_the_axes_keep_their_size_and_place_whatever_the_parameters(tmp_path: Pa
     assert size == long_size
 
 
+def test_dollar_signs_in_parameters_are_printed_not_read_as_mathtext(tmp_path: Path) -> None:
+    jobs = [add_job("mnist", {"seed": 7, "epochs": 1, "data_dir": data_dir}, metrics=[(1, {"train_loss": 1.0})])
+            for data_dir in ("/d/$\\x{$", "/d/b")]
+    plotted(*jobs, "-o", str(tmp_path / "dollars.png"))
+    canvas = render(figure_of.figure(views(*jobs)))
+    FigureCanvasAgg(canvas).draw()
+    texts = [text.get_text() for text in canvas.legends[0].get_texts()]
+    assert texts == [f"{jobs[0][:8]} data_dir=/d/\\$\\x{{\\$", f"{jobs[1][:8]} data_dir=/d/b"]
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["plot", "xyz"], 2, "is not a job id"),
     (["plot", "abcdef"], 1, "no job abcdef"),
