@@ -202,7 +202,9 @@ class Check:
         spec = HimmelblauSpec(grid=self.size["compare_grid"], steps=self.size["compare_steps"],
                               log_every=self.size["compare_steps"], lr=0.01)
         ctx = RunContext(self.torch_device, lambda *_: None, self.args.data_dir)
-        fast, reference = himmelblau.optimise(spec, ctx), himmelblau.optimise_reference(spec, ctx)
+        fast = himmelblau.optimise(spec, ctx, "tensor")
+        reference = himmelblau.minimise_torch(spec.start_points(), spec.optimizer, spec.lr, spec.momentum, spec.steps,
+                                              spec.log_every, himmelblau.ignore, device=ctx.device)
         worst = float((fast - reference).abs().max())
         self.report.check(f"Himmelblau: tensor engine vs torch.optim on {self.torch_device}",
                           worst <= HIMMELBLAU_ABS and bool(torch.isfinite(fast).all()),

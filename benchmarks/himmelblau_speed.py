@@ -39,7 +39,8 @@ def in_process() -> None:
                         ("mlpq, grid 64 (tensor engine)", HimmelblauSpec(grid=64))]:
         seconds, result = _common.timed(lambda: himmelblau.run(spec, CTX))
         with one_cpu_thread():
-            reference = himmelblau.optimise_reference(spec, CTX)
+            reference = himmelblau.minimise_torch(spec.start_points(), spec.optimizer, spec.lr, spec.momentum,
+                                                  spec.steps, spec.log_every, himmelblau.ignore)
         fast = torch.tensor([[s["x"], s["y"]] for s in result["starts"]])
         deltas = [(fast - reference).abs().max().item()]
         if len(fast) == 1:

@@ -186,9 +186,13 @@ def show_text(view: JobView) -> str:
         lines.append(f"result    {headline(job)}")
         kind = kinds.find(job.kind)
         for key, value in job.result.items():
-            if key not in ("headline", "starts") and value is not None:
-                text = kind.result_text(key, value) if kind else None
-                lines.append(f"  {key}: {format_value(value) if text is None else text}")
+            if key == "headline" or value is None:
+                continue
+            text = kind.result_text(key, value) if kind else None
+            if text is not None:  # a kind may word a value in several lines (a Himmelblau job's starts)
+                lines += f"  {key}: {text}".splitlines()
+            elif key != "starts":  # each start's end point only as its kind words it
+                lines.append(f"  {key}: {format_value(value)}")
     if job.provenance:
         lines.append("ran with  " + provenance_text(job.provenance))
     lines = [printable(line) for line in lines]

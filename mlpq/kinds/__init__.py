@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from mlpq.figures import Figure, Plotted, metrics_figure
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -63,14 +65,17 @@ class Kind:
     e.g. ``("dataset_sizes", ...)`` printing ``60,000/10,000``."""
     headline: Callable[[Mapping[str, Any]], str] | None = None
     """The result in a few words; by default the result's own ``headline``, else its ``result_fields``."""
-    plot: str | None = None
-    """``module:function`` drawing a list of ``JobView`` into a matplotlib ``Figure``; by default each
-    metric against the step."""
-    chart: str | None = None
-    """``module:function`` turning a list of ``JobView`` into the web UI's chart panels (see ``mlpq.ui.charts``);
-    by default each numeric metric against the step."""
+    figure: Callable[[Sequence[Plotted]], Figure] | None = None
+    """Turns jobs of this kind into the figure ``mlpq plot`` and the web UI draw (see ``mlpq.figures``); by
+    default each numeric metric against the step. It must not import torch or matplotlib."""
     best: tuple[str, Literal["min", "max"]] | None = None
     """The result figure that makes a job the best of its sweep, and whether the least or the most wins."""
+
+    def describe(self, jobs: Sequence[Plotted]) -> Figure:
+        """The figure of ``jobs`` (all of this kind)."""
+        if self.figure is not None:
+            return self.figure(jobs)
+        return metrics_figure(jobs, self.step_name)
 
     def load_runner(self) -> Callable[[Any, Any], dict[str, Any]]:
         return load_object(self.runner)

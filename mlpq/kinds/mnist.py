@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from mlpq.figures import Axis, Figure, Panel, Plotted, Series, metric_points
 from mlpq.kinds import Kind
 from mlpq.kinds.spec import JobSpec, LearningRate, Momentum
 
@@ -45,6 +46,19 @@ def dataset_sizes(sizes: Mapping[str, int]) -> str:
     return f"{sizes['train']:,}/{sizes['test']:,}"
 
 
+def figure(jobs: Sequence[Plotted]) -> Figure:
+    """Train (solid) and test (dashed) loss, and test accuracy, per epoch; one colour per job."""
+    epoch = Axis("epoch", ticks="integer")
+    losses = tuple(series for group, job in enumerate(jobs) for series in (
+        Series(job.label, metric_points(job, "train_loss"), group, marker="circle"),
+        Series(f"{job.label} test", metric_points(job, "test_loss"), group, line="dashed", marker="square",
+               legend=False)))
+    accuracy = tuple(Series(job.label, metric_points(job, "test_accuracy"), group, marker="circle")
+                     for group, job in enumerate(jobs))
+    return Figure((Panel("train (solid) and test (dashed) loss", epoch, Axis("loss per sample"), losses),
+                   Panel("test accuracy", epoch, Axis("test accuracy", ticks="percent"), accuracy)), columns=2)
+
+
 KIND = Kind(
     name="mnist",
     spec=MnistSpec,
@@ -63,7 +77,6 @@ KIND = Kind(
     result_fields=("test_accuracy", "test_loss", "train_loss"),
     result_formats=(("dataset_sizes", dataset_sizes),),
     progress_fields=(("train_loss", "loss {:.4f}"), ("test_accuracy", "acc {:.2%}")),
-    plot="mlpq.api_cli.plot:mnist_figure",
-    chart="mlpq.ui.charts:mnist_panels",
+    figure=figure,
     best=("test_accuracy", "max"),
 )

@@ -1,15 +1,24 @@
-"""Himmelblau's function minimised from many starts at once: torch.optim's iterates, without torch.optim."""
+"""Himmelblau's function minimised from many starts at once: torch.optim's iterates, without torch.optim.
+
+The fast engines (``himmelblau_fast``) repeat torch.optim's arithmetic. Before a process's first job on a
+device they are run against torch.optim itself for every optimiser (``engine_agrees``); where either gives
+other bits, jobs run torch.optim (``minimise_torch``) instead.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 
-from mlpq.kinds.himmelblau import MINIMA, HimmelblauSpec
+from mlpq.kinds.himmelblau import MINIMA, MOMENTUM_OPTIMIZERS, OPTIMIZERS, HimmelblauSpec, himmelblau
 from mlpq.models import himmelblau_fast
-from mlpq.models.context import CHECK_EVERY_STEPS, DivergedError, RunContext
+from mlpq.models.context import CHECK_EVERY_STEPS, DivergedError, RunContext, StopCheck, keep_going
 
 FOUND_TOLERANCE = 1e-2
 """A start 'found' a minimum when it ends this close to it."""
@@ -17,65 +26,92 @@ SCALAR_MAX_STARTS = 6
 """Up to this many starts, stepping each in Python scalars beats one tensor op per update."""
 POINTS_LOGGED_MAX = 64
 """Progress carries every start's [x, y, f] up to this many starts, else only f's best and mean."""
+CHECK_STARTS = ((0.0, 0.0), (1.0, 0.0), (-4.0, 0.0), (4.0, 0.0), (-2.5, 3.5), (2.0, -3.0))
+CHECK_STEPS = 20
+"""The self-check: every optimiser this many steps from these starts, on both engines and torch.optim."""
+TORCH_OPTIM = "torch.optim"
+log = logging.getLogger(__name__)
 
 
-def himmelblau(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """f(x, y) = (x² + y − 11)² + (x + y² − 7)², elementwise."""
-    return (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2
+def torch_optimizer(name: str, params: torch.Tensor, lr: float, momentum: float) -> torch.optim.Optimizer:
+    """torch.optim's optimiser of that name (``adamw``: ``AdamW``) over one tensor, with its defaults."""
+    classes = {cls.__name__.lower(): cls for cls in vars(torch.optim).values()
+               if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)}
+    extra = {"momentum": momentum} if name in MOMENTUM_OPTIMIZERS else {}
+    return classes[name]([params], lr=lr, **extra)
 
 
-def make_optimizer(spec: HimmelblauSpec, params: torch.Tensor) -> torch.optim.Optimizer:
-    """The optimiser named in the spec, over one tensor of points."""
-    if spec.optimizer == "adam":
-        return torch.optim.Adam([params], lr=spec.lr)
-    if spec.optimizer == "adamw":
-        return torch.optim.AdamW([params], lr=spec.lr)
-    if spec.optimizer == "sgd":
-        return torch.optim.SGD([params], lr=spec.lr, momentum=spec.momentum)
-    if spec.optimizer == "rmsprop":
-        return torch.optim.RMSprop([params], lr=spec.lr, momentum=spec.momentum)
-    return torch.optim.Adagrad([params], lr=spec.lr)
+def minimise_torch(starts: Sequence[tuple[float, float]], optimizer: str, lr: float, momentum: float, steps: int,
+                   log_every: int, on_log: himmelblau_fast.OnLog, device: str = "cpu",
+                   check: StopCheck = keep_going) -> torch.Tensor:
+    """The plain way: autograd and a torch.optim optimiser; returns the end points on the CPU.
+
+    The starts are independent: every supported optimiser works elementwise, so
+    summing f over the starts gives each point exactly its own update.
+    """
+    points = torch.tensor(starts, dtype=torch.float32, device=device, requires_grad=True)
+    optimiser = torch_optimizer(optimizer, points, lr, momentum)
+    for step in range(steps):
+        if step % CHECK_EVERY_STEPS == 0:
+            check()
+        values = himmelblau(points[:, 0], points[:, 1])
+        if step % log_every == 0:
+            on_log(step, torch.cat([points.detach(), values.detach()[:, None]], dim=1).tolist())
+        optimiser.zero_grad()
+        values.sum().backward()
+        optimiser.step()
+    return points.detach().cpu()
+
+
+def check_cases() -> list[tuple[str, float, float]]:
+    """(optimizer, lr, momentum): every optimiser, and again with momentum where it takes one."""
+    return ([(name, 1e-3 if name == "sgd" else 0.05, 0.0) for name in OPTIMIZERS]
+            + [(name, 1e-3, 0.9) for name in MOMENTUM_OPTIMIZERS])
+
+
+def ignore(step: int, rows: list[list[float]]) -> None:
+    pass
+
+
+@functools.cache
+def engine_agrees(engine: str, device: str) -> bool:
+    """Whether the fast engine gives torch.optim's bits on ``device`` for every optimiser: checked once per
+    process and device, a fraction of a second (a kernel that rounds otherwise shows within three steps)."""
+    with himmelblau_fast.one_cpu_thread() if device == "cpu" else nullcontext():
+        for optimizer, lr, momentum in check_cases():
+            args = (CHECK_STARTS, optimizer, lr, momentum, CHECK_STEPS, CHECK_STEPS, ignore)
+            fast = (himmelblau_fast.minimise_scalar(*args) if engine == "scalar"
+                    else himmelblau_fast.minimise_tensor(*args, device=device))
+            if not torch.equal(fast, minimise_torch(*args, device=device)):
+                log.warning("the %s engine differs from torch.optim's %s on %s with this torch (%s): Himmelblau "
+                            "jobs run torch.optim instead", engine, optimizer, device, torch.__version__)
+                return False
+    return True
+
+
+def engine_for(spec: HimmelblauSpec, device: str) -> str:
+    """``scalar`` (numpy float32 scalars in this process) for a few starts, else ``tensor`` on the job's device;
+    ``torch.optim`` where that engine failed the self-check."""
+    engine = "scalar" if len(spec.start_points()) <= SCALAR_MAX_STARTS else "tensor"
+    return engine if engine_agrees(engine, "cpu" if engine == "scalar" else device) else TORCH_OPTIM
+
+
+def optimise(spec: HimmelblauSpec, ctx: RunContext, engine: str) -> torch.Tensor:
+    """The end points, from ``engine`` (see ``engine_for``)."""
+    args = (spec.start_points(), spec.optimizer, spec.lr, spec.momentum, spec.steps, spec.log_every,
+            lambda step, rows: report(step, rows, ctx))
+    if engine == "scalar":
+        ctx.report_compute("cpu (numpy engine)")
+        return himmelblau_fast.minimise_scalar(*args, check=ctx.check)
+    if engine == "tensor":
+        return himmelblau_fast.minimise_tensor(*args, device=ctx.device, check=ctx.check)
+    return minimise_torch(*args, device=ctx.device, check=ctx.check)
 
 
 def nearest_minimum(x: float, y: float) -> tuple[tuple[float, float], float]:
     """The known minimum closest to (x, y) and the distance to it."""
     best = min(MINIMA, key=lambda m: math.dist(m, (x, y)))
     return best, math.dist(best, (x, y))
-
-
-def optimise_reference(spec: HimmelblauSpec, ctx: RunContext) -> torch.Tensor:
-    """The plain way, kept as the reference: autograd and a torch.optim optimiser; returns the end points.
-
-    The starts are independent: every supported optimiser works elementwise, so
-    summing f over the starts gives each point exactly its own update.
-    """
-    points = torch.tensor(spec.start_points(), dtype=torch.float32, device=ctx.device, requires_grad=True)
-    optimizer = make_optimizer(spec, points)
-    for step in range(spec.steps):
-        if step % CHECK_EVERY_STEPS == 0:
-            ctx.check()
-        values = himmelblau(points[:, 0], points[:, 1])
-        if step % spec.log_every == 0:
-            report(step, torch.cat([points.detach(), values.detach()[:, None]], dim=1).tolist(), ctx)
-        optimizer.zero_grad()
-        values.sum().backward()
-        optimizer.step()
-    return points.detach().cpu()
-
-
-def engine_for(spec: HimmelblauSpec) -> str:
-    """``scalar`` (numpy float32 scalars in this process) for a few starts, else ``tensor`` on the job's device."""
-    return "scalar" if len(spec.start_points()) <= SCALAR_MAX_STARTS else "tensor"
-
-
-def optimise(spec: HimmelblauSpec, ctx: RunContext) -> torch.Tensor:
-    """The fast path: torch.optim's iterates from hand-written update rules (see ``himmelblau_fast``)."""
-    args = (spec.start_points(), spec.optimizer, spec.lr, spec.momentum, spec.steps, spec.log_every,
-            lambda step, rows: report(step, rows, ctx))
-    if engine_for(spec) == "scalar":
-        ctx.report_compute("cpu (numpy engine)")
-        return himmelblau_fast.minimise_scalar(*args, check=ctx.check)
-    return himmelblau_fast.minimise_tensor(*args, device=ctx.device, check=ctx.check)
 
 
 def report(step: int, rows: list[list[float]], ctx: RunContext) -> None:
@@ -120,4 +156,5 @@ def summarise(spec: HimmelblauSpec, end: torch.Tensor, engine: str) -> dict[str,
 
 def run(spec: HimmelblauSpec, ctx: RunContext) -> dict[str, Any]:
     """Minimise Himmelblau's function as the spec says."""
-    return summarise(spec, optimise(spec, ctx), engine_for(spec))
+    engine = engine_for(spec, ctx.device)
+    return summarise(spec, optimise(spec, ctx, engine), engine)

@@ -2,7 +2,8 @@
 
 Each rule repeats, operation for operation and in float32, what torch.optim's
 single-tensor implementation does, so the iterates match it: bit for bit on the
-CPU (checked in tests/models/test_himmelblau.py). Three details make that so:
+CPU (checked in tests/models/test_himmelblau.py, and by ``himmelblau.engine_agrees``
+before a process's first job). Three details make that so:
 the gradient is rounded exactly like autograd's (2a·2x = 4·(a·x) and 2b are
 exact scalings); torch's lerp, addcmul and ``add(alpha=)`` kernels round
 ``a·b + c`` once (FMA) on AVX2/AVX-512 builds, which is probed, not assumed; and
@@ -29,7 +30,7 @@ BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 ADAMW_WEIGHT_DECAY = 1e-2
 RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
 ADAGRAD_EPS = 1e-10
-"""torch.optim's defaults, which ``himmelblau.make_optimizer`` leaves in place."""
+"""torch.optim's defaults, which ``himmelblau.torch_optimizer`` leaves in place."""
 
 F32 = np.float32
 Rows = list[list[float]]
@@ -119,7 +120,8 @@ def make_update(optimizer: str, lr: float, momentum: float, ops: Ops) -> Update:
 
 
 def residuals(x: Any, y: Any) -> tuple[Any, Any]:
-    """a = x² + y − 11 and b = x + y² − 7, so f = a² + b²."""
+    """a = x² + y − 11 and b = x + y² − 7, so f = a² + b² (``kinds.himmelblau.himmelblau``, to the bit; x² as
+    x·x, which numpy's float32 power is not)."""
     return x * x + y - 11, x + y * y - 7
 
 

@@ -142,7 +142,8 @@ def test_jobs_appear_run_and_finish_live_charts_grow_and_a_queued_job_is_cancell
         until(lambda: points_per_series(browser) == [3, 3, 3], "three points in each MNIST series", timeout=30)
         browser.save_screenshot(str(tmp_path / "job-mnist.png"))
         browser.get(f"{ui_url}jobs/{himmelblau}")
-        until(lambda: points_per_series(browser) == [11, 4], "the Himmelblau path and the four minima", timeout=30)
+        until(lambda: points_per_series(browser) == [11, 1, 1, 4],
+              "the Himmelblau path, its start and end point, the four minima", timeout=30)
         browser.save_screenshot(str(tmp_path / "job-himmelblau.png"))
 
         sweep_id = submit(env, "himmelblau", "--lr", "0.001,0.01,0.1", "--steps", "2000", "--log-every", "200",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import subprocess
@@ -26,6 +27,7 @@ from mlpq.db.clock import utcnow
 from mlpq.db.schema import JOBS
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
+from mlpq.kinds.himmelblau import MINIMA
 from mlpq.ui.app import PAGE_SIZE, create_app
 from mlpq.ui.auth import COOKIE
 from tests.api_cli.ledger_rows import add_job, himmelblau_job, mlpq, mnist_job
@@ -162,19 +164,22 @@ def test_mnist_chart_has_one_point_per_epoch_in_each_series(make_client: MakeCli
     job_id = mnist_job(epochs=3)
     chart = make_client().get(f"/api/jobs/{job_id}/chart").json()
     assert chart["kind"] == "mnist" and chart["done"] is True
-    losses, accuracy = chart["panels"]
-    assert [s["dashed"] for s in losses["series"]] == [False, True]
+    losses, accuracy = chart["figure"]["panels"]
+    assert [s["line"] for s in losses["series"]] == ["solid", "dashed"]
     for series in [*losses["series"], *accuracy["series"]]:
         assert [x for x, _y in series["points"]] == [1, 2, 3]
-    assert accuracy["series"][0]["points"][2] == [3, pytest.approx(0.83)]
+    assert accuracy["series"][0]["points"][2] == [3, pytest.approx(0.83)] and accuracy["y"]["ticks"] == "percent"
 
 
-def test_himmelblau_chart_draws_each_start_to_its_end_over_the_contours(make_client: MakeClient) -> None:
+def test_himmelblau_chart_draws_each_start_to_its_end_over_contours_from_the_server(make_client: MakeClient) -> None:
     chart = make_client().get(f"/api/jobs/{himmelblau_job()}/chart").json()
-    (panel,) = chart["panels"]
-    assert panel["contours"] is True and len(panel["minima"]) == 4
-    assert [s["points"] for s in panel["series"]] == [[[4.0, 0.0], [3.5, 1.0], [3.0, 2.0]],
-                                                      [[-4.0, 0.0], [-3.4, 2.0], [-2.805118, 3.131312]]]
+    (panel,) = chart["figure"]["panels"]
+    paths = [s["points"] for s in panel["series"] if s["line"] == "solid"]
+    assert paths == [[[4.0, 0.0], [3.5, 1.0], [3.0, 2.0]], [[-4.0, 0.0], [-3.4, 2.0], [-2.805118, 3.131312]]]
+    assert [s["points"] for s in panel["series"] if s["marker"] == "star"] == [[list(m) for m in MINIMA]]
+    grid = panel["contours"]
+    assert len(grid["z"]) == len(grid["y"]) and {len(row) for row in grid["z"]} == {len(grid["x"])}
+    assert grid["z"][len(grid["y"]) // 2][len(grid["x"]) // 2] == round(math.log10(1 + 170), 4)  # f(0, 0) = 170
 
 
 def test_running_job_chart_is_not_done(make_client: MakeClient) -> None:
@@ -195,7 +200,7 @@ def test_sweep_page_shows_differing_parameters_and_highlights_the_best(make_clie
     chart = client.get("/api/sweeps/cafe").json()
     assert {row["id"] for row in chart} == set(ids.values())
     overlay = client.get("/api/sweeps/cafe/chart").json()
-    assert len(overlay["panels"][1]["series"]) == 2
+    assert len(overlay["figure"]["panels"][1]["series"]) == 2
     assert client.get("/sweeps/0000").status_code == 404
 
 
@@ -210,9 +215,10 @@ def test_a_kind_without_a_chart_gets_one_panel_per_numeric_metric_and_no_best(ma
     ids = rosenbrock_sweep("beef00000001")  # the kind is not installed here: nothing is known of it
     client = make_client()
     chart = client.get(f"/api/jobs/{ids[0.1]}/chart").json()
-    assert [(panel["title"], panel["x"]) for panel in chart["panels"]] == [("f", "step"), ("lr_now", "step")]
-    assert chart["panels"][0]["series"][0]["points"] == [[1, pytest.approx(0.02)], [2, pytest.approx(0.01)]]
-    assert len(client.get("/api/sweeps/beef/chart").json()["panels"][0]["series"]) == 2
+    panels = chart["figure"]["panels"]
+    assert [(panel["title"], panel["x"]["label"]) for panel in panels] == [("f", "step"), ("lr_now", "step")]
+    assert panels[0]["series"][0]["points"] == [[1, pytest.approx(0.02)], [2, pytest.approx(0.01)]]
+    assert len(client.get("/api/sweeps/beef/chart").json()["figure"]["panels"][0]["series"]) == 2
     assert 'class="best"' not in client.get("/sweeps/beef").text
 
 

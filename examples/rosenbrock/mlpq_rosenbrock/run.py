@@ -7,16 +7,11 @@ from typing import Any
 import torch
 
 from mlpq.models.context import DivergedError, RunContext
-from mlpq_rosenbrock.kind import RosenbrockSpec
+from mlpq_rosenbrock.kind import RosenbrockSpec, rosenbrock
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop,
               "lbfgs": torch.optim.LBFGS}
 REPORTS = 10
-
-
-def rosenbrock(point: torch.Tensor) -> torch.Tensor:
-    x, y = point[0], point[1]
-    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
 
 
 def run(spec: RosenbrockSpec, ctx: RunContext) -> dict[str, Any]:
@@ -28,7 +23,7 @@ def run(spec: RosenbrockSpec, ctx: RunContext) -> dict[str, Any]:
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        value = rosenbrock(point)
+        value = rosenbrock(point[0], point[1])
         value.backward()
         return value
 
@@ -39,7 +34,8 @@ def run(spec: RosenbrockSpec, ctx: RunContext) -> dict[str, Any]:
             raise DivergedError(f"f is not finite at step {step}")
         if step % every == 0 or step == spec.steps:
             ctx.progress(step, {"f": float(value), "x": float(point[0]), "y": float(point[1])})
-    x, y = point.detach().cpu().tolist()
-    f = float(rosenbrock(point.detach()))
+    end = point.detach().cpu()
+    x, y = end.tolist()
+    f = float(rosenbrock(end[0], end[1]))
     return {"x": x, "y": y, "f": f, "distance": ((x - 1) ** 2 + (y - 1) ** 2) ** 0.5,
             "headline": f"f={f:.3g} at ({x:.4f}, {y:.4f})"}
