@@ -20,6 +20,7 @@ from tests.services import WorkerProcess, queue_of
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def fault_env(fault_env: dict[str, str]) -> dict[str, str]:
     """The faults' environment, for workers that also know the test-only ``fault`` kind: its ``block`` jobs wait
@@ -51,8 +52,10 @@ def test_a_killed_pool_process_reruns_the_job_once(worker: WorkerProcess, fault_
 def test_a_killed_worker_is_replaced_and_its_job_completed(fault_env: dict[str, str], gate: Gate,
                                                            tmp_path: Path) -> None:
     first = helpers.new_worker(fault_env, tmp_path / "first.log")
-    job_id, _pid = helpers.submit_and_hold(fault_env, gate)
-    helpers.kill_worker(first)
+    try:
+        job_id, _pid = helpers.submit_and_hold(fault_env, gate)
+    finally:
+        helpers.kill_worker(first)
     assert helpers.job(fault_env, job_id).status is JobStatus.RUNNING  # nobody has noticed yet
     gate.open()  # the next attempt runs through
 
@@ -69,10 +72,11 @@ def test_a_killed_worker_is_replaced_and_its_job_completed(fault_env: dict[str, 
 def test_a_frozen_worker_loses_its_job_and_cannot_record_it(fault_env: dict[str, str], gate: Gate,
                                                             tmp_path: Path) -> None:
     frozen = helpers.new_worker(fault_env, tmp_path / "frozen.log")
-    job_id, _pid = helpers.submit_and_hold(fault_env, gate)
-    os.killpg(frozen.process.pid, signal.SIGSTOP)
-    rescuer = helpers.new_worker(fault_env, tmp_path / "rescuer.log")
+    rescuer = None
     try:
+        job_id, _pid = helpers.submit_and_hold(fault_env, gate)
+        os.killpg(frozen.process.pid, signal.SIGSTOP)
+        rescuer = helpers.new_worker(fault_env, tmp_path / "rescuer.log")
         helpers.eventually(lambda: helpers.job(fault_env, job_id).attempts == 2, 60, "a second attempt")
         os.killpg(frozen.process.pid, signal.SIGCONT)  # the first attempt wakes up, still running its job
         helpers.eventually(lambda: "lost its lease" in frozen.log(), 30, "the frozen run to notice")
@@ -81,7 +85,8 @@ def test_a_frozen_worker_loses_its_job_and_cannot_record_it(fault_env: dict[str,
     finally:
         os.killpg(frozen.process.pid, signal.SIGCONT)
         frozen.stop()
-        rescuer.stop()
+        if rescuer is not None:
+            rescuer.stop()
     assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
     assert f"job {job_id} succeeded" not in frozen.log()
     assert rescuer.log().count(f"job {job_id} succeeded") == 1
