@@ -8,6 +8,8 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from mlpq.api_cli import progress
 from mlpq.api_cli.api import Client
 from mlpq.config import Settings
 from mlpq.db import jobs
-from mlpq.db.records import MetricRecord
+from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
 from mlpq.devices import Device
@@ -32,42 +34,108 @@ PARAMS = {"seed": 1, "starts": [[4.0, 0.0]], "optimizer": "adam", "lr": 0.01, "m
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def advance(job_id: str, status: JobStatus = JobStatus.SUCCEEDED) -> threading.Thread:
-    """In the background, as a worker would: claim the job, record three steps, then end it."""
+STEPS = (0, 100, 200)
+WAIT_S = 30.0
+"""How long the stand-in worker waits for the follower to show a change before it goes on regardless."""
+
+
+@dataclass
+class Shown:
+    """What ``watch``'s display has shown so far: the job's status at its last poll and the steps given to it
+    before that poll. The stand-in worker waits on it, so each change is shown before the next is made."""
+
+    status: JobStatus | None = None
+    steps: int = 0
+    given: int = 0
+    """The steps given to the display so far (shown at its next poll)."""
+    missed: list[str] = field(default_factory=list)
+    """The changes the display did not show within ``WAIT_S`` seconds."""
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def metric(self) -> None:
+        with self.changed:
+            self.given += 1
+
+    def polled(self, status: JobStatus) -> None:
+        with self.changed:
+            self.status, self.steps = status, self.given
+            self.changed.notify_all()
+
+    def expect(self, status: JobStatus, steps: int) -> None:
+        """Wait until a poll has shown the job ``status`` with ``steps`` steps; note it if none does in time."""
+        with self.changed:
+            if not self.changed.wait_for(lambda: (self.status, self.steps) == (status, steps), WAIT_S):
+                self.missed.append(f"{status.value} with {steps} step(s) (last shown: {self.status} {self.steps})")
+
+
+class Observed:
+    """The display ``watch`` made, telling ``shown`` what it has shown."""
+
+    def __init__(self, display: progress.Display, shown: Shown) -> None:
+        self.display, self.shown = display, shown
+
+    def metric(self, metric: MetricRecord) -> None:
+        self.display.metric(metric)
+        self.shown.metric()
+
+    def poll(self, job: JobRecord) -> None:
+        self.display.poll(job)
+        self.shown.polled(job.status)
+
+    def close(self) -> None:
+        self.display.close()
+
+
+@pytest.fixture
+def shown(monkeypatch: pytest.MonkeyPatch) -> Shown:
+    """What the display of the job being followed has shown."""
+    seen, make = Shown(), progress.display_for
+    monkeypatch.setattr(progress, "display_for", lambda job, api=None: Observed(make(job, api), seen))
+    return seen
+
+
+def advance(job_id: str, shown: Shown, status: JobStatus = JobStatus.SUCCEEDED) -> threading.Thread:
+    """In the background, as a worker would: claim the job, record ``STEPS``, then end it. Each change waits
+    until the follower has shown the one before (the job still queued first), whatever the machine's speed."""
     engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
 
     def work() -> None:
-        time.sleep(0.4)
-        with engine.begin() as connection:
-            jobs.claim_job(connection, job_id, "test-host")
-        for step in (0, 100, 200):
-            time.sleep(0.3)
+        try:
+            shown.expect(JobStatus.QUEUED, 0)
             with engine.begin() as connection:
-                jobs.add_metrics(connection, job_id, 1, [(step, {"f_best": 1.0 / (step + 1), "points": [[1, 2, 3]]})])
-        with engine.begin() as connection:
-            jobs.finish_job(connection, job_id, 1, status, result={"f": 0.002, "headline": "f=0.002 at (3, 2)"},
-                            error=None if status is JobStatus.SUCCEEDED else "diverged: f is not finite")
-        engine.dispose()
+                jobs.claim_job(connection, job_id, "test-host")
+            shown.expect(JobStatus.RUNNING, 0)
+            for done, step in enumerate(STEPS, 1):
+                with engine.begin() as connection:
+                    jobs.add_metrics(connection, job_id, 1,
+                                     [(step, {"f_best": 1.0 / (step + 1), "points": [[1, 2, 3]]})])
+                shown.expect(JobStatus.RUNNING, done)
+        finally:  # end the job whatever was shown, so that the follower returns
+            with engine.begin() as connection:
+                jobs.finish_job(connection, job_id, 1, status, result={"f": 0.002, "headline": "f=0.002 at (3, 2)"},
+                                error=None if status is JobStatus.SUCCEEDED else "diverged: f is not finite")
+            engine.dispose()
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread
 
 
-def test_watch_without_a_terminal_prints_a_line_per_step_then_the_result() -> None:
+def test_watch_without_a_terminal_prints_a_line_per_step_then_the_result(shown: Shown) -> None:
     job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
-    worker = advance(job_id)
+    worker = advance(job_id, shown)
     result = mlpq("watch", job_id[:8])
     worker.join()
     assert result.exit_code == 0, result.output
+    assert shown.missed == []
     assert [line for line in result.stderr.splitlines()] == [
         "  step 0/300: f_best=1", "  step 100/300: f_best=0.00990099", "  step 200/300: f_best=0.00497512"]
     assert f"job       {job_id}" in result.stdout and "result    f=0.002 at (3, 2)" in result.stdout
 
 
-def test_watch_exits_1_when_the_job_fails() -> None:
+def test_watch_exits_1_when_the_job_fails(shown: Shown) -> None:
     job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
-    worker = advance(job_id, JobStatus.FAILED)
+    worker = advance(job_id, shown, JobStatus.FAILED)
     result = mlpq("watch", job_id)
     worker.join()
     assert result.exit_code == 1 and "status    failed" in result.stdout
@@ -88,14 +156,18 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     yield buffer
 
 
-def test_watch_on_a_terminal_shows_a_bar_that_ends_full(terminal: io.StringIO) -> None:
+def test_watch_on_a_terminal_shows_a_bar_that_ends_full(terminal: io.StringIO, shown: Shown) -> None:
     job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
-    worker = advance(job_id)
+    worker = advance(job_id, shown)
     result = mlpq("watch", job_id)
     worker.join()
-    assert result.exit_code == 0 and result.stderr == ""
+    assert result.exit_code == 0 and result.stderr == "" and shown.missed == []
     frames = [ANSI.sub("", frame).strip() for frame in re.split(r"[\r\n]", terminal.getvalue())]
     frames = [frame for frame in frames if frame]
+    states = [re.search(r"step (\d+)/300 (.*?) (?:-|\d):", frame).groups() for frame in frames]
+    assert [state for state, _repeats in groupby(states)] == [
+        ("0", "queued"), ("0", "running"), ("0", "f 1"), ("100", "f 0.009901"), ("200", "f 0.004975"),
+        ("300", "f 0.004975")], frames  # each state in turn, none skipped
     assert any(re.fullmatch(rf"{job_id[:8]} [━╸╺ ]+ step 100/300 f 0\.009901 \d:\d\d:\d\d ETA \d:\d\d:\d\d", frame)
                for frame in frames), frames
     assert re.fullmatch(rf"{job_id[:8]} ━{{16}} step 300/300 f 0\.004975 \d:\d\d:\d\d ETA 0:00:00", frames[-1])

@@ -205,21 +205,38 @@ from pathlib import Path
 from mlpq.db.migrate import upgrade_schema
 from mlpq.db.engine import make_engine
 engine = make_engine(sys.argv[1])
+engine.connect().close()
+Path(sys.argv[3]).touch()
 while not Path(sys.argv[2]).exists():
     time.sleep(0.01)
 print(*upgrade_schema(engine))
 """
+PROCESSES = 8
+READY_TIMEOUT_S = 120
+
+
+def wait_until_ready(processes: list[subprocess.Popen[str]], ready: list[Path]) -> None:
+    """Wait until every process has imported and connected (its ready file exists); fail if one exits first."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not all(path.exists() for path in ready):
+        exited = [process for process in processes if process.poll() is not None]
+        assert not exited, [process.communicate()[1] for process in exited]
+        assert time.monotonic() < deadline, f"only {sum(p.exists() for p in ready)} of {len(ready)} ready"
+        time.sleep(0.05)
 
 
 def test_processes_starting_together_migrate_once(empty_url: str, tmp_path: Path) -> None:
     signal = tmp_path / "go"
-    processes = [subprocess.Popen([sys.executable, "-c", UPGRADE_AT_SIGNAL, empty_url, str(signal)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
-    time.sleep(3)  # let every process import and connect
-    signal.touch()
+    ready = [tmp_path / f"ready-{n}" for n in range(PROCESSES)]
+    processes = [subprocess.Popen([sys.executable, "-c", UPGRADE_AT_SIGNAL, empty_url, str(signal), str(path)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in ready]
+    try:
+        wait_until_ready(processes, ready)
+    finally:
+        signal.touch()  # all start at once; after a failure, they end rather than wait forever
     outputs = [process.communicate(timeout=60) for process in processes]
     reported = sorted(out.strip() for out, _err in outputs)  # only the one that migrated found it empty
-    assert reported == sorted([f"None {HEAD}", *[f"{HEAD} {HEAD}"] * 7]), [err for _out, err in outputs]
+    assert reported == sorted([f"None {HEAD}", *[f"{HEAD} {HEAD}"] * (PROCESSES - 1)]), [err for _out, err in outputs]
     engine = make_engine(empty_url)
     assert schema_diff(engine) == []
     engine.dispose()

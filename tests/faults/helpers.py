@@ -13,6 +13,7 @@ from mlpq.api_cli.api import Client, JobRequest
 from mlpq.config import Settings
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
+from tests.jobkinds.fault_kind import Gate
 from tests.services import WorkerProcess, start_worker
 
 T = TypeVar("T")
@@ -44,6 +45,12 @@ def submit_and_see_it_run(env: Mapping[str, str], kind: str, **params: Any) -> s
     job_id = submit(env, kind, **params)
     eventually(lambda: metric_count(env, job_id), 60, f"the first metric of {job_id}")
     return job_id
+
+
+def submit_and_hold(env: Mapping[str, str], gate: Gate, timeout_s: int | None = None) -> tuple[str, int]:
+    """Submit a job that waits at ``gate`` and wait until it is there; returns its id and its process's."""
+    job_id = submit(env, "fault", timeout_s, **gate.params())
+    return job_id, eventually(gate.pid, 60, f"job {job_id} to reach the gate")
 
 
 def job(env: Mapping[str, str], job_id: str) -> JobRecord:

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from mlpq.db.engine import make_engine
 from tests.conftest import migrate
 from tests.faults import helpers
 from tests.faults.private_services import PrivatePostgres
+from tests.jobkinds import fault_kind
+from tests.jobkinds.fault_kind import Gate
 
 pytestmark = pytest.mark.integration
 
@@ -66,20 +69,31 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
             server.remove()
 
 
-def test_an_outage_longer_than_a_lease_runs_the_job_once(outage: tuple[str, object], broker_url: str,
+def renewed_after(env: dict[str, str], job_id: str, then: datetime | None) -> bool:
+    """Whether the job's heartbeat is newer than ``then``, or it is no longer its first attempt's run."""
+    job = helpers.job(env, job_id)
+    return job.status is not JobStatus.RUNNING or job.attempts != 1 or job.heartbeat_at != then
+
+
+def test_an_outage_longer_than_a_lease_runs_the_job_once(outage: tuple[str, object], broker_url: str, gate: Gate,
                                                           tmp_path: Path) -> None:
     url, make_outage = outage
-    env = {**os.environ, "MLPQ_BROKER_URL": broker_url, "MLPQ_DATABASE_URL": url,
-           "MLPQ_DATA_DIR": str(tmp_path / "data"), **LEASES}
+    env = fault_kind.worker_env({**os.environ, "MLPQ_BROKER_URL": broker_url, "MLPQ_DATABASE_URL": url,
+                                 "MLPQ_DATA_DIR": str(tmp_path / "data"), **LEASES})
     worker = helpers.new_worker(env, tmp_path / "worker.log")
     try:
-        job_id = helpers.submit_and_see_it_run(env, "himmelblau", steps=400_000, log_every=1000)
+        job_id, _pid = helpers.submit_and_hold(env, gate)
         make_outage()  # type: ignore[operator]
+        # The run is still going when the database comes back: that is when a reaper could take it. It may go
+        # on once its lease is renewed (or taken, which the checks below catch).
+        stale = helpers.job(env, job_id).heartbeat_at
+        helpers.eventually(lambda: renewed_after(env, job_id, stale), 60, "a heartbeat after the outage")
+        gate.open()
         job = helpers.finished(env, job_id, timeout=120)
     finally:
         worker.stop()
     log = worker.log()
     assert job.status is JobStatus.SUCCEEDED and job.attempts == 1, log
     assert "lease expired" not in log and "outcome dropped" not in log
-    assert helpers.metric_count(env, job_id) == 400
+    assert helpers.metric_count(env, job_id) == 2
     assert log.count(f"job {job_id} succeeded") == 1

@@ -6,6 +6,11 @@ the ``mlpq_fault_kind-0.dist-info`` folder beside this file is what an installed
 package would leave, so a process that has this folder and the repository on
 ``sys.path`` finds ``fault`` (see ``worker_env`` and ``visible_here``). Nothing
 here imports torch at import time, so a worker can still pin its GPU first.
+
+``block`` holds a running job at a known point, whatever the machine's speed: the
+job reports step 0, writes its process id to ``running`` (if given) and waits,
+checking its lease, until the file ``until`` exists; then it reports step 1 and
+ends. A ``Gate`` is a test's side of it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +33,8 @@ from mlpq.models.context import RunContext
 
 FOLDER = Path(__file__).resolve().parent
 REPO = FOLDER.parents[1]
+BLOCK_POLL_S = 0.05
+"""How often a ``block`` job looks whether it may go on."""
 
 
 class FaultSpec(JobSpec):
@@ -36,22 +44,64 @@ class FaultSpec(JobSpec):
         default="", description="raise: the message of the RuntimeError raised.")
     until: Annotated[str, Field(max_length=4096)] = Field(
         default="", description="block: run until this file exists (or the job is stopped).")
+    running: Annotated[str, Field(max_length=4096)] = Field(
+        default="", description="block: once blocking, write the process's id to this file.")
 
 
 def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
     if spec.action == "allocate":
         import torch
 
-        block = torch.empty(int(spec.gib * 2**30), dtype=torch.uint8, device=ctx.device)
-        del block
+        torch.empty(int(spec.gib * 2**30), dtype=torch.uint8, device=ctx.device)  # allocated, then freed
     elif spec.action == "raise":
         raise RuntimeError(spec.message)
     elif spec.action == "block":
-        while not Path(spec.until).exists():
-            ctx.check()
-            time.sleep(0.05)
+        block(spec, ctx)
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None  # a worker has it
     return {"pid": os.getpid(), "threads": threads, "headline": f"ran in process {os.getpid()}"}
+
+
+def block(spec: FaultSpec, ctx: RunContext) -> None:
+    """Report step 0, say which process blocks, run until ``spec.until`` exists, report step 1.
+
+    The stop check runs meanwhile, so a cancel, a lost lease or a time limit still ends the job."""
+    ctx.progress(0, {"released": 0})
+    if spec.running:
+        running = Path(spec.running)
+        partial = running.with_name(f"{running.name}.{os.getpid()}")
+        partial.write_text(str(os.getpid()))
+        partial.replace(running)  # whole, never half written
+    while not Path(spec.until).exists():
+        ctx.check()
+        time.sleep(BLOCK_POLL_S)
+    ctx.progress(1, {"released": 1})
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A folder through which a test holds ``block`` jobs at a known point and lets them go."""
+
+    folder: Path
+
+    @property
+    def running(self) -> Path:
+        return self.folder / "running"
+
+    @property
+    def release(self) -> Path:
+        return self.folder / "release"
+
+    def params(self) -> dict[str, str]:
+        """The parameters of a job that blocks at this gate."""
+        return {"action": "block", "until": str(self.release), "running": str(self.running)}
+
+    def open(self) -> None:
+        """Let every job blocked at the gate, and every later one, go on."""
+        self.release.touch()
+
+    def pid(self) -> int | None:
+        """The process id of the last job that reached the gate, or ``None`` before one has."""
+        return int(self.running.read_text()) if self.running.exists() else None
 
 
 KIND = Kind(
