@@ -114,7 +114,7 @@ class Client:
         spec = kinds.get(kind).spec
         params = dict(params)
         if "seed" in spec.model_fields and params.get("seed") is None:
-            params["seed"] = secrets.randbelow(2**31)
+            params["seed"] = secrets.randbelow(kinds.SEED_BOUND)
         return spec.model_validate(params).model_dump(mode="json")
 
     def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu", *,

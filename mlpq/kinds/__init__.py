@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "mlpq.kinds"
 BUILTIN = {"himmelblau": "mlpq.kinds.himmelblau:KIND", "mnist": "mlpq.kinds.mnist:KIND"}
 MAX_TIMEOUT_S = 24 * 3600
+SEED_BOUND = 2**32
+"""Seeds are below this: the spec's bound (``mlpq.kinds.spec.Seed``), and drawn seeds too."""
 
 
 class UnknownKindError(LookupError):

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Seed = Annotated[int, Field(ge=0, lt=2**32)]
+from mlpq.kinds import SEED_BOUND
+
+Seed = Annotated[int, Field(ge=0, lt=SEED_BOUND)]
 LearningRate = Annotated[float, Field(gt=0, le=10)]
 Momentum = Annotated[float, Field(ge=0, lt=1)]
 

@@ -7,14 +7,18 @@ import io
 import json
 import os
 import re
+import secrets
+from typing import Any
 
 import pytest
 import redis
 
+from mlpq.api_cli.api import Client
 from mlpq.api_cli.sweep import Axis, grid
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
+from mlpq.kinds.himmelblau import HimmelblauSpec
 from tests.api_cli.ledger_rows import himmelblau_job, mlpq, mnist_job
 from tests.services import queue_of
 
@@ -33,6 +37,16 @@ def test_the_grid_is_the_cartesian_product_of_the_axes() -> None:
     assert all(c["epochs"] == 2 for c in combinations)
     [seed] = {c["seed"] for c in combinations}  # no seed given: one drawn for the whole sweep
     assert isinstance(seed, int)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: grid({"lr": Axis((0.1, 0.2)), "seed": None})[0]["seed"],
+    lambda: Client.validate("himmelblau", {})["seed"],
+], ids=["sweep", "one job"])
+def test_drawn_seeds_range_over_every_seed_the_spec_allows(monkeypatch: pytest.MonkeyPatch, draw: Any) -> None:
+    [below] = [item.lt for item in HimmelblauSpec.model_fields["seed"].metadata if hasattr(item, "lt")]
+    monkeypatch.setattr(secrets, "randbelow", lambda bound: bound - 1)  # the largest seed it can draw
+    assert draw() == below - 1
 
 
 def test_a_given_seed_or_seeds_are_kept() -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlpq.kinds import Kind
+from mlpq.kinds.spec import Seed
 
 
 class RosenbrockSpec(BaseModel):
@@ -14,7 +15,7 @@ class RosenbrockSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(default=0, description="Random seed (for the jitter).")
+    seed: Seed = Field(default=0, description="Random seed (for the jitter).")
     optimizer: Literal["adam", "sgd", "rmsprop", "lbfgs"] = Field(default="adam", description="torch.optim optimiser.")
     lr: Annotated[float, Field(gt=0, le=1)] = Field(default=0.01, description="Learning rate.")
     steps: Annotated[int, Field(ge=1, le=100_000)] = Field(default=2000, description="Optimiser steps.")
