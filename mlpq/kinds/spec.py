@@ -18,5 +18,5 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    seed: Seed = Field(default=0, description="Random seed.",
-                       json_schema_extra={"default_help": "drawn and stored when absent"})
+    seed: Seed = Field(default=0, description="Random seed.")
+    """Absent from a request, a seed is drawn and stored (``Client.validate``); the option's help says so."""
