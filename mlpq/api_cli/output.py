@@ -192,7 +192,7 @@ def show_text(view: JobView) -> str:
 
 def provenance_text(about: Mapping[str, Any]) -> str:
     """``mlpq 0.1.0, torch 2.5.1, CUDA 12.4, Python 3.11.7 on cuda:1: NVIDIA H200 #1 GPU-5fd2c6a4 (host gpu-box),
-    git 71e7a70c2f``, or ``… on cpu (numpy engine) on a cuda:1 worker: Intel Xeon …``."""
+    git 71e7a70c2f``, or ``… on cpu (scalar engine) on a cuda:1 worker: Intel Xeon …``."""
     versions = [f"{label} {about[key]}" for key, label in
                 (("mlpq", "mlpq"), ("torch", "torch"), ("cuda", "CUDA"), ("python", "Python")) if about.get(key)]
     text = ", ".join(versions)
