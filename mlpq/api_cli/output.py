@@ -154,6 +154,18 @@ def metrics_table(metrics: Sequence[MetricRecord], step_name: str = "step") -> s
     return table(rows, columns)
 
 
+def result_items(job: JobRecord) -> list[tuple[str, str]]:
+    """The result's values for people (``show`` and the UI's job page), each as its kind's ``result_formats``
+    word it (``dataset_sizes: 60,000/10,000``), else as ``format_value`` does; the headline apart."""
+    kind = kinds.find(job.kind)
+    items = []
+    for key, value in (job.result or {}).items():
+        if key not in ("headline", "starts") and value is not None:
+            text = kind.result_text(key, value) if kind else None
+            items.append((key, format_value(value) if text is None else text))
+    return items
+
+
 def show_text(view: JobView) -> str:
     """``mlpq show`` for people."""
     detail = job_detail(view)
@@ -178,11 +190,7 @@ def show_text(view: JobView) -> str:
         lines.append(f"error     {job.error}")
     if job.result:
         lines.append(f"result    {headline(job)}")
-        kind = kinds.find(job.kind)
-        for key, value in job.result.items():
-            if key not in ("headline", "starts") and value is not None:
-                text = kind.result_text(key, value) if kind else None
-                lines.append(f"  {key}: {format_value(value) if text is None else text}")
+        lines += [f"  {key}: {text}" for key, text in result_items(job)]
     if job.provenance:
         lines.append("ran with  " + provenance_text(job.provenance))
     if view.metrics:

@@ -59,8 +59,7 @@ def job_page(view: JobView) -> dict[str, Any]:
         "times": [(label, output.local_time(moment)) for label, moment in
                   (("created", job.created_at), ("started", job.started_at), ("finished", job.finished_at))],
         "duration": output.seconds(job.duration_seconds),
-        "result_items": [(name, output.format_value(value)) for name, value in (job.result or {}).items()
-                         if name not in ("headline", "starts") and value is not None],
+        "result_items": output.result_items(job),
         "headline": output.headline(job),
         "provenance_text": output.provenance_text(job.provenance) if job.provenance else None,
     }
