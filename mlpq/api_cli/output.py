@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "pool", "created", "duration_s", "headline", "sweep_id")
-PARAM_PREFIX = "param."
+PARAM_PREFIX, RESULT_PREFIX = "param.", "result."
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -67,14 +67,37 @@ def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {PARAM_PREFIX + name: value for name, value in params.items()}
 
 
+def result_fields(kind_name: str) -> tuple[str, ...]:
+    """The result figures listed and compared for a kind (its ``result_fields``); none for a kind not installed
+    here."""
+    kind = kinds.find(kind_name)
+    return kind.result_fields if kind else ()
+
+
+def figures(job: JobRecord) -> dict[str, Any]:
+    """The job's result figures, ``None`` where it has none (not finished, failed)."""
+    result = job.result or {}
+    return {name: result.get(name) for name in result_fields(job.kind)}
+
+
+def flat_figures(job: JobRecord) -> dict[str, Any]:
+    """Result figures as columns: ``{"result.test_accuracy": 0.97, ...}``."""
+    return {RESULT_PREFIX + name: value for name, value in figures(job).items()}
+
+
 def columns_of(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> list[str]:
-    """``first``, then every other key of ``rows`` in the order they first appear."""
-    return list(dict.fromkeys([*first, *(key for row in rows for key in row)]))
+    """``first``, then the keys of ``rows``: parameters, result figures, any other, each in the order they first
+    appear (jobs of several kinds have different ones)."""
+    def group(key: str) -> int:
+        return 0 if key in first else 1 if key.startswith(PARAM_PREFIX) else 2 if key.startswith(RESULT_PREFIX) else 3
+
+    return sorted(dict.fromkeys([*first, *(key for row in rows for key in row)]), key=group)
 
 
 def listing(jobs: Sequence[JobRecord]) -> tuple[list[dict[str, Any]], list[str]]:
-    """``mlpq results --format json|csv``: each job's row with its parameters flattened, and the columns."""
-    rows = [{**job_row(job), **flat_params(job.params)} for job in jobs]
+    """``mlpq results --format json|csv``: each job's row with its parameters (``param.NAME``) and its kind's
+    result figures (``result.NAME``) flattened, and the columns."""
+    rows = [{**job_row(job), **flat_params(job.params), **flat_figures(job)} for job in jobs]
     return rows, columns_of(rows, JOB_COLUMNS)
 
 

@@ -289,7 +289,8 @@ def test_results_in_every_format() -> None:
     rows = json.loads(mlpq("results", "--format", "json").output)
     assert [(r["id"], r["status"]) for r in rows] == [(succeeded, "succeeded"), (failed, "failed")]
     csv_lines = mlpq("results", "--format", "csv", "--status", "failed").output.splitlines()
-    assert csv_lines[0] == "id,kind,status,device,pool,created,duration_s,headline,sweep_id,param.seed"
+    assert csv_lines[0] == ("id,kind,status,device,pool,created,duration_s,headline,sweep_id,param.seed,"
+                            "result.f,result.distance,result.minima_found")
     assert len(csv_lines) == 2 and csv_lines[1].startswith(failed)
     assert json.loads(mlpq("results", "--kind", "himmelblau", "--format", "json").output)[0]["id"] == failed
 

@@ -125,7 +125,7 @@ def test_results_filters_by_sweep_and_flattens_parameters() -> None:
     assert len(table) == 3 and table[1].startswith(in_a[1][:12])
     records = list(csv.DictReader(io.StringIO(mlpq("results", "--sweep", "aaaa", "--format", "csv").output)))
     assert [r["param.lr"] for r in records] == ["0.1", "0.01"] and records[0]["param.batch_size"] == "200"
-    assert mlpq("results", "--sweep", "cccc").output.strip() == "no jobs in a sweep cccc"
+    assert mlpq("results", "--sweep", "cccc").output.strip() == "no jobs match"
 
 
 def test_results_csv_writes_lists_as_json() -> None:
@@ -141,7 +141,7 @@ def test_compare_shows_only_the_parameters_that_differ_and_the_results() -> None
     header, first, second = (re.split(r"\s{2,}", line) for line in result.output.strip().splitlines())
     assert header == ["ID", "KIND", "STATUS", "EPOCHS", "LR", "TEST_ACCURACY", "TEST_LOSS", "TRAIN_LOSS", "DURATION"]
     assert first[:5] == [slow[:12], "mnist", "succeeded", "3", "0.01"] and first[5:8] == ["0.83", "0.4", "0.333333"]
-    assert second[:5] == [fast[:12], "mnist", "succeeded", "5", "0.1"] and second[5] == "0.85"
+    assert second[:5] == [f"{fast[:12]} ★", "mnist", "succeeded", "5", "0.1"] and second[5] == "0.85"  # the best
 
 
 def test_compare_formats_give_every_parameter_and_result_a_column() -> None:
