@@ -76,6 +76,20 @@ def test_a_kind_installed_into_a_directory_already_on_the_path_is_found(site_dir
     assert kinds.get("late").runner == f"{MODULE}:run"
 
 
+def test_the_web_ui_takes_a_kind_installed_after_it_started(site_dir: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from mlpq.api_cli.api import Client
+    from mlpq.config import Settings
+    from mlpq.ui.app import create_app
+
+    sys.path.insert(0, str(site_dir))
+    ui = TestClient(create_app(Client(Settings.from_env())), raise_server_exceptions=False)
+    assert ui.get("/api/jobs?kind=late").status_code == 400  # not installed yet
+    install_late_kind(site_dir)
+    assert ui.get("/api/jobs?kind=late").json() == [] and "<option>late</option>" in ui.get("/jobs").text
+
+
 def test_an_unknown_kind_stays_unknown(site_dir: Path) -> None:
     with pytest.raises(kinds.UnknownKindError, match="unknown kind 'quantum'"):
         kinds.get("quantum")
