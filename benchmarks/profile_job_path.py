@@ -26,7 +26,7 @@ import _common
 from mlpq.db import jobs
 from mlpq.db.engine import make_engine
 from mlpq.db.migrate import upgrade_schema
-from mlpq.worker.device import Device
+from mlpq.devices import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
 

@@ -47,7 +47,7 @@ def check_broker_url(url: str) -> str:
         problem = "no host"
     elif port == 0:
         problem = "the port is not a number from 1 to 65535"
-    elif database and not database.isdigit():
+    elif database and not (database.isascii() and database.isdigit()):
         problem = "the database is not a number"
     else:
         return url

@@ -1,11 +1,15 @@
-"""What of a user's input may be shown: values cut to ~100 characters, passwords in URLs masked.
+"""What of a user's input may be shown: values cut to ~100 characters, passwords in URLs masked, control
+characters escaped.
 
-Every error message and log line that quotes a user's value goes through here.
+Every error message and log line that quotes a user's value goes through here, and
+every human-readable output of stored or received text (a job's error, parameters
+or result, a worker's name, a dead letter) through ``printable`` or ``one_line``.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 SHOWN_CHARS = 100
@@ -16,11 +20,34 @@ _SPACE = re.compile(r"\s")
 _QUERY_SECRET = re.compile(r"(?P<key>[?&;](?:password|passwd|pwd)=)[^&;#\s]*", re.IGNORECASE)
 _LONG_RUN = re.compile(r"\S{%d,}" % (SHOWN_CHARS + 3))
 """Longer than a value ``cut`` has already shortened (its quotes and ``…`` included)."""
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode's control, format (bidi overrides, zero-width), surrogate and line/paragraph separator categories."""
 
 
 def cut(text: str, limit: int = SHOWN_CHARS) -> str:
     """``text`` itself, or its first ``limit`` characters and how many more there were."""
     return text if len(text) <= limit else f"{text[:limit]}… (+{len(text) - limit} chars)"
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character written as its Python escape (``\\x1b``, ``\\n``, ``\\u202e``).
+
+    Stored or received text is anyone's who can write to the ledger or to Redis:
+    printed raw, its escape sequences would drive the operator's terminal (set its
+    title, rewrite lines) and its bidi overrides reorder what is shown.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ascii(char)[1:-1] if unicodedata.category(char) in _UNPRINTABLE else char for char in text)
+
+
+def one_line(text: object, limit: int | None = SHOWN_CHARS) -> str:
+    """``text`` (an exception: its message, or its type's name when it has none) as one printable line,
+    whitespace runs as one space, cut to ``limit`` characters (``None``: not cut)."""
+    if isinstance(text, BaseException):
+        text = str(text) or type(text).__name__
+    line = printable(" ".join(str(text).split()))
+    return line if limit is None else cut(line, limit)
 
 
 def shown(value: object) -> str:
@@ -71,8 +98,9 @@ def url_passwords(urls: Iterable[str | None]) -> set[str]:
 
 
 def scrub(text: str, passwords: Iterable[str] = ()) -> str:
-    """``text`` safe to print: URLs masked, every known password replaced, every long word cut."""
+    """``text`` safe to print: URLs masked, every known password replaced, every long word cut, control
+    characters escaped."""
     text = mask_url(text)
     for password in sorted(passwords, key=len, reverse=True):
         text = text.replace(password, MASK)
-    return _LONG_RUN.sub(lambda m: cut(m[0]), text)
+    return printable(_LONG_RUN.sub(lambda m: cut(m[0]), text))

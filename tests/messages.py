@@ -1,4 +1,5 @@
-"""Messages as kombu's Redis transport stores them on a queue: mlpq's own, and the malformed kinds a worker refuses."""
+"""Messages as kombu's Redis transport stores them on a queue: mlpq's own, and the malformed kinds a worker refuses;
+entries of a dead-letter list that are not dead letters."""
 
 from __future__ import annotations
 
@@ -50,3 +51,12 @@ REASONS = {
     "wrong arguments": "wrong arguments", "arguments not a list": "wrong arguments",
     "not a job id": "not a job id: 'zz'", "body not base64": "not base64", "task id is not the job id": "task id 'x'",
 }
+
+
+UNREADABLE_LETTERS = [
+    b"not json", b"\xff\xfe", b"[1, 2]", b"null",
+    json.dumps({"at": "t", "queue": "q", "reason": "r", "message": "m", "extra": 1}).encode(),
+    json.dumps({"at": "t", "queue": "q", "reason": "r"}).encode(),
+    json.dumps({"at": "t", "queue": "q", "reason": "r", "message": 5}).encode(),
+]
+"""Not JSON, not UTF-8, not an object, a key too many or too few, a value not text."""

@@ -114,7 +114,7 @@ def start_worker(env: Mapping[str, str], log_path: Path, *args: str,
 def queue_of(device: str = "cpu", env: Mapping[str, str] = os.environ) -> str:
     """The Redis list that jobs for ``device`` go to in the ledger at ``env``'s ``MLPQ_DATABASE_URL``."""
     from mlpq.db.ledger import open_ledger, require_identity
-    from mlpq.worker.device import parse_device
+    from mlpq.devices import parse_device
 
     engine = open_ledger(env["MLPQ_DATABASE_URL"])
     try:

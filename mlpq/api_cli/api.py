@@ -15,23 +15,25 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Engine
 
+from mlpq import kinds
+from mlpq.api_cli.batches import NewJob, SubmitAborted, submit_batch
+from mlpq.api_cli.sorting import Sort
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
-from mlpq import kinds
-from mlpq.api_cli.sorting import Sort
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
+from mlpq.devices import parse_device
+from mlpq.errors import UnavailableError
 from mlpq.redact import mask_url
 from mlpq.worker import messages
-from mlpq.worker.device import parse_device
 
 if TYPE_CHECKING:
     import redis
     from celery import Celery
 
     from mlpq.config import Settings
-    from mlpq.worker.dead_letters import DeadLetter
+    from mlpq.worker.dead_letters import DeadLetters
 
 
 class JobRequest(NamedTuple):
@@ -45,7 +47,7 @@ class JobRequest(NamedTuple):
     """Only workers of this pool (``mlpq worker --pool``) run the job; ``None``: workers outside any pool."""
 
 
-class BrokerUnavailableError(ConnectionError):
+class BrokerUnavailableError(UnavailableError, ConnectionError):
     """The broker could not be reached; no job was left behind unpublished."""
 
 
@@ -124,38 +126,21 @@ class Client:
         return self.submit_many([JobRequest(kind, params, device, timeout_s, pool=pool)])[0]
 
     def submit_many(self, requests: Sequence[JobRequest], *, sweep_id: str | None = None) -> list[JobRecord]:
-        """Validate every request, commit their rows in one transaction, then publish their ids.
+        """Validate every request, then submit them all or none (see ``mlpq.api_cli.batches``).
 
-        Rows are committed before publishing so a worker never looks for a row
-        that is not there yet. All or nothing: if the broker fails part-way, the
-        rows not yet published are deleted, the published ones are cancelled
-        (their messages find them ended and are skipped) and
-        ``BrokerUnavailableError`` says so.
+        Every job runs once this returns. If it raises, none runs: ``SubmitInterrupted`` on Ctrl-C,
+        ``BrokerUnavailableError`` when the broker failed, ``SubmitAborted`` for a failure of the ledger.
         """
-        checked = [(r.kind, self.validate(r.kind, r.params), parse_device(r.device, r.pool),
-                    r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of) for r in requests]
-        with self.engine.begin() as connection:
-            created = [jobs.create_job(connection, kind, params, str(device), timeout_s=timeout, pool=device.pool,
-                                       sweep_id=sweep_id, rerun_of=rerun_of)
-                       for kind, params, device, timeout, rerun_of in checked]
-        ledger, sent = self.ledger, []
+        new = [NewJob(r.kind, self.validate(r.kind, r.params), str(device), device.pool,
+                      r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of)
+               for r in requests for device in [parse_device(r.device, r.pool)]]
         try:
-            with messages.connect(self.settings.broker_url) as broker:
-                messages.publish(broker, ledger, created, sent, grace_s=self.settings.leases.hard_limit_grace_s)
-        except Exception as exc:  # kombu and redis raise many types; none leaves a job behind
-            with self.engine.begin() as connection:
-                for job in created:
-                    if job.id in sent:
-                        jobs.request_cancel(connection, job)
-                    else:
-                        jobs.delete_job(connection, job.id)
-            error = self._unreachable(exc)
-            if sent:
-                error = BrokerUnavailableError(
-                    f"{error}; none of the {len(created)} jobs will run: the {len(sent)} already published were"
-                    f" cancelled, the other {len(created) - len(sent)} removed")
-            raise error from exc
-        return created
+            return submit_batch(self.engine, self.settings.broker_url, self.ledger, new, sweep_id=sweep_id,
+                                grace_s=self.settings.leases.hard_limit_grace_s)
+        except SubmitAborted as exc:
+            if exc.stage == "publish" and isinstance(exc.__cause__, Exception):
+                raise BrokerUnavailableError(f"{self._unreachable(exc.__cause__)}; {exc.fate}") from exc.__cause__
+            raise
 
     def rerun(self, id_or_prefix: str, device: str | None = None) -> JobRecord:
         """Submit a job's kind, parameters (seed included) and time limit again, in its pool,
@@ -284,13 +269,14 @@ class Client:
         queue = parse_device(job.device, job.pool).queue(self.ledger)
         return [found for found in self.workers(timeout) if queue in found.queues]
 
-    def dead_letters(self, limit: int = 20) -> list[DeadLetter]:
-        """The newest malformed messages that workers took off the queues, with why."""
+    def dead_letters(self, limit: int = 20) -> DeadLetters:
+        """The newest malformed messages that workers took off this ledger's queues, with why."""
         from mlpq.worker.dead_letters import newest
 
+        ledger = self.ledger  # the database's failures are its own, not the broker's
         try:
             with self.celery.connection_for_read() as connection:
-                return newest(connection.default_channel.client, limit)
+                return newest(connection.default_channel.client, ledger, limit)
         except Exception as exc:  # as in submit_many: any failure here means no broker
             raise self._unreachable(exc) from exc
 

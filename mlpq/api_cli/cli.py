@@ -12,9 +12,8 @@ import click
 from mlpq import __version__
 from mlpq.api_cli.context import CONTEXT
 from mlpq.api_cli.params import BROKER_URL, DATABASE_URL
-from mlpq.db.lookup import JobLookupError
+from mlpq.errors import Category, classify
 from mlpq.redact import scrub, url_passwords
-from mlpq.worker.device import DeviceError
 
 URL_VARIABLES = ("MLPQ_BROKER_URL", "MLPQ_DATABASE_URL")
 URL_OPTIONS = ("--broker-url", "--database-url")
@@ -87,26 +86,16 @@ def given_urls(argv: list[str]) -> list[str]:
 
 
 def translate(exc: Exception) -> click.ClickException:
-    """Known failures as click errors with the right exit code; anything else as a one-line error."""
-    from sqlalchemy.exc import OperationalError, SQLAlchemyError  # only once something failed
-
-    from mlpq.api_cli.api import BrokerUnavailableError
-    from mlpq.db.ledger import LedgerChanged
-    from mlpq.db.migrate import SchemaError
-    from mlpq.db.engine import DatabaseURLError, LedgerDirectoryError
-
-    if isinstance(exc, DatabaseURLError):
-        return click.UsageError(str(exc))
-    if isinstance(exc, (BrokerUnavailableError, JobLookupError, DeviceError, SchemaError, LedgerDirectoryError)):
-        return click.ClickException(str(exc))
-    if isinstance(exc, LedgerChanged):
-        return click.ClickException(f"{exc}: the worker stopped")
-    if isinstance(exc, OperationalError):
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        return click.ClickException(f"cannot reach the database: {reason}")
-    if isinstance(exc, SQLAlchemyError):
-        return click.ClickException(f"database error: {str(exc).splitlines()[0]}")
-    return click.ClickException(f"{type(exc).__name__}: {exc} (set MLPQ_DEBUG=1 for a traceback)")
+    """A failure as a click error with its category's exit code (see ``mlpq.errors``): a usage error for
+    ``USAGE``, and for an unexpected one a hint at the traceback."""
+    failure = classify(exc)
+    if failure.category is Category.USAGE:
+        return click.UsageError(failure.message)
+    if failure.category is Category.UNEXPECTED:
+        return click.ClickException(f"{failure.message} (set MLPQ_DEBUG=1 for a traceback)")
+    error = click.ClickException(failure.message)
+    error.exit_code = failure.category.exit_code
+    return error
 
 
 @click.group(name="mlpq", cls=MlpqGroup, context_settings=CONTEXT)

@@ -11,11 +11,11 @@ import click
 from mlpq.api_cli import output
 from mlpq.api_cli.compare import comparison, comparison_table
 from mlpq.api_cli.context import CONTEXT, client
-from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, usage_error
+from mlpq.api_cli.params import DEVICE, JOB_ID, KIND_NAME, SWEEP_ID, AsciiIntRange, usage_error
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.status import JobStatus
-from mlpq.worker.device import Device
+from mlpq.devices import Device
 
 if TYPE_CHECKING:
     from mlpq.api_cli.api import Client
@@ -32,7 +32,7 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "cs
 @click.option("--status", type=click.Choice([s.value for s in JobStatus]))
 @click.option("--device", type=DEVICE)
 @click.option("--sweep", type=SWEEP_ID, help="Only the jobs of this sweep (its id or a prefix).")
-@click.option("--limit", type=click.IntRange(1, 10_000), help="At most this many jobs.  [default: 20, a whole sweep]")
+@click.option("--limit", type=AsciiIntRange(1, 10_000), help="At most this many jobs.  [default: 20, a whole sweep]")
 @click.option("--sort", metavar="[-]FIELD", default="-created", show_default=True,
               help="Sort by a column of --format json (created, status, duration_s, param.NAME, result.NAME, ...); "
                    "-FIELD sorts descending. The limit applies after sorting.")
@@ -122,15 +122,20 @@ def rerun(ctx: click.Context, job_id: str, device: Device | None, wait: bool, as
     """
     from pydantic import ValidationError
 
-    from mlpq.api_cli.reporting import report_submitted
+    from mlpq.api_cli.reporting import announce_job, follow_and_show, submit_and_announce
 
     api = client(ctx)
+
+    def announce(created: list[JobRecord]) -> None:
+        announce_job(created[0], wait, as_json, note=f", a rerun of {created[0].rerun_of}")
+
     try:
-        job = api.rerun(job_id, str(device) if device else None)
+        job = submit_and_announce(lambda: [api.rerun(job_id, str(device) if device else None)], announce)[0]
     except ValidationError as exc:
         raise click.ClickException(f"job {job_id}'s parameters are not valid for this mlpq: "
                                    f"{usage_error(exc).format_message()}") from None
-    report_submitted(ctx, api, job, wait, as_json, note=f", a rerun of {job.rerun_of}")
+    if wait:
+        follow_and_show(ctx, api, job, as_json)
 
 
 def jobs_to_compare(api: Client, job_ids: Sequence[str], sweep_id: str | None) -> list[JobRecord]:

@@ -1,4 +1,9 @@
-"""Turn jobs and workers into rows, tables, JSON and CSV for the CLI."""
+"""Turn jobs and workers into rows, tables, JSON and CSV for the CLI.
+
+Tables and ``show``'s text escape the control characters of what they print
+(``printable``): a job's parameters, result and error, a worker's name, a dead
+letter are anyone's text who can write to the ledger or to Redis.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlpq import kinds
+from mlpq.redact import printable
 
 if TYPE_CHECKING:
     from mlpq.api_cli.api import JobView, WorkerInfo
@@ -123,9 +129,9 @@ def to_json(data: Any) -> str:
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """Left-aligned columns with a header, like ``docker ps``."""
-    cells = [[str(c).upper() for c in columns]]
-    cells += [["-" if row.get(c) is None else str(row[c]) for c in columns] for row in rows]
+    """Left-aligned columns with a header, like ``docker ps``; control characters escaped."""
+    cells = [[printable(str(c).upper()) for c in columns]]
+    cells += [["-" if row.get(c) is None else printable(str(row[c])) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in cells)
 
@@ -190,7 +196,7 @@ def result_items(job: JobRecord) -> list[tuple[str, str]]:
 
 
 def show_text(view: JobView) -> str:
-    """``mlpq show`` for people."""
+    """``mlpq show`` for people, control characters escaped."""
     detail = job_detail(view)
     job = view.job
     lines = [
@@ -216,6 +222,7 @@ def show_text(view: JobView) -> str:
         lines += [f"  {key}: {text}" for key, text in result_items(job)]
     if job.provenance:
         lines.append("ran with  " + provenance_text(job.provenance))
+    lines = [printable(line) for line in lines]
     if view.metrics:
         lines += ["", metrics_table(view.metrics, step_name(job.kind))]
     return "\n".join(lines)

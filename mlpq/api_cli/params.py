@@ -14,14 +14,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlpq.db.lookup import is_job_id
+from mlpq.devices import DeviceError, parse_device, parse_pool
 from mlpq.locations import LocationError, check_broker_url, check_data_dir
 from mlpq.redact import shown
-from mlpq.worker.device import DeviceError, parse_device, parse_pool
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
 HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
+DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|[+-]?(inf|infinity|nan)", re.ASCII | re.I)
+DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+DNS_NAME_PATTERN = re.compile(rf"(?=.{{1,253}}\Z){DNS_LABEL}(\.{DNS_LABEL})*")
 
 
 def default_hostname() -> str:
@@ -30,7 +34,7 @@ def default_hostname() -> str:
 
 
 class ParsedType(click.ParamType):
-    """A string checked by one of ``mlpq.worker.device``'s parsers, which raise ``DeviceError``."""
+    """A string checked by one of ``mlpq.devices``' parsers, which raise ``DeviceError``."""
 
     def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
         self.name, self.parse = name, parse
@@ -42,6 +46,43 @@ class ParsedType(click.ParamType):
             return self.parse(value)
         except DeviceError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class AsciiNumber(click.ParamType):
+    """Mixed into click's number types to take ASCII digits only: ``int()`` and ``float()`` also take other
+    scripts' digits (``５``, ``٣``) and ``_`` between digits, and ``int("²")`` fails with a ``ValueError``."""
+
+    pattern: re.Pattern[str]
+    noun: str
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and self.pattern.fullmatch(value.strip()) is None:
+            self.fail(f"{shown(value)} is not {self.noun}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class AsciiInt(AsciiNumber, click.types.IntParamType):
+    """click's ``INT`` in ASCII digits (at most 30 of them)."""
+
+    pattern, noun = INTEGER_TEXT, "a whole number (at most 30 digits 0-9)"
+
+
+class AsciiIntRange(AsciiNumber, click.IntRange):
+    """click's ``IntRange`` in ASCII digits (at most 30 of them)."""
+
+    pattern, noun = INTEGER_TEXT, "a whole number (at most 30 digits 0-9)"
+
+
+class AsciiFloat(AsciiNumber, click.types.FloatParamType):
+    """click's ``FLOAT`` in ASCII digits."""
+
+    pattern, noun = DECIMAL_TEXT, "a number (digits 0-9)"
+
+
+class AsciiFloatRange(AsciiNumber, click.FloatRange):
+    """click's ``FloatRange`` in ASCII digits."""
+
+    pattern, noun = DECIMAL_TEXT, "a number (digits 0-9)"
 
 
 class HostnameType(click.ParamType):
@@ -56,6 +97,18 @@ class HostnameType(click.ParamType):
         return text
 
 
+class DnsNameType(click.ParamType):
+    """A DNS name, like ``gpu-box.example.org``: dot-separated labels of letters, digits and ``-``; lower-cased."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).lower()
+        if DNS_NAME_PATTERN.fullmatch(text) is None:
+            self.fail(f"invalid host name {shown(value)}: use a DNS name like gpu-box.example.org", param, ctx)
+        return text
+
+
 class PointType(click.ParamType):
     """``X,Y``: two finite numbers."""
 
@@ -66,6 +119,8 @@ class PointType(click.ParamType):
             return value
         parts = str(value).split(",")
         try:
+            if not all(DECIMAL_TEXT.fullmatch(part.strip()) for part in parts):
+                raise ValueError("not numbers in the digits 0-9")
             x, y = (float(part) for part in parts)
         except ValueError:
             self.fail(f"expected two numbers as X,Y (like -4,0), got {shown(value)}", param, ctx)
@@ -152,7 +207,10 @@ DEVICE = ParsedType("device", parse_device)
 """``cpu``, ``cuda`` or ``cuda:N``."""
 POOL = ParsedType("pool", parse_pool)
 """A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``."""
+INT = AsciiInt()
+FLOAT = AsciiFloat()
 HOSTNAME = HostnameType()
+DNS_NAME = DnsNameType()
 KIND_NAME = KindNameType()
 POINT = PointType()
 DATA_DIR = DataDirType()

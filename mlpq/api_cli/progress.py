@@ -19,6 +19,7 @@ from mlpq import kinds
 from mlpq.api_cli.api import BrokerUnavailableError, Client
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
+from mlpq.redact import printable
 
 QUEUED_HINT_AFTER_S = 10.0
 
@@ -56,7 +57,7 @@ class QueuedHint:
     def due(self, job: JobRecord) -> str | None:
         if job.status is JobStatus.QUEUED and not self.given and time.monotonic() - self.began > QUEUED_HINT_AFTER_S:
             self.given = True
-            return self.text(job)
+            return printable(self.text(job))
         return None
 
     def text(self, job: JobRecord) -> str:
@@ -97,7 +98,7 @@ class Lines:
 
     def line(self, step: int, text: str) -> None:
         of_total = f"/{self.total}" if self.total else ""
-        click.echo(f"  {self.step_name} {step}{of_total}: {text}", err=True)
+        click.echo(printable(f"  {self.step_name} {step}{of_total}: {text}"), err=True)
 
     def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
@@ -123,7 +124,7 @@ class Bar:
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=16),
             TextColumn("{task.fields[unit]} {task.completed:.0f}/{task.total:.0f}"),
-            TextColumn("{task.fields[figures]}"), TextColumn("{task.fields[elapsed]}"),
+            TextColumn("{task.fields[figures]}", markup=False), TextColumn("{task.fields[elapsed]}"),
             TextColumn("ETA {task.fields[eta]}"),
             console=console, auto_refresh=False,
         )
@@ -132,12 +133,12 @@ class Bar:
         self.progress.start()
 
     def metric(self, metric: MetricRecord) -> None:
-        self.done, self.figures = metric.step, figures(self.kind, metric.values)
+        self.done, self.figures = metric.step, printable(figures(self.kind, metric.values))
 
     def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
         if hint:
-            self.progress.console.print(hint)
+            self.progress.console.print(hint, markup=False)
         seconds = job.duration_seconds
         if self.done > self.counted[0]:
             self.counted = (self.done, seconds or 0.0)

@@ -2,50 +2,76 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
+from mlpq import interrupts
 from mlpq.api_cli import output
 from mlpq.api_cli.api import Client
+from mlpq.api_cli.batches import SubmitInterrupted
 from mlpq.api_cli.compare import comparison_table
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
+from mlpq.redact import printable
 
 
-def report_submitted(ctx: click.Context, api: Client, job: JobRecord, wait: bool, as_json: bool, note: str = "") -> None:
-    """Print the new job; with ``wait``, follow it and show how it ended (exit 1 unless it succeeded)."""
-    if as_json and not wait:
-        click.echo(output.to_json(output.job_row(job)))
+def submit_and_announce(submit: Callable[[], list[JobRecord]],
+                        announce: Callable[[list[JobRecord]], None]) -> list[JobRecord]:
+    """Submit jobs and announce them with Ctrl-C held back, so that what is printed is what happened.
+
+    A Ctrl-C before the jobs were released withdraws them all (exit 130, "none will run"); one after lets the
+    announcement finish, then exits 130 saying they run.
+    """
+    with interrupts.held() as hold:
+        try:
+            created = submit()
+        except SubmitInterrupted as exc:
+            click.echo(f"Error: {exc}", err=True)
+            raise click.exceptions.Exit(130) from None
+        announce(created)
+    if hold.interrupted:
+        click.echo(f"interrupted after submitting: the {len(created)} jobs run (mlpq cancel stops them)", err=True)
+        raise click.exceptions.Exit(130)
+    return created
+
+
+def announce_job(job: JobRecord, wait: bool, as_json: bool, note: str = "") -> None:
+    """Print the new job (as JSON only if it is not to be followed)."""
+    if as_json:
+        if not wait:
+            click.echo(output.to_json(output.job_row(job)))
         return
-    queued = f"{job.id} queued ({job.kind} on {output.placement(job)}){note}"
-    if not wait:
-        click.echo(queued)
-        return
-    if not as_json:
-        click.echo(f"{queued}; waiting (Ctrl-C stops waiting, not the job)", err=True)
-    follow_and_show(ctx, api, job, as_json)
+    queued = printable(f"{job.id} queued ({job.kind} on {output.placement(job)}){note}")
+    click.echo(f"{queued}; waiting (Ctrl-C stops waiting, not the job)" if wait else queued, err=wait)
 
 
-def report_sweep(ctx: click.Context, api: Client, created: Sequence[JobRecord], axes: Sequence[str], wait: bool,
-                 as_json: bool) -> None:
-    """Print each job of a sweep and its sweep id; with ``wait``, follow them in turn, then compare them."""
+def announce_sweep(created: Sequence[JobRecord], axes: Sequence[str], wait: bool, as_json: bool) -> None:
+    """Print each job of a sweep and its sweep id (as JSON only if they are not to be followed)."""
     sweep_id = created[0].sweep_id or ""
-    choices = {job.id: " ".join(f"{name}={output.format_value(job.params[name])}" for name in axes)
-               for job in created}
-    if not as_json:
-        for job in created:
-            click.echo(f"{job.id} queued ({job.kind} on {output.placement(job)}) {choices[job.id]}")
-        click.echo(f"sweep {sweep_id}: {len(created)} jobs (mlpq results --sweep {sweep_id[:8]}; "
-                   f"mlpq compare --sweep {sweep_id[:8]})")
-    if not wait:
-        if as_json:
+    if as_json:
+        if not wait:
             click.echo(output.to_json({"sweep_id": sweep_id, "jobs": [output.job_row(job) for job in created]}))
         return
+    for job in created:
+        click.echo(printable(f"{job.id} queued ({job.kind} on {output.placement(job)}) {choices(job, axes)}"))
+    click.echo(f"sweep {sweep_id}: {len(created)} jobs (mlpq results --sweep {sweep_id[:8]}; "
+               f"mlpq compare --sweep {sweep_id[:8]})")
+
+
+def choices(job: JobRecord, axes: Sequence[str]) -> str:
+    """The job's values of the swept parameters, as ``name=value`` pairs."""
+    return printable(" ".join(f"{name}={output.format_value(job.params[name])}" for name in axes))
+
+
+def follow_sweep(ctx: click.Context, api: Client, created: Sequence[JobRecord], axes: Sequence[str],
+                 as_json: bool) -> None:
+    """Follow a sweep's jobs in turn, then compare them; exit 1 unless all succeeded."""
+    sweep_id = created[0].sweep_id or ""
     ended = []
     for job in created:
         if not as_json:
-            click.echo(f"waiting for {job.id[:output.SHORT_ID]} {choices[job.id]}", err=True)
+            click.echo(f"waiting for {job.id[:output.SHORT_ID]} {choices(job, axes)}", err=True)
         ended.append(follow_job(api, job, as_json, f"the sweep goes on (mlpq results --sweep {sweep_id[:8]})"))
     if as_json:
         click.echo(output.to_json({"sweep_id": sweep_id, "jobs": [output.job_detail(api.get(j.id)) for j in ended]}))

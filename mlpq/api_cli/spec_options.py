@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from mlpq.api_cli.params import DATA_DIR, POINT
+from mlpq.api_cli.params import DATA_DIR, FLOAT, INT, POINT, AsciiFloatRange, AsciiIntRange
 from mlpq.api_cli.sweep import ListOf
 
 CLI_TYPES = {"directory": DATA_DIR}
@@ -77,10 +77,10 @@ def scalar_type(annotation: Any, constraints: list[Any]) -> click.ParamType:
         return click.Choice([str(value) for value in typing.get_args(annotation)])
     if annotation is int:
         limits = bounds(constraints)
-        return click.IntRange(**limits) if limits else click.INT
+        return AsciiIntRange(**limits) if limits else INT
     if annotation is float:
         limits = bounds(constraints)
-        return click.FloatRange(**limits) if limits else click.FLOAT
+        return AsciiFloatRange(**limits) if limits else FLOAT
     if typing.get_origin(annotation) is tuple and [unwrap(arg)[0] for arg in typing.get_args(annotation)] == [float] * 2:
         return POINT
     if annotation is str:

@@ -9,9 +9,9 @@ import click
 
 from mlpq import kinds
 from mlpq.api_cli.context import CONTEXT
-from mlpq.api_cli.params import DEVICE, POOL
+from mlpq.api_cli.params import DEVICE, POOL, AsciiIntRange
+from mlpq.devices import Device
 from mlpq.kinds import MAX_TIMEOUT_S, Kind
-from mlpq.worker.device import Device
 
 
 def common_options(kind: Kind) -> list[click.Option]:
@@ -20,7 +20,7 @@ def common_options(kind: Kind) -> list[click.Option]:
         click.Option(["--device"], type=DEVICE, default="cpu", show_default=True, help="cpu, cuda (any GPU) or cuda:N."),
         click.Option(["--pool"], type=POOL,
                      help="Run only on workers started with this --pool.  [default: workers without a pool]"),
-        click.Option(["--timeout"], type=click.IntRange(1, MAX_TIMEOUT_S), metavar="SECONDS",
+        click.Option(["--timeout"], type=AsciiIntRange(1, MAX_TIMEOUT_S), metavar="SECONDS",
                      help=f"Fail the job if it runs longer.  [default: {kind.default_timeout_s}]"),
         click.Option(["--wait"], is_flag=True, help="Block until the job ends, show its result; exit 1 if it failed."),
         click.Option(["--json", "as_json"], is_flag=True, help="Print machine-readable JSON only on stdout."),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import os
 import socket
 import threading
 import webbrowser
+from typing import Any
 
 import click
 
 from mlpq.api_cli.context import CONTEXT, client
+from mlpq.api_cli.params import DNS_NAME, AsciiIntRange
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -34,19 +38,34 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def logging_config() -> dict[str, Any]:
+    """uvicorn's logging, and one line for each failed request from the app's ``mlpq.ui`` logger."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["mlpq.ui"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
 @click.command(context_settings=CONTEXT)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback should have MLPQ_UI_TOKEN set.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
+@click.option("--port", type=AsciiIntRange(0, 65535), default=8765, show_default=True, help="0: any free port.")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.option("--allowed-host", "allowed_hosts", type=DNS_NAME, multiple=True, metavar="NAME",
+              help="Also answer requests for this name (repeatable). Addresses, localhost and the --host name "
+                   "are always answered; any other Host header is refused, so no other site can read the page "
+                   "by DNS rebinding.")
 @click.option("--allow-actions", is_flag=True, help="Offer cancel and rerun (needs MLPQ_UI_TOKEN, asked for at sign-in).")
 @click.pass_context
-def ui(ctx: click.Context, host: str, port: int, open_browser: bool, allow_actions: bool) -> None:
+def ui(ctx: click.Context, host: str, port: int, open_browser: bool, allowed_hosts: tuple[str, ...],
+       allow_actions: bool) -> None:
     """Serve a web page of jobs, sweeps and workers, updating live.
 
     With MLPQ_UI_TOKEN set, every page asks for the token first (the JSON
     endpoints take 'Authorization: Bearer TOKEN'). Cancel and rerun buttons
-    appear only with --allow-actions.
+    appear only with --allow-actions. Reached by a name other than localhost
+    or the --host one, it needs --allowed-host NAME.
 
     \b
     Example:
@@ -71,8 +90,9 @@ def ui(ctx: click.Context, host: str, port: int, open_browser: bool, allow_actio
     if not is_loopback(host) and not token:
         click.echo(f"Warning: anyone who can reach {host}:{bound_port} can read the ledger: set MLPQ_UI_TOKEN",
                    err=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(api, token=token, allow_actions=allow_actions),
-                                           log_level="warning", access_log=False))
+    app = create_app(api, token=token, allow_actions=allow_actions, allowed_hosts=[*allowed_hosts, host],
+                     debug=bool(os.environ.get("MLPQ_DEBUG")))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=logging_config(), log_level="warning", access_log=False))
     if open_browser:
         threading.Timer(1.0, webbrowser.open, (url,)).start()
     server.run(sockets=[sock])

@@ -6,9 +6,9 @@ import click
 
 from mlpq.api_cli import output
 from mlpq.api_cli.context import CONTEXT, client
-from mlpq.api_cli.params import DEVICE, HOSTNAME, POOL, default_hostname
-from mlpq.redact import cut
-from mlpq.worker.device import Device
+from mlpq.api_cli.params import DEVICE, HOSTNAME, POOL, AsciiFloatRange, AsciiIntRange, default_hostname
+from mlpq.devices import Device
+from mlpq.redact import one_line
 
 MESSAGE_CHARS = 40
 """How much of each refused message the table shows (``--json`` has what was kept)."""
@@ -20,15 +20,15 @@ MESSAGE_CHARS = 40
               help="Serve only jobs submitted with this --pool (a machine, or a group of identical ones).")
 @click.option("--hostname", type=HOSTNAME, default=default_hostname, envvar="MLPQ_HOSTNAME",
               help="The host name shown by 'mlpq workers' and stored on the jobs it runs.  [default: this host's]")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True,
+@click.option("--concurrency", type=AsciiIntRange(1, 64), default=1, show_default=True,
               help="Jobs run at once (pool processes). Each gets OMP_NUM_THREADS torch threads if set, "
                    "else an equal share of this process's CPUs.")
-@click.option("--gpu-index", type=click.IntRange(0, 99),
+@click.option("--gpu-index", type=AsciiIntRange(0, 99),
               help="The GPU's index as this host sees it, if not N (0 in a container that reserved one GPU). "
                    "[env: MLPQ_GPU_INDEX]")
 @click.option("--loglevel", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO",
               show_default=True)
-@click.option("--max-jobs-per-process", type=click.IntRange(1, 1_000_000),
+@click.option("--max-jobs-per-process", type=AsciiIntRange(1, 1_000_000),
               help="Replace each pool process after this many jobs (1: a fresh process per job).  "
                    "[default: keep it while it is healthy]")
 @click.pass_context
@@ -63,7 +63,7 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
 
 @click.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--timeout", type=click.FloatRange(0.1, 30), default=1.0, show_default=True,
+@click.option("--timeout", type=AsciiFloatRange(0.1, 30), default=1.0, show_default=True,
               help="Seconds to wait for replies.")
 @click.option("--self", "only_self", is_flag=True,
               help="Only this host's workers (MLPQ_HOSTNAME or the host name); exit 1 if none answers. "
@@ -96,26 +96,34 @@ def workers(ctx: click.Context, as_json: bool, timeout: float, only_self: bool) 
 
 
 @click.command("dead-letters", context_settings=CONTEXT)
-@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="Show at most this many.")
+@click.option("--limit", type=AsciiIntRange(1, 1000), default=20, show_default=True, help="Show at most this many.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def dead_letters(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List the malformed messages workers took off the queues, newest first, with why.
 
-    A message on an mlpq queue that is not a well-formed job (not JSON, a wrong
-    envelope, an unknown task, wrong arguments, not a job id) is removed, kept
-    here (the last 1,000) and logged once; the worker goes on.
+    A message on one of this ledger's queues that is not a well-formed job (not
+    JSON, a wrong envelope, an unknown task, wrong arguments, not a job id) is
+    removed, kept here (the last 1,000, in Redis key mlpq:<ledger>:dead-letters)
+    and logged once; the worker goes on. Entries of that list that are not dead
+    letters are skipped and counted.
 
     \b
     Example:
       mlpq dead-letters --limit 5
     """
-    letters = client(ctx).dead_letters(limit)
+    found = client(ctx).dead_letters(limit)
     if as_json:
-        click.echo(output.to_json([vars(letter) for letter in letters]))
-    elif letters:
+        click.echo(output.to_json([vars(letter) for letter in found.letters]))
+    elif found.letters:
         click.echo(output.table([{"at": d.at, "queue": d.queue, "reason": d.reason,
-                                  "message": cut(d.message, MESSAGE_CHARS)} for d in letters],
+                                  "message": one_line(d.message, MESSAGE_CHARS)} for d in found.letters],
                                 ["at", "queue", "reason", "message"]))
-    else:
+    elif not (found.skipped or found.wrong_type):
         click.echo("no dead letters", err=True)
+    if found.wrong_type:
+        click.echo(f"Warning: {found.key} is a Redis {found.wrong_type}, not a list of dead letters: not read",
+                   err=True)
+    elif found.skipped:
+        entries = "1 entry" if found.skipped == 1 else f"{found.skipped} entries"
+        click.echo(f"Warning: skipped {entries} of {found.key} that could not be read as dead letters", err=True)

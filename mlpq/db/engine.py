@@ -12,16 +12,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
+from mlpq.errors import MlpqError, UsageError
 from mlpq.redact import shown
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-class DatabaseURLError(ValueError):
+class DatabaseURLError(UsageError, ValueError):
     """The database URL cannot be parsed or names an unsupported backend."""
 
 
-class LedgerDirectoryError(OSError):
+class LedgerDirectoryError(MlpqError, OSError):
     """An SQLite ledger's directory does not exist (only the default one is created)."""
 
 

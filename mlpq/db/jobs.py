@@ -31,12 +31,68 @@ def new_job_id() -> str:
 
 
 def create_job(connection: Connection, kind: str, params: Mapping[str, Any], device: str, *, timeout_s: int,
-               pool: str | None = None, sweep_id: str | None = None, rerun_of: str | None = None) -> JobRecord:
-    """Add a queued job; it is visible to workers once the caller commits."""
+               pool: str | None = None, sweep_id: str | None = None, rerun_of: str | None = None,
+               batch_id: str | None = None) -> JobRecord:
+    """Add a job: queued, visible to workers once the caller commits; with a ``batch_id``, ``submitting``
+    until ``release_batch`` releases its whole batch."""
+    status = JobStatus.SUBMITTING if batch_id else JobStatus.QUEUED
     return JobRecord.from_row(connection.execute(
         insert(JOBS).values(id=new_job_id(), kind=kind, params=dict(params), device=device, pool=pool,
-                            status=JobStatus.QUEUED, timeout_s=timeout_s, sweep_id=sweep_id, rerun_of=rerun_of)
+                            status=status, timeout_s=timeout_s, sweep_id=sweep_id, rerun_of=rerun_of,
+                            batch_id=batch_id)
         .returning(*JOBS.c)).one())
+
+
+def release_batch(connection: Connection, batch_id: str) -> list[JobRecord]:
+    """submitting → queued for every job of the batch that is still submitting; returns them.
+
+    The caller compares the count with the batch's size and rolls back on a
+    difference (a member was withdrawn or cancelled meanwhile): a batch is
+    released whole or not at all.
+    """
+    return [JobRecord.from_row(row) for row in connection.execute(
+        update(JOBS).where(JOB.batch_id == batch_id, JOB.status == JobStatus.SUBMITTING)
+        .values(status=JobStatus.QUEUED, queued_at=db_now()).returning(*JOBS.c))]
+
+
+def touch_batch(connection: Connection, batch_id: str) -> None:
+    """Note that the batch's submit is still publishing it: ``withdraw_abandoned`` counts its age from now."""
+    connection.execute(update(JOBS).where(JOB.batch_id == batch_id, JOB.status == JobStatus.SUBMITTING)
+                       .values(queued_at=db_now()))
+
+
+def withdraw_batch(connection: Connection, batch_id: str) -> int:
+    """Delete the batch's jobs that are still submitting (none of them ever ran: a worker that takes one of
+    their messages finds no job); returns how many."""
+    return connection.execute(
+        delete(JOBS).where(JOB.batch_id == batch_id, JOB.status == JobStatus.SUBMITTING)).rowcount
+
+
+def batch_jobs(connection: Connection, batch_id: str) -> list[JobRecord]:
+    """The batch's jobs, in the order they were created."""
+    return [JobRecord.from_row(row) for row in connection.execute(
+        select(JOBS).where(JOB.batch_id == batch_id).order_by(JOB.created_at, JOB.id))]
+
+
+ABANDONED = "withdrawn: its submit never finished"
+
+
+def withdraw_abandoned(connection: Connection, age: timedelta, job_id: str | None = None) -> list[str]:
+    """Cancel jobs (or job ``job_id``) left ``submitting`` for longer than ``age`` by a submit that never
+    released them (it was killed, or lost the database), counting from when their submit was last heard of
+    (``touch_batch``); returns their ids. That submit, should it come back,
+    finds its batch changed and releases none of it."""
+    query = update(JOBS).where(JOB.status == JobStatus.SUBMITTING, JOB.queued_at < db_now(-age))
+    if job_id is not None:
+        query = query.where(JOB.id == job_id)
+    return list(connection.scalars(
+        query.values(status=JobStatus.CANCELLED, finished_at=db_now(), error=ABANDONED).returning(JOB.id)))
+
+
+def job_status(connection: Connection, job_id: str) -> JobStatus | None:
+    """The job's status; ``None`` for an unknown job."""
+    status = connection.scalar(select(JOB.status).where(JOB.id == job_id))
+    return JobStatus(status) if status is not None else None
 
 
 def delete_job(connection: Connection, job_id: str) -> None:
@@ -163,8 +219,12 @@ class CancelOutcome(str, enum.Enum):
 
 
 def request_cancel(connection: Connection, job: JobRecord) -> CancelOutcome:
-    """Cancel a queued job now, ask a running one to stop; a finished job stays as it is."""
-    if connection.execute(update(JOBS).where(JOB.id == job.id, JOB.status == JobStatus.QUEUED).values(
+    """Cancel a queued (or submitting) job now, ask a running one to stop; a finished job stays as it is.
+
+    Cancelling a member of a batch still being submitted makes its submit release none of the batch.
+    """
+    if connection.execute(update(JOBS).where(
+            JOB.id == job.id, JOB.status.in_([JobStatus.QUEUED, JobStatus.SUBMITTING])).values(
             status=JobStatus.CANCELLED, cancel_requested=True, finished_at=db_now(),
             error="cancelled before it started")).rowcount:
         return CancelOutcome.CANCELLED

@@ -16,15 +16,19 @@ from mlpq.config import default_database_url
 from mlpq.db.migrate import SchemaError, prepare_schema
 from mlpq.db.schema import LEDGER
 from mlpq.db.engine import make_engine, normalise_url
+from mlpq.errors import MlpqError
 from mlpq.redact import shown
 
 
-class LedgerChanged(Exception):
+class LedgerChanged(MlpqError):
     """A worker's ledger was deleted or replaced (``cold``: its running jobs stop too), or its schema changed."""
 
     def __init__(self, reason: str, *, cold: bool) -> None:
         super().__init__(reason)
         self.cold = cold
+
+    def report(self) -> str:
+        return f"{self}: the worker stopped"
 
 
 def sqlite_file(url: str) -> Path | None:

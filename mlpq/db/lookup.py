@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+from mlpq.errors import NotFoundError
+
 JOB_ID_PATTERN = re.compile(r"[0-9a-f]{4,32}")
 
 
-class JobLookupError(LookupError):
+class JobLookupError(NotFoundError, LookupError):
     """No job, or more than one, matches an id prefix."""
 
 

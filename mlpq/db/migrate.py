@@ -14,16 +14,18 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 
+from mlpq.errors import MlpqError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-REVISIONS = ("0001", "0002", "0003_i11cluster", "0004_i8ledger")
+REVISIONS = ("0001", "0002", "0003_i11cluster", "0004_i8ledger", "0005_batches")
 """The revisions in ``migrations/versions``, oldest first (a test checks them against Alembic's)."""
 HEAD = REVISIONS[-1]
 
 
-class SchemaError(RuntimeError):
+class SchemaError(MlpqError, RuntimeError):
     """The ledger's schema is not this mlpq's head revision, or cannot be brought to it."""
 
 

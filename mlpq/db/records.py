@@ -25,6 +25,7 @@ class JobRecord:
     timeout_s: int
     sweep_id: str | None
     rerun_of: str | None
+    batch_id: str | None
     created_at: datetime
     queued_at: datetime
     started_at: datetime | None

@@ -36,6 +36,7 @@ JOBS = Table(
     Column("timeout_s", Integer, nullable=False),
     Column("sweep_id", String(32), index=True),
     Column("rerun_of", String(32)),
+    Column("batch_id", String(32), index=True),
     Column("created_at", UTCDateTime, nullable=False, default=utcnow, index=True),
     Column("queued_at", UTCDateTime, nullable=False, default=db_now()),
     Column("started_at", UTCDateTime),
@@ -49,7 +50,8 @@ JOBS = Table(
     Column("provenance", JSON),
 )
 """One row per job. ``pool``: the pool of hosts that must run it (``None``: hosts outside any pool);
-``rerun_of``: the job it repeats; ``queued_at``: when it last became queued, by the database's clock (the
+``rerun_of``: the job it repeats; ``batch_id``: the submit that created it, whose jobs
+stay ``submitting`` (unclaimable) until that submit releases them all in one transaction; ``queued_at``: when it last became queued, by the database's clock (the
 reconciler re-publishes jobs queued long ago but absent from Redis); ``provenance``: versions, device, host
 and git commit of the run that produced the result."""
 

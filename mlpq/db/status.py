@@ -6,6 +6,8 @@ import enum
 
 
 class JobStatus(str, enum.Enum):
+    SUBMITTING = "submitting"
+    """Created by a submit that has not released it yet: no worker may claim it (see ``jobs.release_batch``)."""
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

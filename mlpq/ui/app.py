@@ -6,11 +6,15 @@ a JSON object) with one line. ``GET /api`` lists the JSON endpoints (``API``).
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -21,19 +25,25 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mlpq.api_cli.api import BrokerUnavailableError, Client
+from mlpq.api_cli.api import Client
 from mlpq.api_cli.sweep import MAX_SWEEP_JOBS
 from mlpq import kinds
-from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
+from mlpq.devices import DeviceError, parse_device
+from mlpq.errors import UnavailableError, classify
+from mlpq.redact import cut, one_line, printable
 from mlpq.ui import charts, data
 from mlpq.ui.auth import COOKIE, Guard
-from mlpq.worker.device import DeviceError, parse_device
+from mlpq.ui.hosts import AllowedHosts
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
 MAX_API_LIMIT = 10_000
+WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+"""A query's number: ASCII digits only (``str.isdigit`` also takes ``²`` and ``٣``), bounded before ``int()``."""
 MAX_CHARTED = 24
 """A sweep's chart overlays at most this many members (each is one more ledger read per refresh)."""
 POLL_MS = 1500
@@ -55,16 +65,13 @@ API = {
 }
 
 
-def one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "error"
-
-
 class UI:
     """The app's routes, bound to one client and one guard."""
 
-    def __init__(self, client: Client, guard: Guard) -> None:
+    def __init__(self, client: Client, guard: Guard, debug: bool = False) -> None:
         self.client = client
         self.guard = guard
+        self.debug = debug
         self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                             undefined=jinja2.StrictUndefined)
 
@@ -96,7 +103,7 @@ class UI:
         raw = request.query_params.get(name)
         if raw is None or raw == "":
             return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if WHOLE_NUMBER.fullmatch(raw) is None or not low <= int(raw) <= high:
             raise HTTPException(400, f"{name} must be a whole number from {low} to {high}")
         return int(raw)
 
@@ -129,7 +136,7 @@ class UI:
     def workers(self, request: Request) -> Response:
         try:
             rows, error = data.worker_rows(self.client.workers()), None
-        except BrokerUnavailableError as exc:
+        except UnavailableError as exc:
             rows, error = [], str(exc)
         name = "worker_rows.html" if request.query_params.get("partial") else "workers.html"
         return self.render(request, name, rows=rows, error=error)
@@ -163,7 +170,11 @@ class UI:
 
     async def rerun(self, request: Request) -> Response:
         await self.check_action(request)
-        job = await run_in_threadpool(self.client.rerun, request.path_params["job_id"])
+        job_id = request.path_params["job_id"]
+        try:
+            job = await run_in_threadpool(self.client.rerun, job_id)
+        except (ValidationError, kinds.UnknownKindError) as exc:
+            raise HTTPException(422, f"job {job_id} cannot be run again by this mlpq: {problem(exc)}") from None
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
     async def check_action(self, request: Request) -> None:
@@ -202,10 +213,27 @@ class UI:
     # Errors: one line, never a traceback.
 
     async def error(self, request: Request, exc: Exception) -> Response:
+        """The failure as a page (or JSON under /api), logged in one line; with a traceback only in debug."""
         status, message = error_status(exc)
-        if request.url.path.startswith("/api/"):
+        traceback = exc if self.debug and not isinstance(exc, HTTPException) else None
+        log.log(logging.ERROR if status >= 500 else logging.INFO, "%s",
+                printable(f"{request.method} {cut(request.url.path)}: {status} {message}"), exc_info=traceback)
+        if is_api(request.url.path):
             return JSONResponse({"error": message}, status_code=status)
         return self.render(request, "error.html", status_code=status, message=message)
+
+
+def is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def problem(exc: ValidationError | kinds.UnknownKindError) -> str:
+    """The first thing wrong with stored parameters, in one line (``lr: Input should be greater than 0``)."""
+    if isinstance(exc, kinds.UnknownKindError):
+        return one_line(str(exc))
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return one_line(f"{where}: {error['msg']}" if where else error["msg"])
 
 
 def safe_next(target: str | None) -> str:
@@ -216,15 +244,26 @@ def safe_next(target: str | None) -> str:
 
 
 def error_status(exc: Exception) -> tuple[int, str]:
-    """The HTTP status and the one-line message for a failure."""
-    from mlpq.api_cli.cli import translate
-
+    """The HTTP status and the one-line message for a failure: its category's (see ``mlpq.errors``)."""
     if isinstance(exc, HTTPException):
-        return exc.status_code, one_line(exc.detail)
-    if isinstance(exc, JobLookupError):
-        return 404, one_line(str(exc))
-    message = one_line(translate(exc).format_message()).replace(" (set MLPQ_DEBUG=1 for a traceback)", "")
-    return (503 if isinstance(exc, BrokerUnavailableError) or message.startswith("cannot reach") else 500), message
+        return exc.status_code, one_line(exc.detail, None)
+    failure = classify(exc)
+    return failure.category.http_status, one_line(failure.message, None)
+
+
+class OneLineErrors(BaseHTTPMiddleware):
+    """Answers every failure of a route with ``UI.error``, so that none reaches the server as an exception
+    (uvicorn would log its traceback)."""
+
+    def __init__(self, app: Any, ui: UI) -> None:
+        super().__init__(app)
+        self.ui = ui
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            return await call_next(request)
+        except Exception as exc:  # every failure is a one-line page, never a traceback
+            return await self.ui.error(request, exc)
 
 
 class SignInRequired(BaseHTTPMiddleware):
@@ -238,7 +277,7 @@ class SignInRequired(BaseHTTPMiddleware):
         path = request.url.path
         if path == "/login" or path.startswith("/static/") or self.guard.may_read(request):
             response = await call_next(request)
-        elif path.startswith("/api/"):
+        elif is_api(path):
             response = JSONResponse({"error": "sign in: send Authorization: Bearer MLPQ_UI_TOKEN"}, status_code=401)
         else:
             target = path + (f"?{request.url.query}" if request.url.query else "")
@@ -247,10 +286,14 @@ class SignInRequired(BaseHTTPMiddleware):
         return response
 
 
-def create_app(client: Client, *, token: str | None = None, allow_actions: bool = False) -> Starlette:
-    """The web app over ``client``'s ledger; actions only with ``allow_actions`` (which needs ``token``)."""
+def create_app(client: Client, *, token: str | None = None, allow_actions: bool = False,
+               allowed_hosts: Iterable[str] = (), debug: bool = False) -> Starlette:
+    """The web app over ``client``'s ledger; actions only with ``allow_actions`` (which needs ``token``).
+
+    It answers requests whose ``Host`` is an address, ``localhost`` or one of ``allowed_hosts`` (see
+    ``mlpq.ui.hosts``). Each failure logs one line to ``mlpq.ui``, with its traceback under ``debug``."""
     guard = Guard(token, allow_actions)
-    ui = UI(client, guard)
+    ui = UI(client, guard, debug)
     routes = [
         Route("/", lambda request: RedirectResponse("/jobs", status_code=303)),
         Route("/jobs", ui.jobs),
@@ -270,5 +313,7 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/api/workers", ui.api_workers),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SignInRequired, guard=guard)],
+    middleware = [Middleware(AllowedHosts, names=allowed_hosts), Middleware(SignInRequired, guard=guard),
+                  Middleware(OneLineErrors, ui=ui)]
+    return Starlette(routes=routes, middleware=middleware,
                      exception_handlers={Exception: ui.error, HTTPException: ui.error})

@@ -8,7 +8,7 @@ from celery import Celery
 
 from mlpq.config import Settings
 from mlpq.db.records import JobRecord
-from mlpq.worker.device import parse_device
+from mlpq.devices import parse_device
 from mlpq.worker.messages import TASK_NAME
 
 VISIBILITY_TIMEOUT_S = 48 * 3600

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from mlpq.redact import one_line
+
 OOM_PREFIX = "CUDA out of memory"
 ALLOCATOR_OOM = re.compile(r"^\s*CUDA out of memory\.?\s*", re.IGNORECASE)
 RUNTIME_OOM = re.compile(r"CUDA error: out of memory", re.IGNORECASE)
@@ -21,6 +23,7 @@ CUDA_ERROR = re.compile(r"CUDA error: ([^\n]+)")
 ALLOCATOR_ADVICE = re.compile(r"\s*(Including non-PyTorch memory|Of the allocated memory|If reserved but "
                               r"unallocated|See documentation for Memory Management)")
 MAX_MESSAGE = 300
+"""The most of CUDA's own words a failure's line quotes."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,11 @@ def classify_one(exc: BaseException) -> CudaFailure | None:
         return CudaFailure(True, "the CUDA runtime could not allocate device memory")
     library = LIBRARY_OOM.search(text)
     if library:
-        return CudaFailure(True, f"a CUDA library could not allocate its workspace ({clip(library.group(0))})")
+        return CudaFailure(True, "a CUDA library could not allocate its workspace "
+                                 f"({one_line(library.group(0), MAX_MESSAGE)})")
     error = CUDA_ERROR.search(text)
     if error:
-        return CudaFailure(False, clip(error.group(1)))
+        return CudaFailure(False, one_line(error.group(1), MAX_MESSAGE))
     return None
 
 
@@ -68,9 +72,4 @@ def allocator_message(text: str) -> str:
     """The allocator's own sentence without its repeated prefix and its advice: 'Tried to allocate 2.00 GiB. …'."""
     first = ALLOCATOR_OOM.sub("", text.strip().splitlines()[0] if text.strip() else "", count=1)
     first = ALLOCATOR_ADVICE.split(first, maxsplit=1)[0].strip()
-    return clip(first) or "no detail"
-
-
-def clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
+    return one_line(first, MAX_MESSAGE) or "no detail"

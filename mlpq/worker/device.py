@@ -1,70 +1,12 @@
-"""Device names, pools, their queues, and pinning a process to one GPU before torch is imported."""
+"""Pinning a process to one GPU before torch is imported, and probing the GPUs it sees (names: ``mlpq.devices``)."""
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
-from dataclasses import dataclass
 
-from mlpq.redact import shown
-
-DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::(\d{1,2}))?")
-POOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-QUEUE_PREFIX = "mlpq."
-
-
-class DeviceError(ValueError):
-    """A device string or pool name is malformed, or the device does not exist on this host."""
-
-
-@dataclass(frozen=True)
-class Device:
-    """``cpu``, ``cuda`` (any GPU) or ``cuda:N``, optionally in a named pool of hosts."""
-
-    type: str
-    index: int | None = None
-    pool: str | None = None
-    """A group of hosts (one machine or several identical ones); ``None``: any host outside a pool."""
-
-    def __str__(self) -> str:
-        return self.type if self.index is None else f"{self.type}:{self.index}"
-
-    def queue(self, ledger: str) -> str:
-        """The Celery queue that ledger ``ledger``'s jobs for this device (in its pool) are sent to:
-        ``mlpq.<ledger>.cuda:0`` or ``mlpq.<ledger>.<pool>.cuda:0``. The one place queue names are made,
-        so a worker only sees its own ledger's and pool's jobs."""
-        pool = f"{self.pool}." if self.pool else ""
-        return f"{ledger_queue_prefix(ledger)}{pool}{self}"
-
-
-def ledger_queue_prefix(ledger: str) -> str:
-    """What the names of ledger ``ledger``'s queues start with, e.g. ``mlpq.3f2a9c1b04d7.``."""
-    return f"{QUEUE_PREFIX}{ledger}."
-
-
-def parse_pool(text: str) -> str:
-    """A pool name: 1 to 32 lower-case letters, digits, ``-`` or ``_``; raises ``DeviceError``."""
-    if POOL_PATTERN.fullmatch(text) is None:
-        raise DeviceError(f"invalid pool {shown(text)}: use 1 to 32 lower-case letters, digits, '-' or '_'")
-    return text
-
-
-def parse_device(text: str, pool: str | None = None) -> Device:
-    """Parse ``cpu``, ``cuda`` or ``cuda:N`` (in ``pool``, if given); raises ``DeviceError``."""
-    match = DEVICE_PATTERN.fullmatch(text.strip().lower())
-    if match is None or (match[1] == "cpu" and match[2] is not None):
-        raise DeviceError(f"invalid device {shown(text)}: use cpu, cuda or cuda:N")
-    return Device(match[1], int(match[2]) if match[2] is not None else None, parse_pool(pool) if pool else None)
-
-
-def worker_queues(device: Device, ledger: str) -> list[str]:
-    """The queues a worker for ``device`` on ledger ``ledger`` consumes; a ``cuda:N`` worker also takes
-    jobs sent to any GPU (``cuda``) of its pool."""
-    if device.type == "cuda":
-        return [device.queue(ledger), Device("cuda", pool=device.pool).queue(ledger)]
-    return [device.queue(ledger)]
+from mlpq.devices import Device, DeviceError
 
 
 def pin_process(device: Device, gpu_index: int | None = None) -> None:

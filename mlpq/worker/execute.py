@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +19,19 @@ from mlpq.config import Leases
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq import kinds
+from mlpq.devices import Device
 from mlpq.models.context import JobError, RunContext
-from mlpq.redact import shown
-from mlpq.worker import cuda_errors, provenance
-from mlpq.worker.device import Device, torch_device_name
+from mlpq.redact import one_line, shown
+from mlpq.worker import cuda_errors, logs, provenance
+from mlpq.worker.device import torch_device_name
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
 from mlpq.worker.recycle import ProcessHealth
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
+RELEASE_POLL_S, RELEASE_POLL_MAX_S = 0.02, 0.5
+"""How often a worker looks again at a job whose submit has not released it yet: soon, then less often."""
 DB_RETRY_S = Leases.db_retry_s
 """How long a worker keeps retrying a ledger write while the database is unreachable (``MLPQ_DB_RETRY_SECONDS``)."""
 
@@ -48,7 +52,7 @@ def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -
         except (OperationalError, InterfaceError) as exc:
             if time.monotonic() + delay > give_up:
                 raise
-            log.warning("ledger write failed, retrying in %.1f s: %s", delay, str(exc).splitlines()[0])
+            log.warning("ledger write failed, retrying in %.1f s: %s", delay, logs.reason(exc))
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -136,35 +140,53 @@ class Claimed:
     timeout_s: int
 
 
-def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float) -> Claimed | None:
-    def write() -> Claimed | None:
+def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float,
+          release_wait_s: float = Leases.lease_s) -> Claimed | None:
+    """Claim the job as a new attempt; ``None`` if it is not queued.
+
+    A job still ``submitting`` (its submit has published it but not yet released
+    its batch) is waited for until it is released or withdrawn; past
+    ``release_wait_s`` its submit is taken for dead and the job withdrawn, as
+    maintenance would (``jobs.withdraw_abandoned``).
+    """
+    def write() -> Claimed | JobStatus | None:
         with engine.begin() as connection:
             job = jobs.claim_job(connection, job_id, worker_host)
-            return job and Claimed(job.kind, job.params, job.attempts, job.timeout_s)
+            if job is not None:
+                return Claimed(job.kind, job.params, job.attempts, job.timeout_s)
+            if jobs.withdraw_abandoned(connection, timedelta(seconds=release_wait_s), job_id=job_id):
+                return JobStatus.CANCELLED
+            return jobs.job_status(connection, job_id)
 
-    return with_db_retries(write, deadline_s=retry_s)
+    delay = RELEASE_POLL_S
+    while (outcome := with_db_retries(write, deadline_s=retry_s)) is JobStatus.SUBMITTING:
+        time.sleep(delay)
+        delay = min(delay * 2, RELEASE_POLL_MAX_S)
+    return outcome if isinstance(outcome, Claimed) else None
 
 
 def execute_job(
     engine: Engine, job_id: str, *, device: Device, worker_host: str, data_dir: Path,
     leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S, health: ProcessHealth | None = None,
-    gpu_index: int | None = None,
+    gpu_index: int | None = None, release_wait_s: float = Leases.lease_s,
 ) -> JobStatus | None:
     """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end.
 
     Ledger writes are retried for up to ``db_retry_s`` seconds while the database is unreachable.
     A CUDA failure is also noted in ``health``, which decides whether this process
     may run the next job; ``gpu_index`` is the host's index of the worker's GPU.
+    A job its submit has not released yet is waited for (see ``claim``).
     """
-    job = claim(engine, job_id, worker_host, db_retry_s)
+    job = claim(engine, job_id, worker_host, db_retry_s, release_wait_s)
     if job is None:
         log.warning("job %s is not queued (unknown, taken or ended): skipped", job_id)
         return None
-    log.info("job %s (%s) attempt %d started", job_id, job.kind, job.attempt)
+    log.info("job %s (%s) attempt %d started", job_id, one_line(job.kind), job.attempt)
     lease = leases.hold(job_id, job.attempt)
     recorder = MetricsRecorder(engine, job_id, job.attempt, lease, retry_s=db_retry_s)
     reported: list[str] = []
     resolved = False
+    failure: Exception | None = None
     try:
         torch_device = resolve_device(device)
         resolved = True
@@ -178,7 +200,7 @@ def execute_job(
     except JobCancelled:
         status, outcome = JobStatus.CANCELLED, {"error": "cancelled while running"}
     except Exception as exc:  # the job's failure is data for the ledger, not a worker crash
-        log.info("job %s failed", job_id, exc_info=True)
+        failure = exc
         status, outcome = JobStatus.FAILED, {"error": describe_failure(exc, job.timeout_s)}
         if health is not None:
             health.note(exc)
@@ -199,5 +221,9 @@ def execute_job(
     if not finished:
         log.warning("job %s attempt %d was taken over before it finished: outcome dropped", job_id, job.attempt)
         return None
-    log.info("job %s %s", job_id, status.value)
+    if failure is None:
+        log.info("job %s %s", job_id, status.value)
+    else:
+        log.info("job %s failed: %s", job_id, one_line(outcome["error"], logs.REASON_CHARS),
+                 exc_info=logs.traceback_of(failure))
     return status

@@ -12,9 +12,10 @@ from celery.signals import celeryd_init, worker_process_init
 
 from mlpq.config import Settings
 from mlpq.db.ledger import open_ledger, require_identity
-from mlpq.worker import recycle
+from mlpq.devices import Device, worker_queues
+from mlpq.worker import logs, recycle
 from mlpq.worker.app import create_app
-from mlpq.worker.device import Device, check_pinned_gpu, pin_process, worker_queues
+from mlpq.worker.device import check_pinned_gpu, pin_process
 from mlpq.worker.maintenance import Maintenance, install
 from mlpq.worker.screening import consume_screened
 from mlpq.worker.status import host_gpu_index, install_status_command, install_stopping_notice
@@ -32,7 +33,7 @@ def node_name(device: Device, hostname: str) -> str:
 def torch_threads(concurrency: int) -> int:
     """Threads per pool process: ``OMP_NUM_THREADS`` if set, else this process's CPUs shared among the pool."""
     given = os.environ.get("OMP_NUM_THREADS", "")
-    if given.isdigit() and int(given) > 0:
+    if given.isascii() and given.isdigit() and int(given) > 0:
         return int(given)
     return max(1, len(os.sched_getaffinity(0)) // concurrency)
 
@@ -63,15 +64,17 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     threads_per_process = torch_threads(concurrency)
     hostname = hostname or socket.gethostname()
     context = WorkerContext(settings.database_url, device, hostname, settings.data_dir,
-                            settings.leases.heartbeat_s, settings.leases.db_retry_s, host_gpu_index(device, gpu_index))
+                            settings.leases.heartbeat_s, settings.leases.db_retry_s, settings.leases.lease_s,
+                            host_gpu_index(device, gpu_index))
 
     @worker_process_init.connect(weak=False)
     def _prepare_process(**_: object) -> None:
         torch.set_num_threads(threads_per_process)
         recycle.install(context.health())
 
+    logs.configure(loglevel)
     app = create_app(settings)
-    consume_screened(app, settings.broker_url)
+    consume_screened(app, settings.broker_url, ledger)
     app.conf.worker_max_memory_per_child = recycle.LIMIT_KB  # billiard then asks recycle's probe after each job
     register(app, context)
     node = node_name(device, hostname)

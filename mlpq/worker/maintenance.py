@@ -1,5 +1,5 @@
 """Run by every worker on a timer: check the ledger, requeue jobs whose lease expired, re-publish jobs the
-broker lost.
+broker lost, withdraw jobs whose submit died before releasing them.
 
 Every worker checks on every round that its ledger is still the one it started
 on, at the schema it knows; if not, it stops consuming (``LedgerChanged``).
@@ -31,8 +31,9 @@ from mlpq.db.ledger import LedgerChanged, ledger_change, sqlite_file
 from mlpq.db.migrate import SchemaError, check_schema
 from mlpq.db.clock import read_db_now
 from mlpq.db.engine import make_engine
+from mlpq.devices import ledger_queue_prefix
 from mlpq.worker.app import publish
-from mlpq.worker.device import ledger_queue_prefix
+from mlpq.worker.logs import Outage
 from mlpq.worker.screening import MalformedMessage, read_message
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Maintenance:
         """Why the worker stopped consuming, once it has."""
         self.connected_since: float | None = None
         """Since when (monotonic) every look at the database got through promptly; ``None`` while it fails."""
+        self.outage = Outage(log, "maintenance")
 
     @property
     def slow_s(self) -> float:
@@ -80,7 +82,8 @@ class Maintenance:
         return self.leases.lease_s / 3
 
     def tick(self) -> None:
-        """One round. Raises ``LedgerChanged``; other errors are logged, never raised into the event loop."""
+        """One round. Raises ``LedgerChanged``; other errors are logged as an outage (a line when rounds start
+        failing, one a minute while they fail, one when they work again), never raised into the event loop."""
         began = time.monotonic()  # the ledger check waits too (SQLite's lock, a slow server): it counts
         try:
             try:
@@ -95,10 +98,13 @@ class Maintenance:
             if self._take_lock():
                 self.requeue_expired()
                 self.republish_missing()
+                self.withdraw_abandoned()
         except LedgerChanged:
             raise
-        except Exception:
-            log.exception("maintenance round failed")
+        except Exception as exc:
+            self.outage.failed(exc)
+        else:
+            self.outage.succeeded()
 
     def check_ledger(self) -> None:
         """Raise ``LedgerChanged`` unless the ledger is still this worker's, at the schema it knows."""
@@ -157,6 +163,14 @@ class Maintenance:
             publish(self.app, self.ledger, missing)
             with self.engine.begin() as connection:
                 jobs.mark_queued_now(connection, [job.id for job in missing])
+
+
+    def withdraw_abandoned(self) -> None:
+        """Withdraw jobs whose submit has not released them for a lease: it died (see ``mlpq.api_cli.batches``)."""
+        with self.engine.begin() as connection:
+            withdrawn = jobs.withdraw_abandoned(connection, timedelta(seconds=self.leases.lease_s))
+        if withdrawn:
+            log.warning("withdrawn, their submit never released them: %s", ", ".join(withdrawn))
 
 
 def install(app: Celery, maintenance: Maintenance, interval: float) -> None:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from mlpq.worker.device import parse_device
+from mlpq.devices import parse_device
 
 if TYPE_CHECKING:
     import redis

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mlpq
-from mlpq.worker.device import Device
+from mlpq.devices import Device
 from mlpq.worker.nvml import gpu_info
 
 

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mlpq.redact import one_line
 from mlpq.worker import cuda_errors
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class ProcessHealth:
             held = self.held()
         except Exception as exc:  # a poisoned context fails even to synchronise
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return f"its CUDA context no longer works ({cuda_errors.clip(detail)})"
+            return f"its CUDA context no longer works ({one_line(detail, cuda_errors.MAX_MESSAGE)})"
         return recycle_reason(self.failure, held, self.kept() if held is not None else 0)
 
 

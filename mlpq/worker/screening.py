@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 NO_WORKFLOW = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+LEDGER_OPTION = "mlpq_ledger"
 
 
 class MalformedMessage(ValueError):
@@ -104,6 +105,15 @@ class ScreeningRedis(redis.Redis):
 class ScreeningChannel(kombu_redis.Channel):
     """kombu's Redis channel, but messages that are not well-formed mlpq tasks are dead-lettered, not decoded."""
 
+    from_transport_options = (*kombu_redis.Channel.from_transport_options, LEDGER_OPTION)
+    mlpq_ledger = ""
+    """The ledger whose queues the worker consumes (transport option ``mlpq_ledger``): its dead-letter list."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.mlpq_ledger:
+            raise ValueError(f"a screening channel needs the transport option {LEDGER_OPTION}")
+
     def _get_client(self) -> Any:
         super()._get_client()  # kombu's version check
         return functools.partial(ScreeningRedis, screen=self._screen)
@@ -119,7 +129,7 @@ class ScreeningChannel(kombu_redis.Channel):
         log.warning("dead-lettered a malformed message from %s: %s", cut(queue), reason)
         try:
             with self.conn_or_acquire() as client:
-                dead_letters.record(client, dead_letters.letter(queue, reason, item))
+                dead_letters.record(client, self.mlpq_ledger, dead_letters.letter(queue, reason, item))
         except redis.RedisError as exc:
             log.error("could not keep the malformed message in the dead-letter list: %s", exc)
         return False
@@ -135,13 +145,15 @@ TRANSPORT_ALIAS = "mlpq-redis"
 """The name the worker's log gives the transport (``Connected to mlpq-redis://:**@host:6379/0``)."""
 
 
-def consume_screened(app: Celery, broker_url: str) -> None:
-    """Make ``app`` (a worker's) connect through ``ScreeningTransport``, registered with kombu by name.
+def consume_screened(app: Celery, broker_url: str, ledger: str) -> None:
+    """Make ``app`` (a worker's on ledger ``ledger``) connect through ``ScreeningTransport``, registered with
+    kombu by name.
 
     Naming the transport bypasses kombu's choice by URL scheme, and with it the
     TLS kombu gives a ``rediss://`` URL without ssl options; that is kept.
     """
     TRANSPORT_ALIASES[TRANSPORT_ALIAS] = f"{__name__}:ScreeningTransport"
     app.conf.broker_transport = TRANSPORT_ALIAS
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, LEDGER_OPTION: ledger}
     if urlsplit(broker_url).scheme == "rediss" and not app.conf.broker_use_ssl:
         app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_NONE}  # kombu's own default for rediss://

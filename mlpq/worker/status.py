@@ -15,7 +15,7 @@ from celery.signals import worker_shutdown, worker_shutting_down
 from celery.worker import state as worker_state
 from celery.worker.control import inspect_command
 
-from mlpq.worker.device import Device, worker_queues
+from mlpq.devices import Device, worker_queues
 from mlpq.worker.nvml import gpu_info
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,9 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from mlpq.db.engine import make_engine
-from mlpq.redact import cut, mask_url
-from mlpq.worker import messages
+from mlpq.devices import Device
+from mlpq.worker import logs, messages
 from mlpq.worker.messages import TASK_NAME
-from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
 from mlpq.worker.recycle import ProcessHealth
@@ -32,6 +31,8 @@ class WorkerContext:
     data_dir: Path
     heartbeat_s: float
     db_retry_s: float
+    release_wait_s: float
+    """How long a job's submit may take to release it before it is withdrawn (a lease)."""
     gpu_index: int | None = None
     """The host's index of the worker's GPU (NVML's), for provenance."""
     _per_process: dict[int, tuple[Engine, LeaseKeeper]] = field(default_factory=dict)
@@ -60,11 +61,13 @@ def register(app: Celery, ctx: WorkerContext) -> None:
         try:
             status = execute_job(engine, job_id, device=ctx.device, worker_host=ctx.hostname,
                                  data_dir=ctx.data_dir, leases=leases, db_retry_s=ctx.db_retry_s,
-                                 health=ctx.health(), gpu_index=ctx.gpu_index)
+                                 health=ctx.health(), gpu_index=ctx.gpu_index,
+                                 release_wait_s=ctx.release_wait_s)
         except Exception as exc:  # e.g. the ledger unreachable past the retry deadline; the reaper recovers
             # the job. Logged here, never handed to Celery: its result pipe may be closing (billiard can hang
             # on a large pickled exception during a cold shutdown).
-            log.error("job %s: the worker could not record it: %s", job_id, cut(mask_url(str(exc).splitlines()[0])))
+            log.error("job %s: the worker could not record it: %s", job_id, logs.reason(exc),
+                      exc_info=logs.traceback_of(exc))
             return
         if status is not None:
             signal_end(app, job_id, status.value)
@@ -75,5 +78,6 @@ def signal_end(app: Celery, job_id: str, status: str) -> None:
     try:
         with app.connection_for_write() as connection:
             messages.signal_done(connection.default_channel.client, job_id, status)
-    except Exception:  # the outcome is in the ledger; a lost signal costs a waiter one poll interval
-        log.warning("could not signal the end of job %s", job_id, exc_info=True)
+    except Exception as exc:  # the outcome is in the ledger; a lost signal costs a waiter one poll interval
+        log.warning("could not signal the end of job %s: %s", job_id, logs.reason(exc),
+                    exc_info=logs.traceback_of(exc))

@@ -16,7 +16,7 @@ from mlpq.api_cli.cli import cli
 from mlpq.db import jobs
 from mlpq.db.ledger import require_identity
 from mlpq.db.engine import make_engine
-from mlpq.worker.device import Device, DeviceError, parse_device, parse_pool, worker_queues
+from mlpq.devices import Device, DeviceError, parse_device, parse_pool, worker_queues
 from tests.services import WorkerProcess, mlpq_command, run_mlpq, start_worker
 
 

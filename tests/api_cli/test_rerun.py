@@ -12,7 +12,7 @@ from mlpq.api_cli.api import Client
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
-from mlpq.worker.device import Device
+from mlpq.devices import Device
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
 from tests.api_cli.ledger_rows import add_job, mlpq, mnist_job

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from mlpq.devices import Device
 from mlpq.worker import nvml, status
-from mlpq.worker.device import Device
 from tests.services import WorkerProcess, run_mlpq
 
 

@@ -104,3 +104,46 @@ def test_database_urls() -> None:
     for bad in ("not a url", "mysql://u@h/db"):
         with pytest.raises(DatabaseURLError):
             normalise_url(bad)
+
+
+def submitting(engine: Engine, batch: str, count: int) -> list[str]:
+    with engine.begin() as connection:
+        return [jobs.create_job(connection, "himmelblau", {"steps": 10}, "cpu", timeout_s=60, batch_id=batch).id
+                for _ in range(count)]
+
+
+def test_a_batch_is_unclaimable_until_released_whole(engine: Engine) -> None:
+    ids = submitting(engine, "b" * 32, 3)
+    with engine.begin() as connection:
+        assert jobs.claim_job(connection, ids[0], "host") is None
+        assert jobs.job_status(connection, ids[0]) is JobStatus.SUBMITTING
+        released = jobs.release_batch(connection, "b" * 32)
+    assert sorted(job.id for job in released) == sorted(ids)
+    assert {job.status for job in released} == {JobStatus.QUEUED}
+    with engine.begin() as connection:
+        assert jobs.claim_job(connection, ids[0], "host") is not None
+        assert jobs.release_batch(connection, "b" * 32) == []  # a batch is released once
+
+
+def test_a_withdrawn_batch_leaves_no_job_and_spares_the_released(engine: Engine) -> None:
+    ids = submitting(engine, "c" * 32, 2)
+    other = submitting(engine, "d" * 32, 1)
+    with engine.begin() as connection:
+        jobs.release_batch(connection, "d" * 32)
+        assert jobs.withdraw_batch(connection, "c" * 32) == 2
+        assert jobs.withdraw_batch(connection, "d" * 32) == 0
+        assert jobs.batch_jobs(connection, "c" * 32) == []
+        assert [job.id for job in jobs.batch_jobs(connection, "d" * 32)] == other
+        assert jobs.job_status(connection, ids[0]) is None
+
+
+def test_only_batches_left_unreleased_for_longer_than_the_age_are_withdrawn_as_abandoned(engine: Engine) -> None:
+    from datetime import timedelta
+
+    ids = submitting(engine, "e" * 32, 2)
+    with engine.begin() as connection:
+        assert jobs.withdraw_abandoned(connection, timedelta(hours=1)) == []
+        assert sorted(jobs.withdraw_abandoned(connection, timedelta(seconds=-1))) == sorted(ids)
+        job = jobs.find_job(connection, ids[0])
+        assert (job.status, job.error, job.started_at) == (JobStatus.CANCELLED, jobs.ABANDONED, None)
+        assert jobs.release_batch(connection, "e" * 32) == []  # its submit, coming back, releases nothing

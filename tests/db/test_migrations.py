@@ -117,8 +117,12 @@ def add_metric(engine: Engine, job_id: str, step: int) -> None:
 
 def test_upgrading_keeps_one_copy_of_a_duplicated_metric_then_refuses_another(engine: Engine) -> None:
     upgrade_schema(engine, "0003_i11cluster")
-    with engine.begin() as connection:
-        job_id = jobs.create_job(connection, "himmelblau", {}, "cpu", timeout_s=60).id
+    job_id = "a" * 32
+    with engine.begin() as connection:  # the columns of revision 0003, not of this code's table
+        connection.execute(text(
+            "INSERT INTO jobs (id, kind, status, device, params, timeout_s, created_at, queued_at, attempts,"
+            " cancel_requested) VALUES (:id, 'himmelblau', 'queued', 'cpu', '{}', 60, CURRENT_TIMESTAMP,"
+            " CURRENT_TIMESTAMP, 0, FALSE)"), {"id": job_id})
     for step in (0, 10, 10, 20, 20, 20):  # what a retried commit could leave before the unique key
         add_metric(engine, job_id, step)
 

@@ -1,4 +1,4 @@
-"""A job kind for tests and the GPU check only: report the process id, hold device memory, or raise.
+"""A job kind for tests and the GPU check only: report the process id, hold device memory, raise, or block.
 
 It is declared like any installed kind, through the ``mlpq.kinds`` entry-point group:
 the ``mlpq_fault_kind-0.dist-info`` folder beside this file is what an installed
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,10 +29,12 @@ REPO = FOLDER.parents[1]
 
 
 class FaultSpec(JobSpec):
-    action: Literal["pid", "allocate", "raise"] = Field(default="pid", description="What the job does.")
+    action: Literal["pid", "allocate", "raise", "block"] = Field(default="pid", description="What the job does.")
     gib: Annotated[float, Field(ge=0, le=1e6)] = Field(default=0.0, description="allocate: GiB on the job's device.")
     message: Annotated[str, Field(max_length=2000)] = Field(
         default="", description="raise: the message of the RuntimeError raised.")
+    until: Annotated[str, Field(max_length=4096)] = Field(
+        default="", description="block: run until this file exists (or the job is stopped).")
 
 
 def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
@@ -42,6 +45,10 @@ def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
         del block
     elif spec.action == "raise":
         raise RuntimeError(spec.message)
+    elif spec.action == "block":
+        while not Path(spec.until).exists():
+            ctx.check()
+            time.sleep(0.05)
     return {"pid": os.getpid(), "headline": f"ran in process {os.getpid()}"}
 
 
@@ -49,7 +56,7 @@ KIND = Kind(
     name="fault",
     spec=FaultSpec,
     runner="tests.jobkinds.fault_kind:run",
-    help="""Test only: report the pool process's id, allocate device memory, or raise an error.
+    help="""Test only: report the pool process's id, allocate device memory, raise an error, or block.
 
     \b
     Example:

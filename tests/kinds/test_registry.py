@@ -84,7 +84,7 @@ def test_the_web_ui_takes_a_kind_installed_after_it_started(site_dir: Path) -> N
     from mlpq.ui.app import create_app
 
     sys.path.insert(0, str(site_dir))
-    ui = TestClient(create_app(Client(Settings.from_env())), raise_server_exceptions=False)
+    ui = TestClient(create_app(Client(Settings.from_env()), allowed_hosts=["testserver"]), raise_server_exceptions=False)
     assert ui.get("/api/jobs?kind=late").status_code == 400  # not installed yet
     install_late_kind(site_dir)
     assert ui.get("/api/jobs?kind=late").json() == [] and "<option>late</option>" in ui.get("/jobs").text

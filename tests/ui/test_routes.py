@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,10 +38,11 @@ MakeClient = Callable[..., TestClient]
 
 @pytest.fixture
 def make_client() -> MakeClient:
-    def make(*, token: str | None = None, allow_actions: bool = False, **settings: str) -> TestClient:
+    def make(*, token: str | None = None, allow_actions: bool = False, allowed_hosts: tuple[str, ...] = ("testserver",),
+             debug: bool = False, **settings: str) -> TestClient:
         client = Client(Settings.from_env(**settings))
-        return TestClient(create_app(client, token=token, allow_actions=allow_actions), raise_server_exceptions=False,
-                          follow_redirects=False)
+        app = create_app(client, token=token, allow_actions=allow_actions, allowed_hosts=allowed_hosts, debug=debug)
+        return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
     return make
 
 
@@ -83,6 +87,10 @@ def test_jobs_page_filters_by_kind_status_device_and_sweep(make_client: MakeClie
     ("kind=bogus", "kind=bogus", "unknown kind 'bogus'"), ("status=done", "status=done", "unknown status 'done'"),
     ("device=tpu", "device=tpu", "device"), ("page=0", "limit=0", "must be a whole number"),
     ("page=x", "offset=-1", "must be a whole number"),
+    ("page=²", "limit=²", "must be a whole number"), ("page=¹", "offset=¹", "must be a whole number"),
+    ("page=٣", "limit=٣", "must be a whole number"), ("page=５", "limit=５", "must be a whole number"),
+    ("page=" + "1" * 5000, "limit=" + "1" * 5000, "must be a whole number"),
+    ("page=+2", "offset= 2", "must be a whole number"), ("device=cuda:٣", "device=cuda:０", "device"),
 ])
 def test_bad_filters_are_one_line_400s(make_client: MakeClient, query: str, api_query: str, message: str) -> None:
     response = make_client().get(f"/jobs?{query}")
@@ -262,9 +270,57 @@ def test_unexpected_error_is_a_one_line_500_without_traceback(make_client: MakeC
     assert "Traceback" not in response.text
 
 
+def test_a_failure_gets_its_status_by_its_type_not_its_text(make_client: MakeClient,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlpq.db.migrate import SchemaError
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise SchemaError("cannot reach revision 0009 from 0004_i8ledger: upgrade mlpq")
+
+    monkeypatch.setattr(Client, "list", broken)
+    response = make_client().get("/api/jobs")
+    assert response.status_code == 500 and response.json()["error"].startswith("cannot reach revision 0009")
+
+
+def test_the_ui_reports_failures_without_the_cli() -> None:
+    probe = ("import sys\nfrom starlette.testclient import TestClient\nfrom mlpq.api_cli.api import Client\n"
+             "from mlpq.config import Settings\nfrom mlpq.ui.app import create_app\n"
+             "app = create_app(Client(Settings.from_env()), allowed_hosts=['testserver'])\n"
+             "with TestClient(app, raise_server_exceptions=False) as client:\n"
+             "    assert [client.get(url).status_code for url in ('/jobs/abcdef', '/api/workers')] == [404, 503]\n"
+             "print(sorted(m for m in sys.modules if m == 'mlpq.api_cli.cli'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1:] == ["[]"], done.stderr
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_each_failure_logs_one_line_and_a_traceback_only_under_debug(make_client: MakeClient, debug: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mlpq.ui")
+    client = make_client(debug=debug)
+    assert client.get("/jobs/abcdef").status_code == 404
+    assert client.get("/api/workers").status_code == 503
+    assert client.get("/jobs/%1b]0;owned%07").status_code == 404
+    monkeypatch.setattr(Client, "list", lambda *_args, **_kwargs: 1 / 0)
+    assert client.get("/api/jobs").status_code == 500
+    lines = [(record.levelname, record.getMessage(), record.exc_info is not None)
+             for record in caplog.records if record.name.startswith("mlpq.ui")]
+    assert lines == [("INFO", "GET /jobs/abcdef: 404 no job abcdef", debug),
+                     ("ERROR", "GET /api/workers: 503 cannot reach the broker at redis://127.0.0.1:1/0: Error 111 "
+                               "connecting to 127.0.0.1:1. Connection refused.", debug),
+                     ("INFO", "GET /jobs/\\x1b]0;owned\\x07: 404 no job \\x1b]0;owned\\x07", debug),
+                     ("ERROR", "GET /api/jobs: 500 ZeroDivisionError: division by zero", debug)]
+
+
 def test_api_index_lists_the_endpoints(make_client: MakeClient) -> None:
     index = make_client().get("/api").json()
     assert index["GET /api/jobs/{id}"] == "mlpq show --json"
+
+
+def test_errors_of_the_api_index_are_json(make_client: MakeClient) -> None:
+    response = make_client().post("/api")
+    assert response.status_code == 405 and response.json() == {"error": "Method Not Allowed"}
 
 
 def test_pages_send_a_content_security_policy(make_client: MakeClient) -> None:
@@ -276,6 +332,29 @@ def test_static_chart_library_and_its_licence_are_served(make_client: MakeClient
     client = make_client()
     assert "Chart.js v4" in client.get("/static/chart.umd.min.js").text[:200]
     assert "MIT" in client.get("/static/chart.js-LICENSE.md").text
+
+
+# Host headers (DNS rebinding).
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8765", "127.0.0.1:8765", "[::1]:8765", "[::1]",
+                                  "192.0.2.7:8765", "gpu-box.example.org:8765", "gpu-box.example.org"])
+def test_addresses_localhost_and_allowed_names_are_answered(make_client: MakeClient, host: str) -> None:
+    client = make_client(allowed_hosts=("gpu-box.example.org",))
+    response = client.get("/api/jobs", headers={"Host": host})
+    assert response.status_code == 200 and response.json() == []
+
+
+@pytest.mark.parametrize("host", ["attacker.example:8765", "attacker.example", "localhost.attacker.example",
+                                  "testserver", "gpu-box.example.org.attacker.example", "[attacker.example]:80",
+                                  "localhost:x", "localhost:8765:1", ""])
+def test_any_other_host_is_a_one_line_400(make_client: MakeClient, host: str) -> None:
+    job_id = mnist_job()
+    for token in (None, TOKEN):
+        client = make_client(token=token, allowed_hosts=("gpu-box.example.org",))
+        for url in ("/api/jobs", f"/api/jobs/{job_id}", "/jobs", "/login", "/static/mlpq.js"):
+            response = client.get(url, headers={"Host": host})
+            assert response.status_code == 400, (url, host)
+            assert response.text.count("\n") == 1 and "unknown Host" in response.text and job_id not in response.text
 
 
 # Token and actions.
@@ -297,6 +376,14 @@ def test_with_a_token_every_page_asks_for_it(make_client: MakeClient) -> None:
     assert wrong.status_code == 401 and "wrong token" in wrong.text and COOKIE not in wrong.cookies
     signed_in(client)
     assert client.get(f"/jobs/{job_id}").status_code == 200
+
+
+def test_every_api_path_without_the_token_is_a_401_in_json(make_client: MakeClient) -> None:
+    client = make_client(token=TOKEN)
+    for url in ("/api", "/api/", "/api/jobs", "/api/nothing/here"):
+        response = client.get(url)
+        assert response.status_code == 401 and "sign in" in response.json()["error"], url
+    assert client.get("/api", headers={"Authorization": f"Bearer {TOKEN}"}).json()["GET /api"] == "this list"
 
 
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example"])
@@ -344,6 +431,23 @@ def test_rerun_submits_the_job_again(make_client: MakeClient, broker_url: str) -
     assert rerun.rerun_of == job_id and rerun.status is JobStatus.QUEUED
 
 
+@pytest.mark.parametrize(("kind", "params", "says"), [
+    ("mnist", {"seed": 1, "lr": -5.0}, "lr: Input should be greater than 0"),
+    ("mnist", {"seed": 1, "epochs": 3, "colour": "blue"}, "colour: Extra inputs are not permitted"),
+    ("rosenbrock", {"seed": 0}, "unknown kind 'rosenbrock'"),
+])
+def test_rerun_of_a_job_this_mlpq_cannot_run_is_a_one_line_422_that_stores_nothing(
+        make_client: MakeClient, broker_url: str, kind: str, params: dict[str, object], says: str) -> None:
+    job_id = add_job(kind, params)
+    client = signed_in(make_client(token=TOKEN, allow_actions=True, broker_url=broker_url))
+    response = client.post(f"/jobs/{job_id}/rerun", data={"csrf": csrf_of(client.get(f"/jobs/{job_id}").text)})
+    assert response.status_code == 422
+    error = re.search(r'<p class="error" id="error">(.*)</p>', response.text)
+    assert error and f"job {job_id} cannot be run again by this mlpq: {says}" in error.group(1).replace("&#39;", "'")
+    assert "pydantic" not in response.text and "\n" not in error.group(1)
+    assert [job.id for job in Client(Settings.from_env()).list()] == [job_id]
+
+
 def test_rerun_with_the_broker_down_is_a_one_line_503(make_client: MakeClient) -> None:
     job_id = mnist_job()
     client = signed_in(make_client(token=TOKEN, allow_actions=True))
@@ -353,6 +457,13 @@ def test_rerun_with_the_broker_down_is_a_one_line_503(make_client: MakeClient) -
 
 
 # The command.
+
+@pytest.mark.parametrize("name", ["attacker example", "-x.org", "a..b", "é.org", "x" * 300])
+def test_a_malformed_allowed_host_is_a_usage_error(name: str) -> None:
+    result = mlpq("ui", "--allowed-host", name)
+    assert result.exit_code == 2 and "invalid host name" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
 
 def test_allow_actions_without_a_token_is_a_usage_error() -> None:
     result = mlpq("ui", "--allow-actions")
@@ -370,6 +481,32 @@ def test_a_taken_port_is_a_one_line_error() -> None:
     assert len(result.output.strip().splitlines()) == 1
 
 
+@contextlib.contextmanager
+def running_ui(log_path: Path, *args: str, token: str = "") -> Iterator[str]:
+    """``mlpq ui --port 0 ARGS`` running, its output in ``log_path``; yields ``http://127.0.0.1:PORT``."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "mlpq.api_cli", "ui", "--port", "0", *args],
+                                   env={**os.environ, "MLPQ_UI_TOKEN": token}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not (found := re.search(r"mlpq ui on http://[^:]+:(\d+)/", log_path.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{found.group(1)}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def get(url: str, **headers: str) -> tuple[int, bytes]:
+    """The status and body of a GET, whatever the status."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(("host", "token", "says"), [
     ("127.0.0.1", "", "(this machine only; from elsewhere use an SSH tunnel; read-only)"),
@@ -378,24 +515,39 @@ def test_a_taken_port_is_a_one_line_error() -> None:
 ])
 def test_ui_serves_pages_and_says_where(host: str, token: str, says: str, tmp_path: Path) -> None:
     job_id = mnist_job()
+    with running_ui(tmp_path / "ui.log", "--host", host, token=token) as base:
+        assert says in (tmp_path / "ui.log").read_text()
+        status, body = get(f"{base}/api/jobs/{job_id}", **({"Authorization": f"Bearer {token}"} if token else {}))
+        assert status == 200 and json.loads(body)["id"] == job_id
+
+
+@pytest.mark.integration
+def test_ui_logs_one_line_per_failed_request_without_a_traceback(tmp_path: Path) -> None:
     log_path = tmp_path / "ui.log"
-    env = {**os.environ, "MLPQ_UI_TOKEN": token}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "mlpq.api_cli", "ui", "--host", host, "--port", "0"], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"mlpq ui on http://[^:]+:(\d+)/", log_path.read_text())):
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+    requests = {"/jobs/abcdef": 404, "/api/jobs/abcdef": 404, "/nothing/here": 404, "/api/workers": 503}
+    with running_ui(log_path) as base:
+        for path, status in requests.items():
+            assert get(base + path)[0] == status, path
+        deadline = time.monotonic() + 30
+        while log_path.read_text().count("\n") < 1 + len(requests):
+            assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.1)
-        assert says in log_path.read_text()
-        request = urllib.request.Request(f"http://127.0.0.1:{found.group(1)}/api/jobs/{job_id}",
-                                         headers={"Authorization": f"Bearer {token}"} if token else {})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert json.load(response)["id"] == job_id
-    finally:
-        process.terminate()
-        process.wait(20)
+    lines = log_path.read_text().splitlines()
+    assert "Traceback" not in log_path.read_text() and len(lines) == 1 + len(requests), lines
+    for path, status in requests.items():
+        assert sum(f"GET {path}: {status} " in line for line in lines) == 1, (path, lines)
+
+
+@pytest.mark.integration
+def test_ui_answers_only_its_addresses_localhost_and_allowed_hosts(tmp_path: Path) -> None:
+    job_id = mnist_job()
+    with running_ui(tmp_path / "ui.log", "--allowed-host", "GPU-box.example.org", "--allowed-host", "ui.lan") as base:
+        port = base.rpartition(":")[2]
+        for host in ("localhost", "127.0.0.1", "gpu-box.example.org", "ui.lan"):
+            status, body = get(f"{base}/api/jobs", Host=f"{host}:{port}")
+            assert status == 200 and job_id in body.decode(), host
+        status, body = get(f"{base}/api/jobs", Host=f"attacker.example:{port}")
+        assert status == 400 and job_id not in body.decode() and body.decode().count("\n") == 1
 
 
 def test_help_does_not_import_the_web_stack() -> None:

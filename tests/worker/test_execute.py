@@ -15,8 +15,8 @@ from mlpq.db.schema import JOBS
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
 from mlpq import kinds
+from mlpq.devices import Device
 from mlpq.models.context import RunContext
-from mlpq.worker.device import Device
 from mlpq.worker.execute import execute_job, run_spec
 from mlpq.worker.lease import Lease, LeaseKeeper
 
@@ -190,3 +190,48 @@ def test_a_run_that_lost_its_lease_stops_computing(engine: Engine, tmp_path: Pat
     assert running.result(timeout=20) is None
     job, _ = stored(engine, job_id)
     assert job.status is JobStatus.RUNNING and job.attempts == 2 and job.result is None
+
+
+def test_a_job_whose_submit_has_not_released_it_waits_then_runs(engine: Engine, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    with engine.begin() as connection:
+        job_id = jobs.create_job(connection, "himmelblau", {"steps": 10}, "cpu", timeout_s=60, batch_id="f" * 32).id
+    looks = []
+    status = jobs.job_status
+    monkeypatch.setattr(jobs, "job_status", lambda connection, job: looks.append(job) or status(connection, job))
+    with ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(run, engine, job_id, tmp_path)
+        deadline = time.monotonic() + 30
+        while len(looks) < 3 and time.monotonic() < deadline:  # the worker has looked at it three times
+            time.sleep(0.01)
+        assert len(looks) >= 3 and not outcome.done()
+        with engine.connect() as connection:
+            assert jobs.find_job(connection, job_id).attempts == 0
+        with engine.begin() as connection:
+            jobs.release_batch(connection, "f" * 32)
+        assert outcome.result(timeout=60) is JobStatus.SUCCEEDED
+
+
+def test_a_job_withdrawn_while_waiting_for_its_release_never_runs(engine: Engine, tmp_path: Path) -> None:
+    with engine.begin() as connection:
+        job_id = jobs.create_job(connection, "himmelblau", {"steps": 10}, "cpu", timeout_s=60, batch_id="a" * 32).id
+    with ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(run, engine, job_id, tmp_path)
+        with engine.begin() as connection:
+            jobs.withdraw_batch(connection, "a" * 32)
+        assert outcome.result(timeout=60) is None
+    assert stored_or_none(engine, job_id) is None
+
+
+def test_a_job_left_unreleased_past_the_wait_is_withdrawn_by_the_worker(engine: Engine, tmp_path: Path) -> None:
+    with engine.begin() as connection:
+        job_id = jobs.create_job(connection, "himmelblau", {"steps": 10}, "cpu", timeout_s=60, batch_id="b" * 32).id
+    assert execute_job(engine, job_id, device=CPU, worker_host="test-host", data_dir=tmp_path,
+                       leases=LeaseKeeper(engine, 0.2), release_wait_s=0.5) is None
+    job, _ = stored(engine, job_id)
+    assert (job.status, job.error, job.attempts) == (JobStatus.CANCELLED, jobs.ABANDONED, 0)
+
+
+def stored_or_none(engine: Engine, job_id: str) -> JobStatus | None:
+    with engine.connect() as connection:
+        return jobs.job_status(connection, job_id)

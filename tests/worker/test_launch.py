@@ -18,6 +18,8 @@ CPUS = len(os.sched_getaffinity(0))
     (None, CPUS * 2, 1),
     ("0", 1, CPUS),  # not a thread count: ignored
     ("two", 1, CPUS),
+    ("²", 1, CPUS),  # digits other than 0-9 are not a count either
+    ("٣", 1, CPUS),
 ])
 def test_threads_per_pool_process(omp_num_threads: str | None, concurrency: int, expected: int,
                                   monkeypatch: pytest.MonkeyPatch) -> None:

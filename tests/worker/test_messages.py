@@ -9,9 +9,9 @@ import time
 import redis
 
 from mlpq.config import Settings
+from mlpq.devices import parse_device
 from mlpq.worker import messages
 from mlpq.worker.app import create_app, publish
-from mlpq.worker.device import parse_device
 
 
 class Job:

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from mlpq.api_cli.output import provenance_text
 from mlpq.db.status import JobStatus
+from mlpq.devices import Device
 from mlpq.worker import provenance, recycle
-from mlpq.worker.device import Device
 from tests.worker.test_execute import add_job, run, engine, stored  # noqa: F401 (fixture)
 
 H200 = {"index": 1, "name": "NVIDIA H200", "uuid": "GPU-5fd2c6a4-0d3c-7e1b-9a43-2f1e8b6c0d11",
