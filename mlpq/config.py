@@ -6,34 +6,28 @@ import it only under ``TYPE_CHECKING`` or inside a function.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from mlpq.locations import check_broker_url, check_data_dir
+from mlpq.locations import (DEFAULT_BROKER_URL, check_broker_url, check_data_dir, check_hostname, default_data_dir,
+                            default_database_url, normalise_database_url)
 from mlpq.redact import shown
+from mlpq.worker.device import parse_pool
 
 ENV_PREFIX = "MLPQ_"
-DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+OTHER_VARIABLES = frozenset({"MLPQ_IMAGE", "MLPQ_BIND_ADDRESS", "MLPQ_CERTS_DIR", "MLPQ_TEST_PROCESSES",
+                             "MLPQ_TEST_POSTGRES_URL", "MLPQ_BENCH_REDIS_DB"})
+"""``MLPQ_*`` names that are not settings but belong to mlpq's compose files, test scripts and benchmarks."""
 HEARTBEATS_PER_LEASE = 3
 """A lease outlives at least this many heartbeats, so one late heartbeat never loses it."""
-
-
-def default_database_url() -> str:
-    """An SQLite file in the user's data directory."""
-    return f"sqlite:///{Path(platformdirs.user_data_dir('mlpq')) / 'mlpq.db'}"
-
-
-def default_data_dir() -> Path:
-    """Where datasets are downloaded and cached: the user's cache directory."""
-    return Path(platformdirs.user_cache_dir("mlpq")) / "data"
 
 
 class SettingsError(ValueError):
@@ -80,6 +74,12 @@ class Settings(BaseSettings):
     """The GPU's index as the worker's host sees it (``mlpq worker --gpu-index``)."""
     ui_token: str | None = Field(None, repr=False)
     """``MLPQ_UI_TOKEN``: the secret ``mlpq ui`` asks for before it shows anything or acts."""
+    hostname: str | None = None
+    """The host name a worker reports (``mlpq worker --hostname``); unset: the system's."""
+    pool: str | None = None
+    """The pool a worker serves (``mlpq worker --pool``); unset: jobs submitted without one."""
+    debug: bool = False
+    """``MLPQ_DEBUG=1``: an unexpected error shows its traceback instead of one line."""
 
     @field_validator("broker_url")
     @classmethod
@@ -89,10 +89,18 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        from mlpq.db.engine import normalise_url  # SQLAlchemy's parser; imported when settings are read
-
-        normalise_url(value)
+        normalise_database_url(value)
         return value
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        return check_hostname(value) if value is not None else None
+
+    @field_validator("pool")
+    @classmethod
+    def _pool(cls, value: str | None) -> str | None:
+        return parse_pool(value) if value is not None else None
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -131,6 +139,25 @@ class Settings(BaseSettings):
             return cls.model_validate({**values, **given})
         except ValidationError as exc:
             raise SettingsError(describe(exc, given)) from None
+
+
+def unknown_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """A warning for each non-empty ``MLPQ_*`` variable that is not a setting, naming the closest one.
+
+    Such a variable is ignored, so a misspelt setting would otherwise go unnoticed.
+    Names are compared as pydantic-settings reads them, ignoring case.
+    """
+    fields = sorted(field.upper() for field in Settings.model_fields)
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        field = upper.removeprefix(ENV_PREFIX)
+        if field == upper or not environ[name] or field in fields or upper in OTHER_VARIABLES:
+            continue
+        closest = difflib.get_close_matches(field, fields, n=1)  # the common prefix would make any name close
+        hint = f"; did you mean {ENV_PREFIX}{closest[0]}?" if closest else ""
+        warnings.append(f"Warning: {name} is not an mlpq setting and is ignored{hint}")
+    return warnings
 
 
 class _EnvironSource(EnvSettingsSource):

@@ -1,16 +1,24 @@
-"""Rules for the places a user names: data directories (``--data-dir``, ``MLPQ_DATA_DIR``) and broker URLs.
+"""The places a user names and their defaults: data directories, host names, broker and database URLs.
 
-Directories are checked by name, never by trying them: running as root, a
-writability test passes for ``/``, ``/etc`` or ``/proc``.
+Settings (``mlpq.config``), the CLI's parameters and the ledger (``mlpq.db``) all
+take their rules from here. Directories are checked by name, never by trying
+them: running as root, a writability test passes for ``/``, ``/etc`` or ``/proc``.
+SQLAlchemy and platformdirs are imported only when a URL or a default is asked
+for (``mlpq --help`` imports this module).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from mlpq.errors import UsageError
 from mlpq.redact import shown
+
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 
 MAX_PATH_CHARS = 1024
 MAX_NAME_CHARS = 255
@@ -20,13 +28,30 @@ SYSTEM_TREES = frozenset(PurePosixPath(p) for p in (
 SYSTEM_DIRS = frozenset(PurePosixPath(p) for p in (
     "/", "/home", "/media", "/mnt", "/opt", "/root", "/run", "/srv", "/tmp", "/var", "/var/lib", "/var/log"))
 """Never a data directory themselves; a directory inside them is fine."""
+HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 BROKER_SCHEMES = ("redis", "rediss", "unix")
+PSYCOPG_DRIVERS = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
+"""PostgreSQL URLs that mean psycopg 3 (the one driver installed; psycopg2's URLs mean the same server)."""
+SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
+DATABASE_URL_FORMS = "use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB"
 
 
-class LocationError(ValueError):
+class LocationError(UsageError, ValueError):
     """A directory or URL breaks one of the rules; the message says which (its password masked)."""
+
+
+class DatabaseURLError(LocationError):
+    """The database URL cannot be parsed, names an unsupported backend or driver, or cannot hold a ledger."""
+
+
+def check_hostname(text: str) -> str:
+    """``text`` if it can name a worker's host: up to 63 letters, digits, ``.``, ``-`` and ``_``; raises
+    ``LocationError``."""
+    if HOSTNAME_PATTERN.fullmatch(text) is None:
+        raise LocationError(f"invalid host name {shown(text)}: use up to 63 letters, digits, '.', '-' or '_'")
+    return text
 
 
 def check_broker_url(url: str) -> str:
@@ -76,3 +101,67 @@ def check_data_dir(text: str) -> str:
             where = "the" if candidate == system else "inside the"
             raise LocationError(f"{shown(text)} is {where} system directory {system}: choose a directory of your own")
     return text
+
+
+def default_database_url() -> str:
+    """An SQLite file in the user's data directory."""
+    import platformdirs
+
+    return f"sqlite:///{Path(platformdirs.user_data_dir('mlpq')) / 'mlpq.db'}"
+
+
+def default_data_dir() -> Path:
+    """Where datasets are downloaded and cached: the user's cache directory."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("mlpq")) / "data"
+
+
+def normalise_database_url(url: str) -> str:
+    """``url`` as SQLAlchemy takes it: every PostgreSQL URL means psycopg 3. Raises ``DatabaseURLError``.
+
+    An in-memory SQLite database is refused: each connection would get its own,
+    empty one, so a ledger "created" there is gone when the command ends.
+    """
+    from sqlalchemy.engine import make_url  # SQLAlchemy is slow to import: only once a URL is checked
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except (ArgumentError, ValueError):
+        raise DatabaseURLError(f"malformed database URL {shown(url)}: {DATABASE_URL_FORMS}") from None
+    if port is not None and not 0 < port < 65536:
+        raise DatabaseURLError(f"malformed database URL {shown(url)}: the port is not a number from 1 to 65535")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgres", "postgresql"):
+        raise DatabaseURLError(f"unsupported database {shown(backend)}: {DATABASE_URL_FORMS}")
+    if parsed.drivername not in PSYCOPG_DRIVERS + SQLITE_DRIVERS:
+        raise DatabaseURLError(f"unsupported database driver {shown(parsed.drivername)}: {DATABASE_URL_FORMS} "
+                               "(psycopg 3 is the PostgreSQL driver)")
+    if parsed.drivername in PSYCOPG_DRIVERS:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif _in_memory(parsed.database, parsed.query):
+        raise DatabaseURLError(f"{shown(url)} is an in-memory SQLite database, which cannot hold a ledger "
+                               "(it is gone when the command ends): use sqlite:///PATH")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _in_memory(database: str | None, query: Mapping[str, object]) -> bool:
+    if not database or database == ":memory:":
+        return True
+    uri = str(query.get("uri", "")).lower() in ("true", "1")
+    return uri and (database.startswith("file::memory:") or "memory" in str(query.get("mode", "")))
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite ledger's URL; ``None`` for PostgreSQL. Raises ``DatabaseURLError``."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(normalise_database_url(url))
+    return Path(str(parsed.database)) if parsed.get_backend_name() == "sqlite" else None
+
+
+def is_default_ledger(url: str) -> bool:
+    """Whether ``url`` is the default SQLite ledger in the user's data directory."""
+    return sqlite_file(url) == sqlite_file(default_database_url())

@@ -1,16 +1,26 @@
-"""MLPQ_* settings: parsed and checked once at start by pydantic-settings; a bad one is exit 2 naming it."""
+"""MLPQ_* settings: parsed and checked once at start by pydantic-settings; a bad one is exit 2 naming it,
+an unknown one a warning naming the closest setting."""
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
+import mlpq
+from mlpq.api_cli import cli as cli_module
+from mlpq.api_cli.api import Client
 from mlpq.api_cli.cli import cli
-from mlpq.config import Settings, SettingsError
+from mlpq.config import ENV_PREFIX, OTHER_VARIABLES, Settings, SettingsError
 from tests.faults.conftest import FAST_LEASES
+from tests.services import run_mlpq
 
 BAD_SETTINGS = [
     ("MLPQ_LEASE_SECONDS", "-1", "greater than or equal to 1"),
@@ -28,6 +38,12 @@ BAD_SETTINGS = [
     ("MLPQ_BROKER_URL", "redis://localhost:abc/0", "the port is not a number"),
     ("MLPQ_BROKER_URL", "http://localhost", "malformed broker URL"),
     ("MLPQ_DATABASE_URL", "postgresql://u@h:abc/db", "malformed database URL"),
+    ("MLPQ_DATABASE_URL", "sqlite://", "in-memory SQLite database, which cannot hold a ledger"),
+    ("MLPQ_DATABASE_URL", "sqlite:///:memory:", "in-memory SQLite database, which cannot hold a ledger"),
+    ("MLPQ_DATABASE_URL", "postgresql+asyncpg://u@h/db", "unsupported database driver 'postgresql+asyncpg'"),
+    ("MLPQ_HOSTNAME", "gpu box", "invalid host name 'gpu box'"),
+    ("MLPQ_POOL", "A100!", "invalid pool 'A100!'"),
+    ("MLPQ_DEBUG", "maybe", "valid boolean"),
     ("MLPQ_DATA_DIR", "relative/data", "not an absolute path"),
     ("MLPQ_DATA_DIR", "/etc", "system directory /etc"),
 ]
@@ -63,3 +79,75 @@ def test_help_does_not_load_pydantic_settings() -> None:
              "print('LOADED' if 'pydantic_settings' in sys.modules else 'NOT-LOADED')")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "NOT-LOADED", done.stderr
+
+
+@pytest.mark.parametrize(("name", "closest"), [
+    ("MLPQ_LEASE_SECOND", "MLPQ_LEASE_SECONDS"), ("MLPQ_DATABSE_URL", "MLPQ_DATABASE_URL"),
+    ("mlpq_broker", "MLPQ_BROKER_URL"), ("MLPQ_HOST", "MLPQ_HOSTNAME"), ("MLPQ_NOTHING_LIKE_IT", None),
+])
+def test_an_unknown_variable_is_one_warning_naming_the_closest_setting(name: str, closest: str | None) -> None:
+    result = CliRunner().invoke(cli, ["results"], env={name: "3"})
+    hint = f"; did you mean {closest}?" if closest else ""
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == f"Warning: {name} is not an mlpq setting and is ignored{hint}"
+    assert result.stderr.count("Warning:") == 1
+
+
+def test_settings_other_mlpq_variables_and_empty_ones_are_not_warned_about() -> None:
+    env = {"MLPQ_LEASE_SECONDS": "30", "mlpq_max_attempts": "2", "MLPQ_LEASE_SECOND": "", **dict.fromkeys(
+        OTHER_VARIABLES, "x")}
+    result = CliRunner().invoke(cli, ["results"], env=env)
+    assert result.exit_code == 0 and "Warning" not in result.output, result.output
+
+
+def test_a_worker_warns_about_an_unknown_variable(tmp_path: Path) -> None:
+    env = {**os.environ, "MLPQ_POOLS": "a100", "MLPQ_DATABASE_URL": f"sqlite:///{tmp_path / 'missing.db'}"}
+    done = run_mlpq("worker", "--device", "cpu", env=env)
+    assert done.returncode == 1 and done.stderr.splitlines() == [
+        "Warning: MLPQ_POOLS is not an mlpq setting and is ignored; did you mean MLPQ_POOL?",
+        f"Error: no ledger at '{tmp_path / 'missing.db'}': run 'mlpq db upgrade' to create it"]
+
+
+def test_every_mlpq_variable_mlpq_reads_is_a_setting() -> None:
+    settings = {ENV_PREFIX + field.upper() for field in Settings.model_fields}
+    sources = "\n".join(path.read_text() for path in Path(mlpq.__file__).parent.rglob("*.py"))
+    named = set(re.findall(r"\bMLPQ_[A-Z][A-Z0-9_]*", sources))
+    assert named - settings - OTHER_VARIABLES == set()
+    for name in sorted(cli_module.COMMANDS):
+        command = cli.get_command(click.Context(cli), name)
+        commands = [command, *getattr(command, "commands", {}).values()]
+        assert [(c.name, p.name) for c in commands for p in c.params if getattr(p, "envvar", None)] == []
+
+
+@pytest.mark.parametrize(("command", "env", "pool", "hostname"), [
+    (["worker"], {"MLPQ_POOL": "a100", "MLPQ_HOSTNAME": "gpu-box-7"}, "a100", "gpu-box-7"),
+    (["worker", "--pool", "h200", "--hostname", "other"], {"MLPQ_POOL": "a100", "MLPQ_HOSTNAME": "gpu-box-7"},
+     "h200", "other"),
+    (["worker"], {"MLPQ_POOL": "", "MLPQ_HOSTNAME": ""}, None, None),
+])
+def test_a_worker_takes_its_pool_and_host_name_from_the_settings_unless_given(
+        monkeypatch: pytest.MonkeyPatch, command: list[str], env: dict[str, str], pool: str | None,
+        hostname: str | None) -> None:
+    from mlpq.worker import launch  # imports Celery
+
+    started = []
+    monkeypatch.setattr(launch, "start_worker", lambda settings, device, **kw: started.append((device, kw)) or 0)
+    result = CliRunner().invoke(cli, command, env=env)
+    assert result.exit_code == 0, result.output
+    [(device, options)] = started
+    assert (device.pool, options["hostname"]) == (pool, hostname or socket.gethostname())
+
+
+@pytest.mark.parametrize(("value", "debug"), [("1", True), ("true", True), ("0", False), ("", False)])
+def test_mlpq_debug_shows_the_traceback_of_an_unexpected_error(monkeypatch: pytest.MonkeyPatch, value: str,
+                                                               debug: bool) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Client, "list", broken)
+    result = CliRunner().invoke(cli, ["results"], env={"MLPQ_DEBUG": value})
+    if debug:
+        assert isinstance(result.exception, RuntimeError)
+    else:
+        assert result.exit_code == 1 and result.output.startswith("Error: RuntimeError: boom")
+        assert len(result.output.splitlines()) == 1

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mlpq.api_cli.api import BrokerUnavailableError
 from mlpq.api_cli.cli import translate
-from mlpq.db.engine import DatabaseURLError, LedgerDirectoryError
+from mlpq.db.engine import LedgerDirectoryError
+from mlpq.locations import DatabaseURLError
 from mlpq.db.ledger import LedgerChanged
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.migrate import SchemaError

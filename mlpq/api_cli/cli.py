@@ -64,7 +64,7 @@ class MlpqGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            if os.environ.get("MLPQ_DEBUG"):
+            if getattr(ctx.obj, "debug", False):  # MLPQ_DEBUG=1
                 raise
             raise translate(exc) from None
 
@@ -114,8 +114,10 @@ def cli(ctx: click.Context, broker_url: str | None, database_url: str | None) ->
       mlpq submit himmelblau --start 4,0 --wait
       mlpq results
     """
-    from mlpq.config import Settings, SettingsError  # pydantic-settings loads when a command runs, not for --help
+    from mlpq.config import Settings, SettingsError, unknown_variables  # pydantic-settings: not for --help
 
+    for warning in unknown_variables():
+        click.echo(warning, err=True)
     try:
         ctx.obj = Settings.from_env(broker_url=broker_url, database_url=database_url)
     except SettingsError as exc:

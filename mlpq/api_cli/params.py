@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
 import re
+import os
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,13 +15,12 @@ import click
 
 from mlpq.db.lookup import is_job_id
 from mlpq.devices import DeviceError, parse_device, parse_pool
-from mlpq.locations import LocationError, check_broker_url, check_data_dir
+from mlpq.locations import LocationError, check_broker_url, check_data_dir, check_hostname, normalise_database_url
 from mlpq.redact import shown
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-HOSTNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,30}")
 DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)(e[+-]?[0-9]+)?|[+-]?(inf|infinity|nan)", re.ASCII | re.I)
 DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -29,8 +28,11 @@ DNS_NAME_PATTERN = re.compile(rf"(?=.{{1,253}}\Z){DNS_LABEL}(\.{DNS_LABEL})*")
 
 
 def default_hostname() -> str:
-    """The host name a worker reports and ``mlpq workers --self`` looks for: ``MLPQ_HOSTNAME`` or the system's."""
-    return os.environ.get("MLPQ_HOSTNAME") or socket.gethostname()
+    """The host name a worker reports and ``mlpq workers --self`` looks for: ``MLPQ_HOSTNAME`` or the system's.
+
+    A click default: it reads the settings the root command stored on the context.
+    """
+    return click.get_current_context().find_root().obj.hostname or socket.gethostname()
 
 
 class ParsedType(click.ParamType):
@@ -91,10 +93,10 @@ class HostnameType(click.ParamType):
     name = "hostname"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value)
-        if HOSTNAME_PATTERN.fullmatch(text) is None:
-            self.fail(f"invalid host name {text[:70]!r}: use up to 63 letters, digits, '.', '-' or '_'", param, ctx)
-        return text
+        try:
+            return check_hostname(str(value))
+        except LocationError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class DnsNameType(click.ParamType):
@@ -161,13 +163,6 @@ class URLType(click.ParamType):
             return self.check(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-
-
-def normalise_database_url(url: str) -> str:
-    """``mlpq.db.engine.normalise_url``, imported only when a URL is given (SQLAlchemy is slow to import)."""
-    from mlpq.db.engine import normalise_url
-
-    return normalise_url(url)
 
 
 class JobIdType(click.ParamType):

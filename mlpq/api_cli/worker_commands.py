@@ -16,10 +16,12 @@ MESSAGE_CHARS = 40
 
 @click.command(context_settings=CONTEXT)
 @click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda:N.")
-@click.option("--pool", type=POOL, envvar="MLPQ_POOL",
-              help="Serve only jobs submitted with this --pool (a machine, or a group of identical ones).")
-@click.option("--hostname", type=HOSTNAME, default=default_hostname, envvar="MLPQ_HOSTNAME",
-              help="The host name shown by 'mlpq workers' and stored on the jobs it runs.  [default: this host's]")
+@click.option("--pool", type=POOL,
+              help="Serve only jobs submitted with this --pool (a machine, or a group of identical ones).  "
+                   "[env: MLPQ_POOL]")
+@click.option("--hostname", type=HOSTNAME, default=default_hostname,
+              help="The host name shown by 'mlpq workers' and stored on the jobs it runs.  "
+                   "[env: MLPQ_HOSTNAME; default: this host's]")
 @click.option("--concurrency", type=AsciiIntRange(1, 64), default=1, show_default=True,
               help="Jobs run at once (pool processes). Each gets OMP_NUM_THREADS torch threads if set, "
                    "else an equal share of this process's CPUs.")
@@ -53,6 +55,7 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
     from mlpq.worker.launch import start_worker
 
     settings = ctx.find_root().obj
+    pool = pool if pool is not None else settings.pool
     code = start_worker(settings, Device(device.type, device.index, pool), hostname=hostname,
                         concurrency=concurrency,
                         gpu_index=gpu_index if gpu_index is not None else settings.gpu_index, loglevel=loglevel,

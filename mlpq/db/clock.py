@@ -5,6 +5,8 @@ another host's reaper would turn clock skew into "lease expired". ``db_now()``
 is a SQL expression evaluated by the database: PostgreSQL's ``now()``, and on
 SQLite (whose "server" is the local file, so the local clock) a text timestamp
 in the format SQLAlchemy stores, so stored values and ``db_now()`` compare as text.
+``db_row_time()`` is the same clock read as each row is written, for times that
+order rows (a job's ``created_at``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,27 @@ def _sqlite_now(element: db_now, compiler: Any, **kw: Any) -> str:
     # strftime's %f is "SS.SSS"; three more zeros give SQLAlchemy's six-digit microseconds.
     offset = compiler.process(element.clauses, **kw)
     return f"strftime('%Y-%m-%d %H:%M:%f000', 'now', printf('%+.3f seconds', {offset}))"
+
+
+class db_row_time(FunctionElement[datetime]):  # noqa: N801 (reads like the SQL function it is)
+    """The database's clock as each row is written: unlike ``db_now``, distinct for each row of a transaction,
+    so rows stamped with it sort in the order they were written (e.g. a sweep's jobs)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(db_row_time, "postgresql")
+def _postgresql_row_time(element: db_row_time, compiler: Any, **kw: Any) -> str:
+    return "clock_timestamp()"
+
+
+@compiles(db_row_time, "sqlite")
+def _sqlite_row_time(element: db_row_time, compiler: Any, **kw: Any) -> str:
+    # SQLite's own clock counts whole milliseconds, too coarse to order the rows of one transaction. Its
+    # clock is this host's (an SQLite ledger is always local: WAL needs it), read here to the microsecond
+    # when the statement runs.
+    return compiler.process(bindparam("row_time", callable_=utcnow, type_=UTCDateTime(), unique=True), **kw)
 
 
 def read_db_now(connection: Connection) -> datetime:

@@ -8,49 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
-from mlpq.errors import MlpqError, UsageError
+from mlpq.errors import MlpqError
+from mlpq.locations import default_database_url, normalise_database_url, sqlite_file
 from mlpq.redact import shown
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-class DatabaseURLError(UsageError, ValueError):
-    """The database URL cannot be parsed or names an unsupported backend."""
-
-
-class LedgerDirectoryError(MlpqError, OSError):
-    """An SQLite ledger's directory does not exist (only the default one is created)."""
-
-
-def normalise_url(url: str) -> str:
-    """Parse ``url``; plain ``postgresql://`` means psycopg 3. Raises ``DatabaseURLError`` (password masked)."""
-    try:
-        parsed = make_url(url)
-        port = parsed.port
-    except (ArgumentError, ValueError):
-        raise DatabaseURLError(f"malformed database URL {shown(url)}: use sqlite:///PATH or "
-                               "postgresql://USER@HOST[:PORT]/DB") from None
-    if port is not None and not 0 < port < 65536:
-        raise DatabaseURLError(f"malformed database URL {shown(url)}: the port is not a number from 1 to 65535")
-    backend = parsed.get_backend_name()
-    if backend in ("postgres", "postgresql") and parsed.drivername in ("postgres", "postgresql"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif backend not in ("sqlite", "postgresql"):
-        raise DatabaseURLError(f"unsupported database {shown(backend)}: use sqlite:/// or postgresql://")
-    return parsed.render_as_string(hide_password=False)
+class LedgerDirectoryError(MlpqError, OSError):    """An SQLite ledger's directory does not exist (only the default one is created)."""
 
 
 def check_sqlite_directory(path: Path) -> None:
     """Create the default ledger's directory; any other ledger's must exist. Raises ``LedgerDirectoryError``."""
-    from mlpq.config import default_database_url
-
     if path.parent.is_dir():
         return
-    if f"sqlite:///{path}" == default_database_url():
+    if path == sqlite_file(default_database_url()):
         path.parent.mkdir(parents=True, exist_ok=True)
         return
     raise LedgerDirectoryError(f"no such directory: {shown(str(path.parent))} (for the SQLite ledger "
@@ -93,14 +67,13 @@ def make_engine(url: str, *, pooled: bool = True, existing: bool = False) -> Eng
     ``pooled=False`` keeps no connection open between uses, for a process that forks. ``existing``: an
     SQLite file is opened read-write only, never created (a worker's ledger deleted under it stays gone).
     """
-    url = normalise_url(url)
+    url = normalise_database_url(url)
     pool = {} if pooled else {"poolclass": NullPool}
-    if url.startswith("sqlite"):
-        path = make_url(url).database
-        if path and path != ":memory:":
-            check_sqlite_directory(Path(path))
-            if existing:
-                url = f"sqlite:///file:{path}?mode=rw&uri=true"
+    path = sqlite_file(url)
+    if path is not None:
+        check_sqlite_directory(path)
+        if existing:
+            url = f"sqlite:///file:{path}?mode=rw&uri=true"
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -109,3 +82,9 @@ def make_engine(url: str, *, pooled: bool = True, existing: bool = False) -> Eng
         # a disconnect error that invalidates the pool; ledger writes are retried (worker.execute).
         engine = create_engine(url, connect_args={"connect_timeout": 5}, **pool)
     return engine
+
+
+def read_only_sqlite_engine(path: Path) -> Engine:
+    """An engine that reads the existing SQLite file ``path`` and can neither write to it nor create it."""
+    return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", poolclass=NullPool,
+                         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})

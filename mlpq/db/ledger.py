@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, select
-from sqlalchemy.engine import make_url
 
-from mlpq.config import default_database_url
-from mlpq.db.migrate import SchemaError, prepare_schema
+from mlpq.db.engine import check_sqlite_directory, make_engine, read_only_sqlite_engine
+from mlpq.db.migrate import SchemaError, check_schema, prepare_schema
 from mlpq.db.schema import LEDGER
-from mlpq.db.engine import make_engine, normalise_url
 from mlpq.errors import MlpqError
+from mlpq.locations import is_default_ledger, sqlite_file
 from mlpq.redact import shown
 
 
@@ -31,36 +30,39 @@ class LedgerChanged(MlpqError):
         return f"{self}: the worker stopped"
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file of an SQLite ledger; ``None`` for PostgreSQL or an in-memory database."""
-    parsed = make_url(normalise_url(url))
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-def is_default_ledger(url: str) -> bool:
-    """Whether ``url`` is the default SQLite ledger in the user's data directory."""
-    return sqlite_file(url) == sqlite_file(default_database_url())
-
-
 def open_ledger(url: str, *, pooled: bool = True) -> Engine:
     """An engine for a ledger at this mlpq's schema; only the default SQLite ledger is created when new.
 
+    Another SQLite file's schema is checked read-only first, so a file that is
+    not a ledger (empty, or another program's database) is never written to.
     Raises ``SchemaError`` (e.g. "run 'mlpq db upgrade'") and SQLAlchemy's
     errors when the database cannot be reached.
     """
     default = is_default_ledger(url)
     path = sqlite_file(url)
-    if path is not None and not default and path.parent.is_dir() and not path.exists():  # not created here
-        raise SchemaError(f"no ledger at {shown(str(path))}: run 'mlpq db upgrade' to create it")
-    engine = make_engine(url, pooled=pooled, existing=path is not None and not default)
+    if path is not None and not default:
+        check_sqlite_ledger(path)
+        return make_engine(url, pooled=pooled, existing=True)
+    engine = make_engine(url, pooled=pooled)
     try:
         prepare_schema(engine, may_create=default)
     except Exception:
         engine.dispose()
         raise
     return engine
+
+
+def check_sqlite_ledger(path: Path) -> None:
+    """Raise ``SchemaError`` unless the SQLite file ``path`` is a ledger at this mlpq's schema; reads only."""
+    check_sqlite_directory(path)
+    if not path.exists():
+        raise SchemaError(f"no ledger at {shown(str(path))}: run 'mlpq db upgrade' to create it")
+    reader = read_only_sqlite_engine(path)
+    try:
+        with reader.connect() as connection:
+            check_schema(connection)
+    finally:
+        reader.dispose()
 
 
 def ledger_identity(connection: Connection) -> str | None:

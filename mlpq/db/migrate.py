@@ -9,6 +9,7 @@ due: checking a ledger costs one query.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,13 +21,40 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-REVISIONS = ("0001", "0002", "0003_i11cluster", "0004_i8ledger", "0005_batches")
-"""The revisions in ``migrations/versions``, oldest first (a test checks them against Alembic's)."""
-HEAD = REVISIONS[-1]
+_DECLARATION = re.compile(r"""^(revision|down_revision)\s*(?::[^=]*)?=\s*(?:["']([^"']+)["']|None)\s*$""",
+                          re.MULTILINE)
+"""A revision file's ``revision = "ID"`` or ``down_revision = "ID"`` (or ``None``), as Alembic's template writes."""
 
 
 class SchemaError(MlpqError, RuntimeError):
     """The ledger's schema is not this mlpq's head revision, or cannot be brought to it."""
+
+
+def revision_chain(versions: Path) -> tuple[str, ...]:
+    """The revisions of the files in ``versions``, oldest first, as Alembic chains them by ``down_revision``.
+
+    Read from the files' declarations rather than by Alembic's ``ScriptDirectory``, whose import would
+    make every command slower; a test checks that both give the same chain. Raises ``SchemaError``
+    unless the revisions form one unbranched chain.
+    """
+    parents: dict[str, str | None] = {}
+    for path in sorted(versions.glob("*.py")):
+        declared = dict(_DECLARATION.findall(path.read_text(encoding="utf-8")))
+        if "revision" not in declared or "down_revision" not in declared:
+            raise SchemaError(f"cannot read the revision and down_revision of migration {path.name}")
+        parents[declared["revision"]] = declared["down_revision"] or None
+    children = {parent: revision for revision, parent in parents.items()}
+    chain = [children[None]] if None in children else []
+    while chain[-1:] and chain[-1] in children:
+        chain.append(children[chain[-1]])
+    if len(chain) != len(parents):
+        raise SchemaError(f"the migrations in {versions} do not form one chain of revisions")
+    return tuple(chain)
+
+
+REVISIONS = revision_chain(MIGRATIONS / "versions")
+"""The revisions in ``migrations/versions``, oldest first."""
+HEAD = REVISIONS[-1]
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -84,6 +112,8 @@ def prepare_schema(engine: Engine, *, may_create: bool) -> None:
 def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Migrate the ledger to ``revision``; returns its revision before and after (``None``: empty).
 
+    "Before" is what the migration found once it held the lock: of processes
+    upgrading together, only the one that migrated reports the old revision.
     Safe to call from many processes at once and when already there. Raises
     ``SchemaError`` for a ledger this mlpq cannot migrate (e.g. from a newer mlpq).
     """
@@ -98,9 +128,10 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> tuple[str | None, 
         from alembic.util import CommandError
 
         connection.rollback()  # end the read's transaction, so Alembic's own begins (and takes the lock)
+        config = alembic_config(connection)
         try:
-            command.upgrade(alembic_config(connection), target)
+            command.upgrade(config, target)
         except CommandError as exc:
             raise SchemaError(f"cannot migrate the ledger from revision {before} to {target}: {exc}") from exc
         connection.commit()
-        return before, current_revision(connection)
+        return config.attributes["before"], current_revision(connection)

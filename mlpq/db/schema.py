@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Boolean, Column, Enum, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
-from mlpq.db.clock import UTCDateTime, db_now, utcnow
+from mlpq.db.clock import UTCDateTime, db_now, db_row_time
 from mlpq.db.status import JobStatus
 
 metadata = MetaData()
@@ -16,7 +16,7 @@ metadata = MetaData()
 LEDGER = Table(
     "ledger", metadata,
     Column("id", String(32), primary_key=True),
-    Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    Column("created_at", UTCDateTime, nullable=False, default=db_now()),
 )
 """One row, written by the migration that creates the schema: which ledger this is.
 
@@ -37,7 +37,7 @@ JOBS = Table(
     Column("sweep_id", String(32), index=True),
     Column("rerun_of", String(32)),
     Column("batch_id", String(32), index=True),
-    Column("created_at", UTCDateTime, nullable=False, default=utcnow, index=True),
+    Column("created_at", UTCDateTime, nullable=False, default=db_row_time(), index=True),
     Column("queued_at", UTCDateTime, nullable=False, default=db_now()),
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
@@ -51,9 +51,11 @@ JOBS = Table(
 )
 """One row per job. ``pool``: the pool of hosts that must run it (``None``: hosts outside any pool);
 ``rerun_of``: the job it repeats; ``batch_id``: the submit that created it, whose jobs
-stay ``submitting`` (unclaimable) until that submit releases them all in one transaction; ``queued_at``: when it last became queued, by the database's clock (the
-reconciler re-publishes jobs queued long ago but absent from Redis); ``provenance``: versions, device, host
-and git commit of the run that produced the result."""
+stay ``submitting`` (unclaimable) until that submit releases them all in one transaction; ``created_at``: when its row was written, by the database's clock and
+distinct within a transaction (so newest first is the reverse of the order written, a sweep's too);
+``queued_at``: when it last became queued, by the database's clock (the reconciler re-publishes jobs queued
+long ago but absent from Redis); ``provenance``: versions, device, host and git commit of the run that
+produced the result."""
 
 METRICS = Table(
     "metrics", metadata,

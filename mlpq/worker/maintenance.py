@@ -27,11 +27,12 @@ from sqlalchemy import Connection
 
 from mlpq.config import Settings
 from mlpq.db import jobs
-from mlpq.db.ledger import LedgerChanged, ledger_change, sqlite_file
+from mlpq.db.ledger import LedgerChanged, ledger_change
 from mlpq.db.migrate import SchemaError, check_schema
 from mlpq.db.clock import read_db_now
 from mlpq.db.engine import make_engine
 from mlpq.devices import ledger_queue_prefix
+from mlpq.locations import sqlite_file
 from mlpq.worker.app import publish
 from mlpq.worker.logs import Outage
 from mlpq.worker.screening import MalformedMessage, read_message

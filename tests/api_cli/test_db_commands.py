@@ -4,14 +4,21 @@ that a new SQLite ledger at the default location is created on first use."""
 from __future__ import annotations
 
 import os
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from mlpq.api_cli.cli import cli
 from mlpq.db.migrate import HEAD, current_revision, upgrade_schema
 from mlpq.db.engine import make_engine
+from tests import services
 from tests.api_cli.ledger_rows import mlpq
 from tests.services import run_mlpq
 
@@ -136,3 +143,78 @@ def test_an_unreachable_database_is_not_a_schema_problem(args: list[str]) -> Non
     result = mlpq("--database-url", "postgresql://postgres@127.0.0.1:1/none", *args)
     assert result.exit_code == 1 and result.output.startswith("Error: cannot reach the database: ")
     assert "schema" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+IN_MEMORY = ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"]
+
+
+@pytest.mark.parametrize("url", IN_MEMORY)
+@pytest.mark.parametrize("given", ["option", "variable"])
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["db", "current"], ["results"], ["worker", "--device", "cpu"]])
+def test_an_in_memory_database_is_refused_as_a_ledger(url: str, given: str, args: list[str]) -> None:
+    options, env = (["--database-url", url], {}) if given == "option" else ([], {"MLPQ_DATABASE_URL": url})
+    result = CliRunner().invoke(cli, [*options, *args], env=env)
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert "is an in-memory SQLite database, which cannot hold a ledger" in line and "sqlite:///PATH" in line
+
+
+def test_a_psycopg2_url_means_psycopg_3() -> None:
+    with services.fresh_postgres_database() as url:
+        psycopg2 = make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+        upgraded = mlpq("--database-url", psycopg2, "db", "upgrade")
+        assert (upgraded.exit_code, upgraded.output.strip()) == (
+            0, f"{url}: upgraded from empty to revision {HEAD} (head)")  # shown as the driver it is
+        listed = mlpq("--database-url", psycopg2, "results")
+        assert listed.exit_code == 0 and listed.output.startswith("no jobs yet"), listed.output
+
+
+def foreign_sqlite_database(path: Path) -> Path:
+    """Another program's SQLite database, in SQLite's default (rollback journal) mode."""
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE notes (body TEXT)")
+    connection.execute("INSERT INTO notes VALUES ('keep me')")
+    connection.commit()
+    connection.close()
+    return path
+
+
+@pytest.mark.parametrize("content", ["empty", "foreign"])
+@pytest.mark.parametrize("args", [["results"], ["submit", "himmelblau"], ["show", "abcd"],
+                                  ["worker", "--device", "cpu"]])
+def test_a_file_that_is_not_a_ledger_is_refused_and_left_as_it_was(tmp_path: Path, content: str,
+                                                                   args: list[str]) -> None:
+    (tmp_path / "ledgers").mkdir()
+    path = tmp_path / "ledgers" / "ledger.db"
+    path.touch() if content == "empty" else foreign_sqlite_database(path)
+    before = path.read_bytes()
+    result = mlpq("--database-url", f"sqlite:///{path}", *args)
+    assert (result.exit_code, result.output.strip()) == (1, NOT_MIGRATED[0][1])
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["ledger.db"]
+
+
+UPGRADE_AT_SIGNAL = """
+import sys, time
+from pathlib import Path
+from mlpq.api_cli.cli import cli
+Path(sys.argv[2]).touch()
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.01)
+cli.main(["--database-url", sys.argv[1], "db", "upgrade"])
+"""
+
+
+def test_of_upgrades_run_together_only_the_one_that_migrated_says_so(empty_url: str, tmp_path: Path) -> None:
+    count, go = 6, tmp_path / "go"
+    ready = [tmp_path / f"ready-{index}" for index in range(count)]
+    processes = [subprocess.Popen([sys.executable, "-c", UPGRADE_AT_SIGNAL, empty_url, str(path), str(go)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in ready]
+    deadline = time.monotonic() + 120
+    while not all(path.exists() for path in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outputs = [process.communicate(timeout=120) for process in processes]
+    lines = sorted(out.strip() for out, _err in outputs)
+    shown = make_url(empty_url).render_as_string(hide_password=True)
+    assert lines == sorted([f"{shown}: upgraded from empty to revision {HEAD} (head)",
+                            *[f"{shown}: already at revision {HEAD} (head)"] * (count - 1)]), outputs

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, tzinfo
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine, insert
 
-from mlpq.db import jobs
+from mlpq.config import Settings
+from mlpq.db import clock, jobs
 from mlpq.db.lookup import is_job_id
 from mlpq.db.schema import JOBS
 from mlpq.db.status import JobStatus
-from mlpq.db.engine import DatabaseURLError, make_engine, normalise_url
+from mlpq.db.engine import make_engine
+from mlpq.locations import DatabaseURLError, normalise_database_url
 
 
 @pytest.fixture
@@ -99,11 +103,15 @@ def test_job_id_shapes() -> None:
 
 
 def test_database_urls() -> None:
-    assert normalise_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
-    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
-    for bad in ("not a url", "mysql://u@h/db"):
+    for url in ("postgresql://u@h/db", "postgres://u@h/db", "postgresql+psycopg2://u:pw@h:5433/db?sslmode=require"):
+        assert normalise_database_url(url).startswith("postgresql+psycopg://")
+    assert normalise_database_url("postgresql+psycopg2://u:pw@h:5433/db?sslmode=require").endswith(
+        "://u:pw@h:5433/db?sslmode=require")
+    assert normalise_database_url("sqlite:///x.db") == "sqlite:///x.db"
+    for bad in ("not a url", "mysql://u@h/db", "postgresql+asyncpg://u@h/db", "sqlite://", "sqlite:///:memory:",
+                "sqlite:///file::memory:?uri=true", "sqlite:///file:x.db?mode=memory&uri=true"):
         with pytest.raises(DatabaseURLError):
-            normalise_url(bad)
+            normalise_database_url(bad)
 
 
 def submitting(engine: Engine, batch: str, count: int) -> list[str]:
@@ -147,3 +155,39 @@ def test_only_batches_left_unreleased_for_longer_than_the_age_are_withdrawn_as_a
         job = jobs.find_job(connection, ids[0])
         assert (job.status, job.error, job.started_at) == (JobStatus.CANCELLED, jobs.ABANDONED, None)
         assert jobs.release_batch(connection, "e" * 32) == []  # its submit, coming back, releases nothing
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_the_python_api_refuses_an_in_memory_ledger_too(url: str) -> None:
+    with pytest.raises(DatabaseURLError, match="in-memory"):
+        make_engine(url)
+    with pytest.raises(ValidationError, match="in-memory"):
+        Settings(database_url=url)
+
+
+def test_a_transactions_jobs_are_listed_newest_first_in_the_order_written(engine: Engine) -> None:
+    with engine.begin() as connection:  # as a sweep's are submitted
+        written = [jobs.create_job(connection, "himmelblau", {"steps": i}, "cpu", timeout_s=60).id
+                   for i in range(40)]
+    with engine.connect() as connection:
+        assert [job.id for job in jobs.list_jobs(connection, limit=100)] == written[::-1]
+
+
+SKEW = timedelta(minutes=5)
+
+
+class BehindClock(datetime):
+    """This host's clock, five minutes behind the database server's."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> BehindClock:
+        return super().now(tz) - SKEW
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_job_is_created_at_the_database_servers_time(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "datetime", BehindClock)  # SQLite's server is this host: no skew is possible
+    with engine.begin() as connection:
+        job = jobs.create_job(connection, "himmelblau", {}, "cpu", timeout_s=60)
+        server_now = clock.read_db_now(connection)
+    assert abs(server_now - job.created_at) < timedelta(seconds=10) and job.created_at >= job.queued_at

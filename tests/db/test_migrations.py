@@ -4,6 +4,7 @@ and the schema check every command and worker makes instead of migrating."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -18,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from mlpq.db import jobs
 from mlpq.db.ledger import ledger_identity
-from mlpq.db.migrate import (HEAD, REVISIONS, SchemaError, alembic_config, check_schema, current_revision,
-                             prepare_schema, upgrade_schema)
+from mlpq.db.migrate import (HEAD, MIGRATIONS, REVISIONS, SchemaError, alembic_config, check_schema,
+                             current_revision, prepare_schema, revision_chain, upgrade_schema)
 from mlpq.db.schema import metadata
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
@@ -95,6 +96,34 @@ def test_revisions_are_alembics_from_oldest_to_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     assert [r.revision for r in reversed(list(script.walk_revisions()))] == list(REVISIONS)
     assert script.get_current_head() == HEAD == REVISIONS[-1]
+
+
+def add_revision(versions: Path, revision: str, down_revision: str) -> None:
+    (versions / f"{revision}.py").write_text(
+        f'"""A later migration."""\n\nrevision = "{revision}"\ndown_revision = "{down_revision}"\n'
+        "branch_labels = None\ndepends_on = None\n\n\ndef upgrade() -> None:\n    pass\n")
+
+
+def test_a_new_revision_file_is_the_new_head_with_nothing_else_to_update(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    shutil.copytree(MIGRATIONS, tmp_path / "migrations")
+    versions = tmp_path / "migrations" / "versions"
+    add_revision(versions, "0099_later", HEAD)
+    config = alembic_config()
+    config.set_main_option("script_location", str(tmp_path / "migrations"))
+    script = ScriptDirectory.from_config(config)
+    assert revision_chain(versions) == (*REVISIONS, "0099_later") == tuple(
+        r.revision for r in reversed(list(script.walk_revisions())))
+
+
+def test_revisions_that_branch_are_refused(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    shutil.copytree(MIGRATIONS / "versions", versions)
+    add_revision(versions, "0099_a", HEAD)
+    add_revision(versions, "0099_b", HEAD)
+    with pytest.raises(SchemaError, match="do not form one chain"):
+        revision_chain(versions)
 
 
 def test_each_new_ledger_gets_its_own_identity(engine: Engine, tmp_path: Path) -> None:
@@ -178,7 +207,7 @@ from mlpq.db.engine import make_engine
 engine = make_engine(sys.argv[1])
 while not Path(sys.argv[2]).exists():
     time.sleep(0.01)
-print(upgrade_schema(engine)[1])
+print(*upgrade_schema(engine))
 """
 
 
@@ -189,7 +218,8 @@ def test_processes_starting_together_migrate_once(empty_url: str, tmp_path: Path
     time.sleep(3)  # let every process import and connect
     signal.touch()
     outputs = [process.communicate(timeout=60) for process in processes]
-    assert [out.strip() for out, _err in outputs] == [HEAD] * 8, [err for _out, err in outputs]
+    reported = sorted(out.strip() for out, _err in outputs)  # only the one that migrated found it empty
+    assert reported == sorted([f"None {HEAD}", *[f"{HEAD} {HEAD}"] * 7]), [err for _out, err in outputs]
     engine = make_engine(empty_url)
     assert schema_diff(engine) == []
     engine.dispose()

@@ -30,6 +30,8 @@ def run_migrations(connection: Connection) -> None:
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_LOCK_KEY})
+        # The revision found under the lock: of processes upgrading together, only the first finds it old.
+        context.config.attributes["before"] = context.get_context().get_current_revision()
         context.run_migrations()
 
 
