@@ -20,7 +20,7 @@ from pydantic_settings.sources.utils import parse_env_vars
 from mlpq.locations import (DEFAULT_BROKER_URL, check_broker_url, check_data_dir, check_hostname, default_data_dir,
                             default_database_url, normalise_database_url)
 from mlpq.redact import shown
-from mlpq.worker.device import parse_pool
+from mlpq.devices import parse_pool
 
 ENV_PREFIX = "MLPQ_"
 OTHER_VARIABLES = frozenset({"MLPQ_IMAGE", "MLPQ_BIND_ADDRESS", "MLPQ_CERTS_DIR", "MLPQ_TEST_PROCESSES",

@@ -21,9 +21,10 @@ COMMANDS = {
     "submit": "submit_commands", "results": "job_commands", "show": "job_commands", "watch": "job_commands",
     "rerun": "job_commands", "compare": "job_commands", "plot": "job_commands", "cancel": "job_commands",
     "worker": "worker_commands", "workers": "worker_commands", "dead-letters": "worker_commands",
-    "ui": "ui_command", "db": "db_commands", "data": "data_commands",
+    "ui": "mlpq.ui.command", "db": "db_commands", "data": "data_commands",
 }
-"""Each command and the module of ``mlpq.api_cli`` that defines it: a command imports only its own module."""
+"""Each command and its module (of ``mlpq.api_cli`` unless dotted: ``mlpq ui`` lives with the web app, which sits
+above the CLI): a command imports only its own module."""
 
 
 class MlpqGroup(click.Group):
@@ -37,8 +38,8 @@ class MlpqGroup(click.Group):
         module = COMMANDS.get(cmd_name)
         if module is None:
             return None
-        command: click.Command = getattr(importlib.import_module(f"mlpq.api_cli.{module}"),
-                                         cmd_name.replace("-", "_"))
+        path = module if "." in module else f"mlpq.api_cli.{module}"
+        command: click.Command = getattr(importlib.import_module(path), cmd_name.replace("-", "_"))
         return command
 
     def main(self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True,
