@@ -169,11 +169,11 @@ class Check:
         self.report.check("workers and show name the GPU nvidia-smi lists", ok,
                           f"nvidia-smi {smi}, workers {worker.gpu_uuid}, show {shown} ({about.get('computed_on')})")
 
-    def numpy_engine_provenance(self) -> None:
+    def scalar_engine_provenance(self) -> None:
         job = self.wait(self.submit("himmelblau", starts=[[1.0, 1.0]], steps=1000, log_every=500))
         said = (job.provenance or {}).get("computed_on")
-        expected = "cpu (numpy engine) on a cuda:0 worker" if self.gpu else "cpu (numpy engine)"
-        self.report.check("a numpy-engine job records the CPU", said == expected, f"computed_on {said!r}")
+        expected = "cpu (scalar engine) on a cuda:0 worker" if self.gpu else "cpu (scalar engine)"
+        self.report.check("a scalar-engine job records the CPU", said == expected, f"computed_on {said!r}")
 
     def mnist_cpu_vs_device(self) -> None:
         from mlpq.kinds.mnist import MnistSpec
@@ -310,7 +310,7 @@ class Check:
         for name, step in steps:
             self.guarded(name, step)
         with self.worker("--concurrency", "1"):
-            for name, step in [("same GPU", self.same_gpu_everywhere), ("numpy engine", self.numpy_engine_provenance),
+            for name, step in [("same GPU", self.same_gpu_everywhere), ("scalar engine", self.scalar_engine_provenance),
                                ("MNIST cpu vs device", self.mnist_cpu_vs_device)]:
                 self.guarded(name, step)
         self.guarded("out of memory", self.out_of_memory)

@@ -15,7 +15,7 @@ CHECKS = {
     "cuda:1 refused on a one-GPU host": "pass",
     "Himmelblau: tensor engine vs torch.optim on cpu": "pass",
     "workers and show name the GPU nvidia-smi lists": "n/a",
-    "a numpy-engine job records the CPU": "pass",
+    "a scalar-engine job records the CPU": "pass",
     "MNIST: same seeded job on CPU and GPU": "pass",
     "out of memory: classified in one clean line": "pass",
     "out of memory: the process is replaced": "pass",

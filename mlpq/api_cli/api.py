@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from mlpq import kinds
 from mlpq.api_cli.batches import NewJob, SubmitAborted, submit_batch
+from mlpq.api_cli.sorting import Sort
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.ledger import open_ledger, require_identity
@@ -119,7 +120,7 @@ class Client:
         spec = kinds.get(kind).spec
         params = dict(params)
         if "seed" in spec.model_fields and params.get("seed") is None:
-            params["seed"] = secrets.randbelow(2**31)
+            params["seed"] = secrets.randbelow(kinds.SEED_BOUND)
         return spec.model_validate(params).model_dump(mode="json")
 
     def submit(self, kind: str, params: Mapping[str, Any], device: str = "cpu", *,
@@ -164,13 +165,22 @@ class Client:
             return JobView(job, tuple(jobs.latest_metrics(connection, job)))
 
     def list(self, *, kind: str | None = None, status: str | None = None, device: str | None = None,
-             sweep: str | None = None, limit: int = 20, offset: int = 0) -> list[JobRecord]:
-        """The newest jobs first, optionally filtered (``sweep``: a sweep id or a prefix of one), skipping the
-        first ``offset`` (one page after another)."""
+             sweep: str | None = None, limit: int = 20, offset: int = 0, sort: str = "-created") -> list[JobRecord]:
+        """Jobs, optionally filtered (``sweep``: a sweep id or a prefix of one), sorted by ``sort`` (the newest
+        first by default; ``-result.test_accuracy``: the most accurate first, see ``mlpq.api_cli.sorting``),
+        skipping the first ``offset`` (one page after another). Raises ``SortFieldError`` for a field the
+        listing of these jobs does not have."""
+        order = Sort.parse(sort)
+        if order.column is None:
+            order.check([kind] if kind else kinds.names())
+        filters: dict[str, Any] = {"kind": kind, "status": JobStatus(status) if status else None,
+                                   "device": str(parse_device(device)) if device else None, "sweep": sweep}
         with self.engine.connect() as connection:
-            return jobs.list_jobs(connection, kind=kind, status=JobStatus(status) if status else None,
-                                  device=str(parse_device(device)) if device else None, sweep=sweep, limit=limit,
-                                  offset=offset)
+            if order.column is not None:
+                return jobs.list_jobs(connection, **filters, limit=limit, offset=offset, order_by=order.column,
+                                      descending=order.descending)
+            found = jobs.list_jobs(connection, **filters, limit=None)  # sorted here, then the page
+        return order.apply(found)[offset:offset + limit]
 
     def wait(self, job_id: str, *, on_metric: Callable[[MetricRecord], None] | None = None,
              on_queued: Callable[[], None] | None = None, on_poll: Callable[[JobRecord], None] | None = None,

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-                      show_default=True, help="json and csv give each parameter a column: param.NAME.")
+                      show_default=True,
+                      help="json and csv give each parameter and result figure a column: param.NAME, result.NAME.")
 
 
 @click.command(context_settings=CONTEXT)
@@ -32,27 +33,38 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "cs
 @click.option("--device", type=DEVICE)
 @click.option("--sweep", type=SWEEP_ID, help="Only the jobs of this sweep (its id or a prefix).")
 @click.option("--limit", type=AsciiIntRange(1, 10_000), help="At most this many jobs.  [default: 20, a whole sweep]")
+@click.option("--sort", metavar="[-]FIELD", default="-created", show_default=True,
+              help="Sort by a column of --format json (created, status, duration_s, param.NAME, result.NAME, ...); "
+                   "-FIELD sorts descending. The limit applies after sorting.")
 @FORMAT
 @click.pass_context
 def results(ctx: click.Context, kind: str | None, status: str | None, device: Device | None, sweep: str | None,
-            limit: int | None, fmt: str) -> None:
-    """List jobs, newest first, with their headline figure.
+            limit: int | None, sort: str, fmt: str) -> None:
+    """List jobs, newest first (or as --sort says), with their headline figure.
+
+    json and csv also give each parameter (param.NAME) and result figure (result.NAME).
 
     \b
     Example:
       mlpq results --kind mnist --status succeeded --format csv
       mlpq results --sweep 5d41ab
+      mlpq results --kind mnist --sort -result.test_accuracy --limit 5
     """
-    found = client(ctx).list(kind=kind, status=status, device=str(device) if device else None, sweep=sweep,
-                              limit=limit or (MAX_SWEEP_JOBS if sweep else 20))
+    from mlpq.api_cli.sorting import SortFieldError
+
+    try:
+        found = client(ctx).list(kind=kind, status=status, device=str(device) if device else None, sweep=sweep,
+                                  limit=limit or (MAX_SWEEP_JOBS if sweep else 20), sort=sort)
+    except SortFieldError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sort") from None
     if fmt == "json":
         click.echo(output.to_json(output.listing(found)[0]))
     elif fmt == "csv":
         click.echo(output.to_csv(*output.listing(found)))
     elif found:
         click.echo(output.results_table(found))
-    elif sweep:
-        click.echo(f"no jobs in a sweep {sweep}", err=True)
+    elif kind or status or device or sweep:
+        click.echo("no jobs match", err=True)
     else:
         click.echo("no jobs yet: try 'mlpq submit himmelblau'", err=True)
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "pool", "created", "duration_s", "headline", "sweep_id")
-PARAM_PREFIX = "param."
+PARAM_PREFIX, RESULT_PREFIX = "param.", "result."
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -73,14 +73,37 @@ def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {PARAM_PREFIX + name: value for name, value in params.items()}
 
 
+def result_fields(kind_name: str) -> tuple[str, ...]:
+    """The result figures listed and compared for a kind (its ``result_fields``); none for a kind not installed
+    here."""
+    kind = kinds.find(kind_name)
+    return kind.result_fields if kind else ()
+
+
+def figures(job: JobRecord) -> dict[str, Any]:
+    """The job's result figures, ``None`` where it has none (not finished, failed)."""
+    result = job.result or {}
+    return {name: result.get(name) for name in result_fields(job.kind)}
+
+
+def flat_figures(job: JobRecord) -> dict[str, Any]:
+    """Result figures as columns: ``{"result.test_accuracy": 0.97, ...}``."""
+    return {RESULT_PREFIX + name: value for name, value in figures(job).items()}
+
+
 def columns_of(rows: Sequence[Mapping[str, Any]], first: Sequence[str]) -> list[str]:
-    """``first``, then every other key of ``rows`` in the order they first appear."""
-    return list(dict.fromkeys([*first, *(key for row in rows for key in row)]))
+    """``first``, then the keys of ``rows``: parameters, result figures, any other, each in the order they first
+    appear (jobs of several kinds have different ones)."""
+    def group(key: str) -> int:
+        return 0 if key in first else 1 if key.startswith(PARAM_PREFIX) else 2 if key.startswith(RESULT_PREFIX) else 3
+
+    return sorted(dict.fromkeys([*first, *(key for row in rows for key in row)]), key=group)
 
 
 def listing(jobs: Sequence[JobRecord]) -> tuple[list[dict[str, Any]], list[str]]:
-    """``mlpq results --format json|csv``: each job's row with its parameters flattened, and the columns."""
-    rows = [{**job_row(job), **flat_params(job.params)} for job in jobs]
+    """``mlpq results --format json|csv``: each job's row with its parameters (``param.NAME``) and its kind's
+    result figures (``result.NAME``) flattened, and the columns."""
+    rows = [{**job_row(job), **flat_params(job.params), **flat_figures(job)} for job in jobs]
     return rows, columns_of(rows, JOB_COLUMNS)
 
 
@@ -160,6 +183,20 @@ def metrics_table(metrics: Sequence[MetricRecord], step_name: str = "step") -> s
     return table(rows, columns)
 
 
+def result_items(job: JobRecord) -> list[tuple[str, str]]:
+    """The result's values for people (``show`` and the UI's job page), each as its kind's ``result_formats``
+    word it (``dataset_sizes: 60,000/10,000``), else as ``format_value`` does; the headline apart."""
+    kind = kinds.find(job.kind)
+    items = []
+    for key, value in (job.result or {}).items():
+        if key == "headline" or value is None:
+            continue
+        text = kind.result_text(key, value) if kind else None
+        if text is not None or key != "starts":  # each start's end point only as its kind words it
+            items.append((key, format_value(value) if text is None else text))
+    return items
+
+
 def show_text(view: JobView) -> str:
     """``mlpq show`` for people, control characters escaped."""
     detail = job_detail(view)
@@ -184,15 +221,8 @@ def show_text(view: JobView) -> str:
         lines.append(f"error     {job.error}")
     if job.result:
         lines.append(f"result    {headline(job)}")
-        kind = kinds.find(job.kind)
-        for key, value in job.result.items():
-            if key == "headline" or value is None:
-                continue
-            text = kind.result_text(key, value) if kind else None
-            if text is not None:  # a kind may word a value in several lines (a Himmelblau job's starts)
-                lines += f"  {key}: {text}".splitlines()
-            elif key != "starts":  # each start's end point only as its kind words it
-                lines.append(f"  {key}: {format_value(value)}")
+        for key, text in result_items(job):  # a kind may word a value in several lines (a Himmelblau job's starts)
+            lines += f"  {key}: {text}".splitlines()
     if job.provenance:
         lines.append("ran with  " + provenance_text(job.provenance))
     lines = [printable(line) for line in lines]
@@ -203,7 +233,7 @@ def show_text(view: JobView) -> str:
 
 def provenance_text(about: Mapping[str, Any]) -> str:
     """``mlpq 0.1.0, torch 2.5.1, CUDA 12.4, Python 3.11.7 on cuda:1: NVIDIA H200 #1 GPU-5fd2c6a4 (host gpu-box),
-    git 71e7a70c2f``, or ``… on cpu (numpy engine) on a cuda:1 worker: Intel Xeon …``."""
+    git 71e7a70c2f``, or ``… on cpu (scalar engine) on a cuda:1 worker: Intel Xeon …``."""
     versions = [f"{label} {about[key]}" for key, label in
                 (("mlpq", "mlpq"), ("torch", "torch"), ("cuda", "CUDA"), ("python", "Python")) if about.get(key)]
     text = ", ".join(versions)

@@ -40,11 +40,12 @@ def clock(seconds: float | None) -> str:
     return "-:--:--" if seconds is None else str(timedelta(seconds=round(seconds)))
 
 
-def remaining_seconds(elapsed: float, done: int, total: int | None) -> float | None:
-    """Time left at the pace so far; unknown before the first step is done."""
-    if not total or done <= 0 or elapsed <= 0:
+def remaining_seconds(elapsed: float, done: int, total: int | None, done_at: float) -> float | None:
+    """Time left at the pace of the ``done`` steps, which had taken ``done_at`` seconds: it counts down between
+    two steps (an epoch) instead of growing; unknown before the first step is done."""
+    if not total or done <= 0 or done_at <= 0:
         return None
-    return max(0.0, elapsed * (total - done) / done)
+    return max(0.0, done_at * (total - done) / done - (elapsed - done_at))
 
 
 class QueuedHint:
@@ -83,20 +84,29 @@ class Display(Protocol):
 
 
 class Lines:
-    """One line on stderr per stored metric, like ``  step 2000/20000: f_best=0.0123``."""
+    """One line on stderr per stored metric, like ``  step 2000/20000: f_best=0.0123``; a job that succeeded
+    past its last recorded step ends with a line for its final step and its headline."""
 
     def __init__(self, job: JobRecord, api: Client | None = None) -> None:
         self.total, self.step_name, self.hint = total_steps(job), output.step_name(job.kind), QueuedHint(api)
+        self.last_step: int | None = None
 
     def metric(self, metric: MetricRecord) -> None:
         values = ", ".join(f"{k}={output.format_value(v)}" for k, v in metric.values.items() if k != "points")
+        self.line(metric.step, values)
+        self.last_step = metric.step
+
+    def line(self, step: int, text: str) -> None:
         of_total = f"/{self.total}" if self.total else ""
-        click.echo(printable(f"  {self.step_name} {metric.step}{of_total}: {values}"), err=True)
+        click.echo(printable(f"  {self.step_name} {step}{of_total}: {text}"), err=True)
 
     def poll(self, job: JobRecord) -> None:
         hint = self.hint.due(job)
         if hint:
             click.echo(f"  {hint}", err=True)
+        if job.status is JobStatus.SUCCEEDED and self.total and self.last_step != self.total:
+            self.line(self.total, output.headline(job) or "done")
+            self.last_step = self.total
 
     def close(self) -> None:
         pass
@@ -109,6 +119,8 @@ class Bar:
     def __init__(self, job: JobRecord, console: Console, api: Client | None = None) -> None:
         self.total, self.done, self.figures, self.hint = total_steps(job) or 1, 0, "", QueuedHint(api)
         self.kind = job.kind
+        self.counted: tuple[int, float] = (0, 0.0)
+        """The steps done at the last poll that saw more of them, and the job's seconds then."""
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(bar_width=16),
             TextColumn("{task.fields[unit]} {task.completed:.0f}/{task.total:.0f}"),
@@ -128,10 +140,12 @@ class Bar:
         if hint:
             self.progress.console.print(hint, markup=False)
         seconds = job.duration_seconds
+        if self.done > self.counted[0]:
+            self.counted = (self.done, seconds or 0.0)
         if job.status is JobStatus.SUCCEEDED:
             self.done, eta = self.total, 0.0
         else:
-            eta = remaining_seconds(seconds or 0.0, self.done, self.total)
+            eta = remaining_seconds(seconds or 0.0, self.done, self.total, self.counted[1])
         shown = self.figures if job.status in (JobStatus.RUNNING, JobStatus.SUCCEEDED) and self.figures \
             else job.status.value
         self.progress.update(self.task, completed=self.done, figures=shown, elapsed=clock(seconds), eta=clock(eta))

@@ -23,6 +23,9 @@ from mlpq.api_cli.params import DATA_DIR, FLOAT, INT, POINT, AsciiFloatRange, As
 from mlpq.api_cli.sweep import ListOf
 
 CLI_TYPES = {"directory": DATA_DIR}
+SEED_FIELD = "seed"
+DRAWN_SEED_HELP = "drawn and stored when absent"
+"""What a seed field's help says instead of its default: ``Client.validate`` draws any absent ``seed``."""
 
 
 def option_names(spec: type[BaseModel]) -> dict[str, str]:
@@ -98,7 +101,9 @@ def range_text(limits: dict[str, Any]) -> str:
     return f"  [{low}x{high}]"
 
 
-def default_text(field: FieldInfo) -> str | None:
+def default_text(name: str, field: FieldInfo) -> str | None:
+    if name == SEED_FIELD:
+        return DRAWN_SEED_HELP
     if "default_help" in extra(field):
         return str(extra(field)["default_help"])
     default = field.get_default(call_default_factory=True)
@@ -115,7 +120,7 @@ def field_option(name: str, field: FieldInfo, option: str) -> click.Option:
     """The option for one spec field. Its default is ``None`` (not given): the spec's own default applies."""
     annotation, constraints = unwrap(field.annotation)
     constraints += field.metadata
-    shown = default_text(field)
+    shown = default_text(name, field)
     help_text = (field.description or "") + (f"  [default: {shown}]" if shown else "")
     if annotation is bool:
         flag = option.removeprefix("--")

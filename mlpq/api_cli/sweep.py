@@ -13,11 +13,10 @@ from typing import Any
 import click
 
 from mlpq.api_cli.params import option_name
+from mlpq.kinds import SEED_BOUND
 from mlpq.redact import shown
 
 MAX_SWEEP_JOBS = 1000
-SEED_BOUND = 2**31
-"""Drawn seeds are below this, as ``Client.validate`` draws them."""
 
 
 class Axis(tuple):  # type: ignore[type-arg]

@@ -112,11 +112,17 @@ def find_job(connection: Connection, id_or_prefix: str) -> JobRecord:
 
 def list_jobs(
     connection: Connection, *, kind: str | None = None, status: JobStatus | None = None,
-    device: str | None = None, sweep: str | None = None, limit: int = 20, offset: int = 0,
+    device: str | None = None, sweep: str | None = None, limit: int | None = 20, offset: int = 0,
+    order_by: str = "created_at", descending: bool = True,
 ) -> list[JobRecord]:
-    """The newest jobs first, optionally filtered, skipping the first ``offset``; ``sweep`` is a sweep id or a
-    prefix of one."""
-    query = select(JOBS).order_by(JOB.created_at.desc(), JOB.id).limit(limit).offset(offset)
+    """Jobs by the column ``order_by`` (by default the newest first; rows without a value last, ties by id),
+    optionally filtered, skipping the first ``offset``, at most ``limit`` (``None``: all); ``sweep`` is a sweep
+    id or a prefix of one."""
+    column = JOBS.c[order_by]
+    order = column.desc() if descending else column.asc()
+    if column.nullable:  # only there: NULLS LAST on created_at would keep PostgreSQL from reading its index
+        order = order.nulls_last()
+    query = select(JOBS).order_by(order, JOB.id).limit(limit).offset(offset)
     if kind:
         query = query.where(JOB.kind == kind)
     if sweep:

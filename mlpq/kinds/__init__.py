@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "mlpq.kinds"
 BUILTIN = {"himmelblau": "mlpq.kinds.himmelblau:KIND", "mnist": "mlpq.kinds.mnist:KIND"}
 MAX_TIMEOUT_S = 24 * 3600
+SEED_BOUND = 2**32
+"""Seeds are below this: the spec's bound (``mlpq.kinds.spec.Seed``), and drawn seeds too."""
 
 
 class UnknownKindError(LookupError):
@@ -108,15 +112,57 @@ class Kind:
         return int(value) if isinstance(value, int | float) else None
 
 
+@dataclass(frozen=True)
+class Declarations:
+    """The kinds declared here, and the state of ``sys.path`` when they were read."""
+
+    kinds: dict[str, str]
+    """Each kind's name and the ``module:attribute`` of its ``Kind``."""
+    seen: tuple[tuple[str, int], ...]
+
+
+def search_path_state() -> tuple[tuple[str, int], ...]:
+    """Each ``sys.path`` entry with its modification time: installing a package into a directory, or adding
+    one, changes it (a few ``stat`` calls, far cheaper than reading the entry points again)."""
+    def mtime(entry: str) -> int:
+        try:
+            return os.stat(entry or ".").st_mtime_ns
+        except OSError:
+            return -1
+
+    return tuple((entry, mtime(entry)) for entry in sys.path)
+
+
 @functools.cache
-def declared() -> dict[str, str]:
-    """Every kind's name and the ``module:attribute`` of its ``Kind``: mlpq's own, then installed packages'."""
+def read_declarations() -> Declarations:
+    """mlpq's own kinds, then installed packages' entry points."""
     from importlib.metadata import entry_points
 
+    seen = search_path_state()
     found = dict(BUILTIN)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(entry.name, entry.value)
-    return found
+    return Declarations(found, seen)
+
+
+def declared() -> dict[str, str]:
+    """Every kind's name and the ``module:attribute`` of its ``Kind``: mlpq's own, then installed packages'.
+
+    The entry points are read again when ``sys.path`` has changed since they were read, so a package installed
+    after this process (a worker, ``mlpq ui``) started is found.
+    """
+    read = read_declarations()
+    if read.seen != search_path_state():
+        importlib.invalidate_caches()
+        read_declarations.cache_clear()
+        read = read_declarations()
+    return read.kinds
+
+
+def forget() -> None:
+    """Drop the entry points read and the kinds loaded: the next look-up reads them again."""
+    read_declarations.cache_clear()
+    get.cache_clear()
 
 
 def names() -> list[str]:
@@ -144,8 +190,3 @@ def find(name: str) -> Kind | None:
         return get(name)
     except UnknownKindError:
         return None
-
-
-def parse_spec(name: str, params: Mapping[str, Any]) -> BaseModel:
-    """Validate ``params`` for kind ``name``; raises ``UnknownKindError`` or pydantic's ``ValidationError``."""
-    return get(name).spec.model_validate(params)

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Seed = Annotated[int, Field(ge=0, lt=2**32)]
+from mlpq.kinds import SEED_BOUND
+
+Seed = Annotated[int, Field(ge=0, lt=SEED_BOUND)]
 LearningRate = Annotated[float, Field(gt=0, le=10)]
 Momentum = Annotated[float, Field(ge=0, lt=1)]
 
@@ -16,5 +18,5 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    seed: Seed = Field(default=0, description="Random seed.",
-                       json_schema_extra={"default_help": "drawn and stored when absent"})
+    seed: Seed = Field(default=0, description="Random seed.")
+    """Absent from a request, a seed is drawn and stored (``Client.validate``); the option's help says so."""

@@ -31,7 +31,7 @@ class RunContext:
     Training loops call ``check`` every few steps or every batch, whatever the
     logging interval, so a cancel or a lost lease stops the run within seconds.
     Job code that computes somewhere other than ``device`` says where through
-    ``report_compute`` (e.g. ``"cpu (numpy engine)"``), so the job's provenance is true.
+    ``report_compute`` (e.g. ``"cpu (scalar engine)"``), so the job's provenance is true.
     """
 
     device: str

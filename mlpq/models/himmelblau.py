@@ -101,7 +101,7 @@ def optimise(spec: HimmelblauSpec, ctx: RunContext, engine: str) -> torch.Tensor
     args = (spec.start_points(), spec.optimizer, spec.lr, spec.momentum, spec.steps, spec.log_every,
             lambda step, rows: report(step, rows, ctx))
     if engine == "scalar":
-        ctx.report_compute("cpu (numpy engine)")
+        ctx.report_compute("cpu (scalar engine)")
         return himmelblau_fast.minimise_scalar(*args, check=ctx.check)
     if engine == "tensor":
         return himmelblau_fast.minimise_tensor(*args, device=ctx.device, check=ctx.check)

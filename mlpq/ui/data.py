@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mlpq import kinds
 from mlpq.api_cli import output
 from mlpq.api_cli.api import JobView, WorkerInfo
-from mlpq.api_cli.compare import comparison, differing_params, figures, result_fields
+from mlpq.api_cli.compare import best_job, comparison, differing_params
 from mlpq.db.records import JobRecord
 
 
@@ -59,35 +58,21 @@ def job_page(view: JobView) -> dict[str, Any]:
         "times": [(label, output.local_time(moment)) for label, moment in
                   (("created", job.created_at), ("started", job.started_at), ("finished", job.finished_at))],
         "duration": output.seconds(job.duration_seconds),
-        "result_items": [(name, output.format_value(value)) for name, value in (job.result or {}).items()
-                         if name not in ("headline", "starts") and value is not None],
+        "result_items": output.result_items(job),
         "headline": output.headline(job),
         "provenance_text": output.provenance_text(job.provenance) if job.provenance else None,
     }
 
 
-def best_job(jobs: Sequence[JobRecord]) -> str | None:
-    """The id of the member with the best result figure (``Kind.best`` of the first member's kind), if any has
-    one."""
-    kind = kinds.find(jobs[0].kind) if jobs else None
-    if kind is None or kind.best is None:
-        return None
-    name, direction = kind.best
-    scored = [(job.result[name], job) for job in jobs
-              if job.kind == kind.name and job.result and job.result.get(name) is not None]
-    if not scored:
-        return None
-    return (min if direction == "min" else max)(scored, key=lambda pair: pair[0])[1].id
-
-
 def sweep_page(jobs: Sequence[JobRecord]) -> dict[str, Any]:
     """``mlpq compare``: one row per member with the parameters that differ and the result figures."""
     params = differing_params(jobs)
-    names = list(dict.fromkeys(name for job in jobs for name in result_fields(job.kind)))
+    names = list(dict.fromkeys(name for job in jobs for name in output.result_fields(job.kind)))
     best = best_job(jobs)
     rows = [{"id": job.id, "short_id": job.id[:output.SHORT_ID], "status": job.status.value, "best": job.id == best,
              "params": [output.format_value(job.params.get(name)) for name in params],
-             "figures": [output.format_value(value) if value is not None else "-" for value in figures(job).values()],
+             "figures": [output.format_value(value) if value is not None else "-"
+                         for value in output.figures(job).values()],
              "duration": output.seconds(job.duration_seconds)} for job in jobs]
     return {"params": params, "figures": names, "rows": rows, "best": best, "done": all(map(is_done, jobs))}
 

@@ -42,10 +42,6 @@ class DeviceUnavailableError(JobError):
     reason = "device unavailable"
 
 
-class UnknownKindError(JobError):
-    """This worker has no such kind: its message says so in full."""
-
-
 def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -> T:
     """Run ``write``, retrying with backoff while the database is unreachable or locked."""
     give_up = time.monotonic() + deadline_s
@@ -101,7 +97,7 @@ class MetricsRecorder:
 
 def describe_failure(exc: BaseException, timeout_s: int) -> str:
     """One line that says why a job failed, its category first."""
-    if isinstance(exc, UnknownKindError):
+    if isinstance(exc, kinds.UnknownKindError):  # its message says so in full
         return str(exc)
     if isinstance(exc, JobError):
         return f"{exc.reason}: {exc}"
@@ -132,7 +128,7 @@ def run_spec(kind: str, params: Mapping[str, Any], ctx: RunContext) -> dict[str,
     try:
         declared = kinds.get(kind)
     except kinds.UnknownKindError as exc:
-        raise UnknownKindError(f"unknown kind {shown(kind)} on this worker (install its package)") from exc
+        raise kinds.UnknownKindError(f"unknown kind {shown(kind)} on this worker (install its package)") from exc
     return declared.load_runner()(declared.spec.model_validate(params), ctx)
 
 

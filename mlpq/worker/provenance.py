@@ -1,7 +1,7 @@
 """What produced a result: versions, where the job computed, host and the git commit of a source checkout.
 
 Nothing here initialises CUDA: the GPU is named through NVML, so a job that
-computed on the CPU inside a GPU worker (Himmelblau's numpy engine) leaves the
+computed on the CPU inside a GPU worker (Himmelblau's scalar engine) leaves the
 process without a CUDA context.
 """
 
@@ -31,7 +31,7 @@ def git_commit() -> str | None:
 
 
 def computed_on(worker_device: Device, reported: str | None) -> str:
-    """Where the job computed, as a user reads it: ``cuda:1``, or ``cpu (numpy engine) on a cuda:1 worker``."""
+    """Where the job computed, as a user reads it: ``cuda:1``, or ``cpu (scalar engine) on a cuda:1 worker``."""
     if reported is None or (reported.startswith("cuda") and worker_device.type == "cuda"):
         return str(worker_device)
     return reported if worker_device.type == "cpu" else f"{reported} on a {worker_device} worker"

@@ -8,7 +8,8 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from itertools import groupby
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def advance(job_id: str, shown: Shown, status: JobStatus = JobStatus.SUCCEEDED) 
     return thread
 
 
-def test_watch_without_a_terminal_prints_a_line_per_step_then_the_result(shown: Shown) -> None:
+def test_watch_without_a_terminal_prints_a_line_per_step_then_the_final_step_and_the_result(shown: Shown) -> None:
     job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
     worker = advance(job_id, shown)
     result = mlpq("watch", job_id[:8])
@@ -129,7 +130,8 @@ def test_watch_without_a_terminal_prints_a_line_per_step_then_the_result(shown: 
     assert result.exit_code == 0, result.output
     assert shown.missed == []
     assert [line for line in result.stderr.splitlines()] == [
-        "  step 0/300: f_best=1", "  step 100/300: f_best=0.00990099", "  step 200/300: f_best=0.00497512"]
+        "  step 0/300: f_best=1", "  step 100/300: f_best=0.00990099", "  step 200/300: f_best=0.00497512",
+        "  step 300/300: f=0.002 at (3, 2)"]
     assert f"job       {job_id}" in result.stdout and "result    f=0.002 at (3, 2)" in result.stdout
 
 
@@ -185,10 +187,47 @@ def test_the_bar_shows_mnist_epochs_loss_and_accuracy() -> None:
     assert re.fullmatch(rf"{job_id[:8]} [━╸╺ ]+ epoch 1/4 loss 0\.5000 acc 87\.50% \d:\d\d:\d\d ETA \d:\d\d:\d\d", last)
 
 
-@pytest.mark.parametrize(("elapsed", "done", "total", "left"), [
-    (10.0, 1, 4, 30.0), (10.0, 0, 4, None), (10.0, 4, 4, 0.0), (0.0, 2, 4, None), (5.0, 2, None, None)])
-def test_time_left_is_at_the_pace_so_far(elapsed: float, done: int, total: int | None, left: float | None) -> None:
-    assert progress.remaining_seconds(elapsed, done, total) == left
+def test_a_failed_job_gets_no_final_step_line() -> None:
+    job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
+    worker = advance(job_id, JobStatus.FAILED)
+    result = mlpq("watch", job_id)
+    worker.join()
+    assert result.stderr.splitlines()[-1] == "  step 200/300: f_best=0.00497512"
+
+
+def test_a_job_whose_last_step_is_recorded_gets_no_extra_line() -> None:
+    job_id = add_job("mnist", {"epochs": 2}, result={"test_accuracy": 0.9, "headline": "test accuracy 90.00%"},
+                     metrics=[(1, {"test_accuracy": 0.8}), (2, {"test_accuracy": 0.9})])
+    result = mlpq("watch", job_id)
+    assert result.stderr.splitlines() == ["  epoch 1/2: test_accuracy=0.8", "  epoch 2/2: test_accuracy=0.9"]
+
+
+@pytest.mark.parametrize(("elapsed", "done", "total", "done_at", "left"), [
+    (10.0, 1, 4, 10.0, 30.0), (14.0, 1, 4, 10.0, 26.0), (50.0, 1, 4, 10.0, 0.0), (10.0, 0, 4, 0.0, None),
+    (10.0, 4, 4, 10.0, 0.0), (0.0, 2, 4, 0.0, None), (5.0, 2, None, 5.0, None)])
+def test_time_left_is_at_the_pace_of_the_steps_done_less_the_time_since(
+        elapsed: float, done: int, total: int | None, done_at: float, left: float | None) -> None:
+    assert progress.remaining_seconds(elapsed, done, total, done_at) == left
+
+
+def seconds_in(job: JobRecord, seconds: float) -> JobRecord:
+    """``job`` as a poll ``seconds`` after it started finds it."""
+    began = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    return replace(job, started_at=began, finished_at=began + timedelta(seconds=seconds))
+
+
+def test_the_time_left_counts_down_during_an_epoch() -> None:
+    buffer = io.StringIO()
+    job = Client(Settings.from_env()).get(add_job("mnist", {"epochs": 4}, status=JobStatus.RUNNING)).job
+    bar = progress.Bar(job, Console(file=buffer, force_terminal=True, width=100, color_system=None))
+    shown = []
+    for seconds, epoch in [(10, 1), (15, None), (20, None), (22, 2), (30, None)]:
+        if epoch is not None:
+            bar.metric(MetricRecord(step=epoch, values={"train_loss": 0.5}))
+        bar.poll(seconds_in(job, seconds))
+        shown.append(re.findall(r"ETA (\S+)", ANSI.sub("", buffer.getvalue()))[-1])
+    bar.close()
+    assert shown == ["0:00:30", "0:00:25", "0:00:20", "0:00:22", "0:00:14"]
 
 
 def test_the_total_comes_from_the_parameters() -> None:
@@ -240,6 +279,7 @@ def test_submit_wait_prints_progress_lines_and_the_result(broker_url: str, tmp_p
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert lines[0].endswith("queued (himmelblau on cpu); waiting (Ctrl-C stops waiting, not the job)")
-    assert [line.split(":")[0] for line in lines[1:]] == ["  step 0/300", "  step 100/300", "  step 200/300"]
+    assert [line.split(":")[0] for line in lines[1:]] == ["  step 0/300", "  step 100/300", "  step 200/300",
+                                                          "  step 300/300"]
     assert "status    succeeded" in result.stdout and "nearest_minimum: [3.58443, -1.84813]" in result.stdout
     assert redis.Redis.from_url(broker_url).llen(queue_of("cpu")) == 1  # the message the stand-in did not consume

@@ -71,3 +71,19 @@ def test_every_field_of_each_kind_has_an_option_and_a_description() -> None:
         result = CliRunner().invoke(cli, ["submit", name, "--help"])
         assert result.exit_code == 0
         assert all(option in result.output for option in option_names(kind.spec).values())
+
+
+class SeededSpec(BaseModel):
+    """A kind's own seed field, as an installed package declares it (not through ``JobSpec``)."""
+
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(default=0, description="Random seed.")
+
+
+def test_a_seed_fields_help_says_it_is_drawn_not_its_default() -> None:
+    @click.command(params=list(spec_options(SeededSpec)))
+    def seeded(**values: object) -> None:
+        pass
+
+    help_text = " ".join(CliRunner().invoke(seeded, ["--help"]).output.split())
+    assert "--seed INTEGER[,...] Random seed. [default: drawn and stored when absent] [0<=x<4294967296]" in help_text
+    assert "[default: 0]" not in help_text

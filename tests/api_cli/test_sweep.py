@@ -7,13 +7,17 @@ import io
 import json
 import os
 import re
+import secrets
+from typing import Any
 
 import pytest
 import redis
 
+from mlpq.api_cli.api import Client
 from mlpq.api_cli.sweep import Axis, grid
 from mlpq.db import jobs
 from mlpq.db.engine import make_engine
+from mlpq.kinds.himmelblau import HimmelblauSpec
 from tests.api_cli.ledger_rows import himmelblau_job, mlpq, mnist_job
 from tests.services import queue_of
 
@@ -32,6 +36,16 @@ def test_the_grid_is_the_cartesian_product_of_the_axes() -> None:
     assert all(c["epochs"] == 2 for c in combinations)
     [seed] = {c["seed"] for c in combinations}  # no seed given: one drawn for the whole sweep
     assert isinstance(seed, int)
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: grid({"lr": Axis((0.1, 0.2)), "seed": None})[0]["seed"],
+    lambda: Client.validate("himmelblau", {})["seed"],
+], ids=["sweep", "one job"])
+def test_drawn_seeds_range_over_every_seed_the_spec_allows(monkeypatch: pytest.MonkeyPatch, draw: Any) -> None:
+    [below] = [item.lt for item in HimmelblauSpec.model_fields["seed"].metadata if hasattr(item, "lt")]
+    monkeypatch.setattr(secrets, "randbelow", lambda bound: bound - 1)  # the largest seed it can draw
+    assert draw() == below - 1
 
 
 def test_a_given_seed_or_seeds_are_kept() -> None:
@@ -110,7 +124,7 @@ def test_results_filters_by_sweep_and_flattens_parameters() -> None:
     assert len(table) == 3 and table[1].startswith(in_a[1][:12])
     records = list(csv.DictReader(io.StringIO(mlpq("results", "--sweep", "aaaa", "--format", "csv").output)))
     assert [r["param.lr"] for r in records] == ["0.1", "0.01"] and records[0]["param.batch_size"] == "200"
-    assert mlpq("results", "--sweep", "cccc").output.strip() == "no jobs in a sweep cccc"
+    assert mlpq("results", "--sweep", "cccc").output.strip() == "no jobs match"
 
 
 def test_results_csv_writes_lists_as_json() -> None:
@@ -126,7 +140,7 @@ def test_compare_shows_only_the_parameters_that_differ_and_the_results() -> None
     header, first, second = (re.split(r"\s{2,}", line) for line in result.output.strip().splitlines())
     assert header == ["ID", "KIND", "STATUS", "EPOCHS", "LR", "TEST_ACCURACY", "TEST_LOSS", "TRAIN_LOSS", "DURATION"]
     assert first[:5] == [slow[:12], "mnist", "succeeded", "3", "0.01"] and first[5:8] == ["0.83", "0.4", "0.333333"]
-    assert second[:5] == [fast[:12], "mnist", "succeeded", "5", "0.1"] and second[5] == "0.85"
+    assert second[:5] == [f"{fast[:12]} ★", "mnist", "succeeded", "5", "0.1"] and second[5] == "0.85"  # the best
 
 
 def test_compare_formats_give_every_parameter_and_result_a_column() -> None:

@@ -139,5 +139,4 @@ def visible_here() -> Iterator[None]:
 
 def forget_kinds() -> None:
     """Drop what ``mlpq.kinds`` has cached, so the next look-up reads the entry points again."""
-    kinds.declared.cache_clear()
-    kinds.get.cache_clear()
+    kinds.forget()

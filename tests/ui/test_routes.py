@@ -160,6 +160,14 @@ def test_job_page_shows_parameters_times_worker_provenance_and_the_chart_url(mak
         assert text in page
 
 
+def test_job_page_words_result_values_as_the_kind_formats_them(make_client: MakeClient) -> None:
+    job_id = add_job("mnist", {"seed": 7}, result={"test_accuracy": 0.9, "dataset_sizes": {"train": 60000,
+                                                                                          "test": 10000}})
+    page = make_client().get(f"/jobs/{job_id}").text
+    assert "<dt>dataset_sizes</dt><dd>60,000/10,000</dd>" in page and "{&#39;train&#39;" not in page
+    assert "  dataset_sizes: 60,000/10,000" in mlpq("show", job_id).output  # as show words it
+
+
 def test_mnist_chart_has_one_point_per_epoch_in_each_series(make_client: MakeClient) -> None:
     job_id = mnist_job(epochs=3)
     chart = make_client().get(f"/api/jobs/{job_id}/chart").json()

@@ -16,7 +16,8 @@ from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
 from mlpq import kinds
 from mlpq.devices import Device
-from mlpq.worker.execute import execute_job
+from mlpq.models.context import RunContext
+from mlpq.worker.execute import execute_job, run_spec
 from mlpq.worker.lease import Lease, LeaseKeeper
 
 CPU = Device("cpu")
@@ -80,6 +81,11 @@ def test_forged_or_failing_jobs_fail_with_a_reason(engine: Engine, tmp_path: Pat
     assert run(engine, job_id, tmp_path) is JobStatus.FAILED
     job, _ = stored(engine, job_id)
     assert job.status is JobStatus.FAILED and job.error.startswith(reason) and job.result is None
+
+
+def test_a_kind_this_worker_lacks_raises_the_one_unknown_kind_error(tmp_path: Path) -> None:
+    with pytest.raises(kinds.UnknownKindError, match=r"^unknown kind 'quantum' on this worker \(install its package"):
+        run_spec("quantum", {}, RunContext("cpu", lambda step, values: None, tmp_path))
 
 
 def test_a_gpu_job_on_a_host_without_one_fails_as_device_unavailable(engine: Engine,

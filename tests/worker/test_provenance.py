@@ -21,8 +21,8 @@ H200 = {"index": 1, "name": "NVIDIA H200", "uuid": "GPU-5fd2c6a4-0d3c-7e1b-9a43-
 @pytest.mark.parametrize(("worker", "reported", "said"), [
     (Device("cuda", 1), None, "cuda:1"),
     (Device("cuda", 1), "cuda:0", "cuda:1"),  # torch's name inside a pinned process is always cuda:0
-    (Device("cuda", 1), "cpu (numpy engine)", "cpu (numpy engine) on a cuda:1 worker"),
-    (Device("cpu"), "cpu (numpy engine)", "cpu (numpy engine)"),
+    (Device("cuda", 1), "cpu (scalar engine)", "cpu (scalar engine) on a cuda:1 worker"),
+    (Device("cpu"), "cpu (scalar engine)", "cpu (scalar engine)"),
     (Device("cpu"), None, "cpu"),
 ])
 def test_where_a_job_computed(worker: Device, reported: str | None, said: str) -> None:
@@ -37,7 +37,7 @@ def test_a_gpu_job_names_its_gpu_as_nvidia_smi_does(monkeypatch: pytest.MonkeyPa
     assert " on cuda:1: NVIDIA H200 #1 GPU-5fd2c6a4 (host " in provenance_text(about)
 
 
-def test_a_numpy_engine_job_on_a_gpu_worker_records_the_cpu_and_creates_no_cuda_context(
+def test_a_scalar_engine_job_on_a_gpu_worker_records_the_cpu_and_creates_no_cuda_context(
         engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     def no_context(*_: object) -> None:
         raise AssertionError("the job initialised CUDA")
@@ -49,8 +49,8 @@ def test_a_numpy_engine_job_on_a_gpu_worker_records_the_cpu_and_creates_no_cuda_
                      device="cuda:1")
     assert run(engine, job_id, tmp_path, Device("cuda", 1)) is JobStatus.SUCCEEDED
     job, _ = stored(engine, job_id)
-    assert job.result["engine"] == "scalar"
-    assert job.provenance["computed_on"] == "cpu (numpy engine) on a cuda:1 worker"
+    assert job.result["engine"] == "scalar"  # the engine has one name, in the result and in the provenance
+    assert job.provenance["computed_on"] == "cpu (scalar engine) on a cuda:1 worker"
     assert job.provenance["worker_device"] == "cuda:1" and job.provenance["gpu"] is None
     assert not torch.cuda.is_initialized()
     assert recycle.gpu_memory_held() is None  # the process would stay warm, with no context to check

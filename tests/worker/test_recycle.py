@@ -15,7 +15,7 @@ OOM = classify(RuntimeError("CUDA error: out of memory"))
 
 
 def test_a_healthy_process_is_kept() -> None:
-    assert recycle_reason(None, None, 0) is None  # never touched CUDA (a CPU worker, or the numpy engine)
+    assert recycle_reason(None, None, 0) is None  # never touched CUDA (a CPU worker, or the scalar engine)
     assert recycle_reason(None, 0, 0) is None
     assert recycle_reason(None, 400 * MIB, 188 * MIB) is None  # the resident dataset plus workspaces
 

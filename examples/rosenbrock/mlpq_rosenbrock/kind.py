@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlpq.figures import Axis, Contours, Figure, Panel, Plotted, Series, metric_points
 from mlpq.kinds import Kind
+from mlpq.kinds.spec import Seed
 
 X_RANGE, Y_RANGE = (-2.0, 2.0), (-1.0, 3.0)
 """The square the figure shows, around the minimum at (1, 1)."""
@@ -27,7 +28,7 @@ class RosenbrockSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    seed: Annotated[int, Field(ge=0, lt=2**32)] = Field(default=0, description="Random seed (for the jitter).")
+    seed: Seed = Field(default=0, description="Random seed (for the jitter).")
     optimizer: Literal["adam", "sgd", "rmsprop", "lbfgs"] = Field(default="adam", description="torch.optim optimiser.")
     lr: Annotated[float, Field(gt=0, le=1)] = Field(default=0.01, description="Learning rate.")
     steps: Annotated[int, Field(ge=1, le=100_000)] = Field(default=2000, description="Optimiser steps.")
