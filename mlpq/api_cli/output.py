@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlpq import kinds
+from mlpq.api_cli.sorting import PARAM_PREFIX, RESULT_PREFIX
 from mlpq.redact import printable
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "pool", "created", "duration_s", "headline", "sweep_id")
-PARAM_PREFIX, RESULT_PREFIX = "param.", "result."
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlpq import kinds
-from mlpq.api_cli.output import PARAM_PREFIX, RESULT_PREFIX
 from mlpq.db.records import JobRecord
 from mlpq.redact import shown
 
@@ -23,6 +22,8 @@ COLUMNS = {"id": "id", "kind": "kind", "status": "status", "device": "device", "
            "created": "created_at", "sweep_id": "sweep_id"}
 """Fields the database sorts by, and their ledger column."""
 DURATION = "duration_s"
+PARAM_PREFIX, RESULT_PREFIX = "param.", "result."
+"""The listing's columns of a job's parameters and result figures: ``param.lr``, ``result.test_accuracy``."""
 
 
 class SortFieldError(ValueError):

@@ -187,9 +187,9 @@ def test_the_bar_shows_mnist_epochs_loss_and_accuracy() -> None:
     assert re.fullmatch(rf"{job_id[:8]} [━╸╺ ]+ epoch 1/4 loss 0\.5000 acc 87\.50% \d:\d\d:\d\d ETA \d:\d\d:\d\d", last)
 
 
-def test_a_failed_job_gets_no_final_step_line() -> None:
+def test_a_failed_job_gets_no_final_step_line(shown: Shown) -> None:
     job_id = add_job("himmelblau", PARAMS, status=JobStatus.QUEUED)
-    worker = advance(job_id, JobStatus.FAILED)
+    worker = advance(job_id, shown, JobStatus.FAILED)
     result = mlpq("watch", job_id)
     worker.join()
     assert result.stderr.splitlines()[-1] == "  step 200/300: f_best=0.00497512"
