@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from celery import Celery
 
 from mlpq.config import Settings
+from mlpq.locations import broker_tls
 from mlpq.db.records import JobRecord
 from mlpq.devices import parse_device
 from mlpq.worker.messages import TASK_NAME
@@ -18,9 +19,12 @@ GRACE_SETTING = "mlpq_hard_limit_grace_s"
 
 
 def create_app(settings: Settings) -> Celery:
-    """A Celery app for ``settings.broker_url``. Nothing depends on a result backend."""
-    app = Celery("mlpq", broker=settings.broker_url, set_as_current=False)
+    """A Celery app for ``settings.broker_url``, with its TLS options as the CLI takes them (``broker_tls``).
+    Nothing depends on a result backend."""
+    url, tls = broker_tls(settings.broker_url)
+    app = Celery("mlpq", broker=url, set_as_current=False)
     app.conf.update(
+        broker_use_ssl=tls or False,
         task_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],

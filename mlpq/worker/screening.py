@@ -16,9 +16,7 @@ import functools
 import json
 import logging
 import re
-import ssl
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 from celery import Celery
@@ -145,15 +143,12 @@ TRANSPORT_ALIAS = "mlpq-redis"
 """The name the worker's log gives the transport (``Connected to mlpq-redis://:**@host:6379/0``)."""
 
 
-def consume_screened(app: Celery, broker_url: str, ledger: str) -> None:
+def consume_screened(app: Celery, ledger: str) -> None:
     """Make ``app`` (a worker's on ledger ``ledger``) connect through ``ScreeningTransport``, registered with
     kombu by name.
 
-    Naming the transport bypasses kombu's choice by URL scheme, and with it the
-    TLS kombu gives a ``rediss://`` URL without ssl options; that is kept.
+    Its TLS options are the app's ``broker_use_ssl`` (see ``create_app``), whatever the URL's scheme.
     """
     TRANSPORT_ALIASES[TRANSPORT_ALIAS] = f"{__name__}:ScreeningTransport"
     app.conf.broker_transport = TRANSPORT_ALIAS
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, LEDGER_OPTION: ledger}
-    if urlsplit(broker_url).scheme == "rediss" and not app.conf.broker_use_ssl:
-        app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_NONE}  # kombu's own default for rediss://
