@@ -13,7 +13,7 @@ from celery.signals import celeryd_init, task_prerun, worker_process_init
 from mlpq.config import Settings
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.devices import Device, worker_queues
-from mlpq.worker import logs, recycle
+from mlpq.worker import celery_private, logs, recycle
 from mlpq.worker.app import create_app
 from mlpq.worker.device import check_pinned_gpu, pin_process
 from mlpq.worker.maintenance import Maintenance, install
@@ -83,7 +83,7 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
 
     app = create_app(settings)
     consume_screened(app, ledger)
-    app.conf.worker_max_memory_per_child = recycle.LIMIT_KB  # billiard then asks recycle's probe after each job
+    celery_private.allow_ending_processes(app)  # billiard then asks recycle's check after each job
     app.conf.worker_enable_remote_control = False  # nothing is broadcast to workers: they tell the registry
     register(app, context)
     maintenance = Maintenance(app, settings, node, ledger)
