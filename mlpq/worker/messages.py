@@ -1,11 +1,13 @@
-"""The submit path's lean publisher: Celery task messages for job ids, pushed straight onto Redis.
+"""The one publisher: Celery task messages for job ids, pushed straight onto Redis.
 
-Importing and configuring Celery costs a CLI more than the whole submit. A job's
-message is small and fixed: Celery's task protocol 2 with the job id as the only
-argument and as the task id, the time limits in its headers, in kombu's Redis
-envelope on the default exchange (a list named after the queue). Workers read
-it as any message ``Celery.send_task`` sends (a test checks the two agree).
-Workers also signal here when a job ends, so a waiting CLI wakes at once.
+``mlpq submit`` publishes here, and so do the workers' reaper and reconciler
+(over their Celery connection's Redis client). Importing and configuring Celery
+costs a CLI more than the whole submit, and ``send_task`` is slower per message
+too. A job's message is small and fixed: Celery's task protocol 2 with the job id
+as the only argument and as the task id, the time limits in its headers, in
+kombu's Redis envelope on the default exchange (a list named after the queue).
+Workers read it as any message ``Celery.send_task`` sends (a test checks the two
+agree). Workers also signal here when a job ends, so a waiting CLI wakes at once.
 Every Redis client here takes its TLS options from ``locations.broker_tls``,
 as the workers' Celery connection does.
 """
