@@ -6,7 +6,7 @@ import pytest
 
 from mlpq.config import Settings
 from mlpq.locations import LocationError, broker_tls
-from mlpq.worker import messages
+from mlpq import messages
 from mlpq.worker.app import create_app
 from mlpq.worker.screening import consume_screened
 

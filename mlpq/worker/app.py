@@ -1,6 +1,6 @@
 """The Celery application: JSON only, late acks, one job reserved at a time.
 
-Jobs are published by ``messages.publish``, by the CLI and the workers alike.
+Jobs are published by ``mlpq.messages.publish``, by the CLI and the workers alike.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from mlpq.worker import celery_private, logs, recycle
 from mlpq.worker.app import create_app
 from mlpq.worker.device import check_pinned_gpu, pin_process
 from mlpq.worker.maintenance import Maintenance, install
-from mlpq.worker.messages import check_tls
+from mlpq.messages import check_tls
 from mlpq.worker.screening import consume_screened
 from mlpq.worker.status import Presence, host_gpu_index, install_presence
 from mlpq.worker.tasks import WorkerContext, register

@@ -25,6 +25,7 @@ from celery import Celery, bootsteps
 from celery.exceptions import WorkerShutdown, WorkerTerminate
 from sqlalchemy import Connection
 
+from mlpq import messages
 from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.ledger import LedgerChanged, ledger_change
@@ -34,7 +35,6 @@ from mlpq.db.engine import make_engine
 from mlpq.db.records import JobRecord
 from mlpq.devices import ledger_queue_prefix
 from mlpq.locations import sqlite_file
-from mlpq.worker import messages
 from mlpq.worker.logs import Outage
 from mlpq.worker.screening import MalformedMessage, read_message
 

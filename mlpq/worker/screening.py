@@ -29,7 +29,7 @@ from kombu.utils.objects import cached_property
 
 from mlpq.redact import cut, shown
 from mlpq.worker import dead_letters
-from mlpq.worker.messages import TASK_NAME
+from mlpq.messages import TASK_NAME
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from mlpq.db.status import JobStatus
-from mlpq.worker import messages
+from mlpq import messages
 from tests.faults import helpers
 from tests.jobkinds import fault_kind
 from tests.jobkinds.fault_kind import Gate

@@ -20,7 +20,7 @@ from mlpq.db.schema import JOBS
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
 from mlpq.devices import parse_device
-from mlpq.worker import messages
+from mlpq import messages
 from mlpq.worker.app import create_app
 from mlpq.worker.maintenance import Maintenance, task_ids_waiting
 from tests.messages import malformed, raw, task_message

@@ -12,10 +12,10 @@ import redis
 
 from mlpq.config import Settings
 from mlpq.devices import parse_device
-from mlpq.worker import messages
+from mlpq import messages
 from mlpq.worker.app import create_app
 
-MLPQ = Path(messages.__file__).resolve().parents[1]
+MLPQ = Path(messages.__file__).resolve().parent
 
 
 class Job:
