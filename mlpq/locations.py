@@ -4,7 +4,9 @@ Settings (``mlpq.config``), the CLI's parameters and the ledger (``mlpq.db``) al
 take their rules from here. Directories are checked by name, never by trying
 them: running as root, a writability test passes for ``/``, ``/etc`` or ``/proc``.
 SQLAlchemy and platformdirs are imported only when a URL or a default is asked
-for (``mlpq --help`` imports this module).
+for (``mlpq --help`` imports this module). A ``rediss://`` broker's TLS
+options are read from its URL in one place, ``broker_tls``, for the CLI and the
+workers alike.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from mlpq.errors import UsageError
-from mlpq.redact import shown
+from mlpq.redact import cut, shown
 
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
 
@@ -36,6 +39,10 @@ PSYCOPG_DRIVERS = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+p
 """PostgreSQL URLs that mean psycopg 3 (the one driver installed; psycopg2's URLs mean the same server)."""
 SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
 DATABASE_URL_FORMS = "use sqlite:///PATH or postgresql://USER@HOST[:PORT]/DB"
+TLS_PREFIX = "ssl_"
+"""Query keys that are TLS options (``ssl_ca_certs``, ``ssl_cert_reqs``, ...), as redis-py names them."""
+VERIFIED = {"ssl_cert_reqs": "required"}
+"""redis-py's own default, given explicitly: kombu's for a ``rediss://`` URL without options is no verification."""
 
 
 class LocationError(UsageError, ValueError):
@@ -66,6 +73,7 @@ def check_broker_url(url: str) -> str:
         problem = "not redis://, rediss:// or unix://"
     elif parts.scheme == "unix":
         if parts.path:
+            broker_tls(url)
             return url
         problem = "no socket path"
     elif not parts.hostname:
@@ -75,8 +83,48 @@ def check_broker_url(url: str) -> str:
     elif database and not (database.isascii() and database.isdigit()):
         problem = "the database is not a number"
     else:
+        broker_tls(url)
         return url
     raise LocationError(f"malformed broker URL {shown(url)}: {problem}; use redis://HOST[:PORT][/DB]")
+
+
+def broker_tls(url: str) -> tuple[str, dict[str, Any] | None]:
+    """``url`` without the TLS options in its query, and those options as redis-py takes them from the URL.
+
+    ``None`` unless the URL is ``rediss://``. A ``rediss://`` broker's certificate
+    is verified (``ssl_cert_reqs=required``) against the system's CAs, or those
+    ``ssl_ca_certs`` names; ``ssl_cert_reqs=none`` turns that off. The CLI's
+    Redis clients and the workers' Celery connection both take their TLS
+    options from here. Raises ``LocationError`` for an option redis-py refuses.
+    """
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = [key for key, _ in query if key.startswith(TLS_PREFIX)]
+    plain = parts._replace(query=urlencode([(k, v) for k, v in query if not k.startswith(TLS_PREFIX)])).geturl()
+    if parts.scheme != "rediss":
+        if given:
+            raise LocationError(f"broker URL {shown(url)}: TLS options ({', '.join(given)}) need rediss://")
+        return url, None
+    if not given:
+        return plain, dict(VERIFIED)
+    import difflib
+    import inspect
+
+    import redis
+    from redis.connection import parse_url
+
+    known = [name for name in inspect.signature(redis.SSLConnection).parameters if name.startswith(TLS_PREFIX)]
+    unknown = next((key for key in given if key not in known), None)
+    if unknown is not None:
+        close = difflib.get_close_matches(unknown, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"redis-py takes {', '.join(known[:4])}, ..."
+        raise LocationError(f"broker URL {shown(url)}: unknown TLS option {cut(unknown)}; {hint}")
+    try:
+        options = {**VERIFIED, **{k: v for k, v in parse_url(url).items() if k.startswith(TLS_PREFIX)}}
+        redis.SSLConnection(**options)  # redis-py's own checks of the values; nothing connects
+    except (ValueError, redis.RedisError) as exc:
+        raise LocationError(f"broker URL {shown(url)}: {exc}") from None
+    return plain, options
 
 
 def check_data_dir(text: str) -> str:

@@ -37,6 +37,7 @@ BAD_SETTINGS = [
     ("MLPQ_GPU_INDEX", "abc", "valid integer"),
     ("MLPQ_BROKER_URL", "redis://localhost:abc/0", "the port is not a number"),
     ("MLPQ_BROKER_URL", "http://localhost", "malformed broker URL"),
+    ("MLPQ_BROKER_URL", "rediss://localhost:6380/0?ssl_ca_cert=/ca.pem", "did you mean ssl_ca_certs?"),
     ("MLPQ_DATABASE_URL", "postgresql://u@h:abc/db", "malformed database URL"),
     ("MLPQ_DATABASE_URL", "sqlite://", "in-memory SQLite database, which cannot hold a ledger"),
     ("MLPQ_DATABASE_URL", "sqlite:///:memory:", "in-memory SQLite database, which cannot hold a ledger"),

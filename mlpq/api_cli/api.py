@@ -25,7 +25,7 @@ from mlpq.db.status import JobStatus
 from mlpq.devices import parse_device
 from mlpq.errors import UnavailableError
 from mlpq.redact import mask_url
-from mlpq.worker import messages
+from mlpq import messages
 
 if TYPE_CHECKING:
     import redis

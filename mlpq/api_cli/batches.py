@@ -26,7 +26,7 @@ from mlpq import interrupts
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq.errors import MlpqError
-from mlpq.worker import messages
+from mlpq import messages
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

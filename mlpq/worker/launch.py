@@ -13,10 +13,11 @@ from celery.signals import celeryd_init, task_prerun, worker_process_init
 from mlpq.config import Settings
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.devices import Device, worker_queues
-from mlpq.worker import logs, recycle
+from mlpq.worker import celery_private, logs, recycle
 from mlpq.worker.app import create_app
 from mlpq.worker.device import check_pinned_gpu, pin_process
 from mlpq.worker.maintenance import Maintenance, install
+from mlpq.messages import check_tls
 from mlpq.worker.screening import consume_screened
 from mlpq.worker.status import Presence, host_gpu_index, install_presence
 from mlpq.worker.tasks import WorkerContext, register
@@ -45,7 +46,8 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
 
     Blocks; returns Celery's exit code (non-zero when the worker stopped on an error). Raises
     ``DeviceError`` when the GPU does not exist, SQLAlchemy's errors when the database cannot be
-    reached and ``SchemaError`` when it is not at this mlpq's schema, before anything is consumed;
+    reached, ``SchemaError`` when it is not at this mlpq's schema and ``BrokerTLSError`` when the broker's
+    TLS certificate cannot be verified, before anything is consumed;
     ``LedgerChanged`` when the worker stopped because its ledger was deleted, replaced or migrated.
     """
     pin_process(device, gpu_index)
@@ -54,6 +56,7 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     with engine.connect() as connection:
         ledger = require_identity(connection)
     engine.dispose()  # keep no connection across fork
+    check_tls(settings.broker_url)  # Celery would retry a certificate it cannot verify forever
     # Imported once here so pool processes start warm. Importing torch does not initialise CUDA.
     import torch
 
@@ -79,8 +82,8 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
             torch.set_num_threads(wanted)
 
     app = create_app(settings)
-    consume_screened(app, settings.broker_url, ledger)
-    app.conf.worker_max_memory_per_child = recycle.LIMIT_KB  # billiard then asks recycle's probe after each job
+    consume_screened(app, ledger)
+    celery_private.allow_ending_processes(app)  # billiard then asks recycle's check after each job
     app.conf.worker_enable_remote_control = False  # nothing is broadcast to workers: they tell the registry
     register(app, context)
     maintenance = Maintenance(app, settings, node, ledger)

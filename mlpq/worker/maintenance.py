@@ -25,15 +25,16 @@ from celery import Celery, bootsteps
 from celery.exceptions import WorkerShutdown, WorkerTerminate
 from sqlalchemy import Connection
 
+from mlpq import messages
 from mlpq.config import Settings
 from mlpq.db import jobs
 from mlpq.db.ledger import LedgerChanged, ledger_change
 from mlpq.db.migrate import SchemaError, check_schema
 from mlpq.db.clock import read_db_now
 from mlpq.db.engine import make_engine
+from mlpq.db.records import JobRecord
 from mlpq.devices import ledger_queue_prefix
 from mlpq.locations import sqlite_file
-from mlpq.worker.app import publish
 from mlpq.worker.logs import Outage
 from mlpq.worker.screening import MalformedMessage, read_message
 
@@ -139,6 +140,12 @@ class Maintenance:
             self.connected_since = now
         return now - self.connected_since >= self.leases.lease_s
 
+    def publish(self, jobs: list[JobRecord]) -> None:
+        """Publish the jobs' messages as ``mlpq submit`` does, over the worker's own broker connection."""
+        with self.app.connection_for_write() as connection:
+            messages.publish(connection.default_channel.client, self.ledger, jobs, [],
+                             grace_s=self.leases.hard_limit_grace_s)
+
     def requeue_expired(self) -> None:
         with self.engine.begin() as connection:
             if not self.note_reached(connection, time.monotonic()):
@@ -149,7 +156,7 @@ class Maintenance:
                                             grace=timedelta(seconds=self.leases.hard_limit_grace_s))
         if requeued:
             log.warning("lease expired, requeued: %s", ", ".join(job.id for job in requeued))
-            publish(self.app, self.ledger, requeued)
+            self.publish(requeued)
 
     def republish_missing(self) -> None:
         with self.engine.connect() as connection:
@@ -161,7 +168,7 @@ class Maintenance:
         missing = [job for job in stale if job.id not in present]
         if missing:
             log.warning("queued but missing from the broker, re-published: %s", ", ".join(j.id for j in missing))
-            publish(self.app, self.ledger, missing)
+            self.publish(missing)
             with self.engine.begin() as connection:
                 jobs.mark_queued_now(connection, [job.id for job in missing])
 

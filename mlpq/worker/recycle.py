@@ -9,11 +9,10 @@ and the like). More than that, an out-of-memory error in any form, or any other
 CUDA error (which poisons the context), and the process exits after reporting
 the job; Celery starts a fresh one for the next job.
 
-The exit goes through billiard's own recycling path: with
-``worker_max_memory_per_child`` set, billiard asks ``billiard.pool.mem_rss()``
-after each job, once the job's result has been handed to the parent, and ends the
-process cleanly when it reports more than the limit. ``install`` points that
-question at ``ProcessHealth.check``.
+The exit goes through billiard's own recycling path, once the job's result has
+been handed to the parent; ``install`` points billiard's question after each job
+at ``ProcessHealth.check`` (through ``celery_private``, the one module that
+reaches past Celery's public API).
 """
 
 from __future__ import annotations
@@ -26,15 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlpq.redact import one_line
-from mlpq.worker import cuda_errors
+from mlpq.worker import celery_private, cuda_errors
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 HELD_SLACK_BYTES = 256 * MIB
 """Device memory a process may hold after a job beyond its resident dataset before it is replaced."""
-LIMIT_KB = 1
-"""The ``worker_max_memory_per_child`` given to billiard: the probe answers ``LIMIT_KB`` to keep, more to recycle."""
 
 
 def recycle_reason(failure: cuda_errors.CudaFailure | None, held_bytes: int | None, kept_bytes: int,
@@ -97,14 +94,12 @@ class ProcessHealth:
 
 
 def install(health: ProcessHealth) -> None:
-    """In a pool process: make billiard end it after the current job when ``health.check()`` gives a reason."""
-    import billiard.pool
+    """In a pool process: end it after each job for which ``health.check()`` gives a reason (logged)."""
 
-    def probe() -> int:
+    def unhealthy() -> bool:
         reason = health.check()
-        if reason is None:
-            return LIMIT_KB
-        log.warning("replacing worker process %d: %s", os.getpid(), reason)
-        return LIMIT_KB + 1
+        if reason is not None:
+            log.warning("replacing worker process %d: %s", os.getpid(), reason)
+        return reason is not None
 
-    billiard.pool.mem_rss = probe
+    celery_private.end_after_job_when(unhealthy)

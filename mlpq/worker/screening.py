@@ -3,32 +3,33 @@
 kombu's Redis transport decodes a popped message in the worker's main process;
 one that is not JSON, or not a Celery envelope, raises there and stops the whole
 worker (and it is restored, so the next worker stops too). Here the reply to
-BRPOP (and RPOP) is checked first: a message that is not a well-formed
-``mlpq.run_job`` call with one job id is moved to the dead-letter list, logged
-once, and the reply is treated as empty, so the worker goes on with the next one.
+BRPOP (and RPOP) is checked first, in a transport of mlpq's own that kombu knows
+by name: a message that is not a well-formed ``mlpq.run_job`` call with one job
+id is moved to the dead-letter list, logged once, and the reply is treated as
+empty, so the worker goes on with the next one.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
 import logging
 import re
-import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 from celery import Celery
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
+from kombu.utils.objects import cached_property
 
 from mlpq.redact import cut, shown
 from mlpq.worker import dead_letters
-from mlpq.worker.app import TASK_NAME
+from mlpq.messages import TASK_NAME
 
 log = logging.getLogger(__name__)
 
@@ -83,27 +84,14 @@ def read_message(raw: bytes | str) -> str:
     return job_id_of(payload)
 
 
-class ScreeningRedis(redis.Redis):
-    """A Redis client whose replies to BRPOP and RPOP pass through ``screen(key, item)`` first."""
-
-    def __init__(self, *args: Any, screen: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.screen = screen
-
-    def parse_response(self, connection: Any, command_name: str | bytes, **options: Any) -> Any:
-        response = super().parse_response(connection, command_name, **options)
-        if self.screen is None or not response:
-            return response
-        if command_name == "BRPOP":
-            key, item = response
-            return response if self.screen(key, item) else None
-        if command_name == "RPOP":
-            return response if self.screen(None, response) else None
-        return response
-
-
 class ScreeningChannel(kombu_redis.Channel):
-    """kombu's Redis channel, but messages that are not well-formed mlpq tasks are dead-lettered, not decoded."""
+    """kombu's Redis channel, but messages that are not well-formed mlpq tasks are dead-lettered, not decoded.
+
+    Every Redis client the channel hands out (``client``, which BRPOPs, and
+    ``conn_or_acquire``, which RPOPs) gets response callbacks (redis-py's
+    ``set_response_callback``) that pass each popped message through ``_screen``
+    and turn a refused one into an empty reply.
+    """
 
     from_transport_options = (*kombu_redis.Channel.from_transport_options, LEDGER_OPTION)
     mlpq_ledger = ""
@@ -114,9 +102,28 @@ class ScreeningChannel(kombu_redis.Channel):
         if not self.mlpq_ledger:
             raise ValueError(f"a screening channel needs the transport option {LEDGER_OPTION}")
 
-    def _get_client(self) -> Any:
-        super()._get_client()  # kombu's version check
-        return functools.partial(ScreeningRedis, screen=self._screen)
+    @cached_property
+    def client(self) -> redis.Redis:
+        return self._screening(super().client)
+
+    @contextmanager
+    def conn_or_acquire(self, client: redis.Redis | None = None) -> Iterator[redis.Redis]:
+        with super().conn_or_acquire(client) as acquired:
+            yield self._screening(acquired)
+
+    def _screening(self, client: redis.Redis) -> redis.Redis:
+        client.set_response_callback("BRPOP", self._screened_brpop)
+        client.set_response_callback("RPOP", self._screened_rpop)
+        return client
+
+    def _screened_brpop(self, response: Any, **_: Any) -> tuple[bytes, bytes] | None:
+        if not response:
+            return None
+        key, item = response
+        return (key, item) if self._screen(key, item) else None
+
+    def _screened_rpop(self, response: Any, **_: Any) -> Any:
+        return response if not isinstance(response, bytes) or self._screen(None, response) else None
 
     def _screen(self, key: bytes | None, item: bytes) -> bool:
         """Whether ``item`` may go on to kombu; if not, it is dead-lettered and logged in one line."""
@@ -145,15 +152,12 @@ TRANSPORT_ALIAS = "mlpq-redis"
 """The name the worker's log gives the transport (``Connected to mlpq-redis://:**@host:6379/0``)."""
 
 
-def consume_screened(app: Celery, broker_url: str, ledger: str) -> None:
+def consume_screened(app: Celery, ledger: str) -> None:
     """Make ``app`` (a worker's on ledger ``ledger``) connect through ``ScreeningTransport``, registered with
     kombu by name.
 
-    Naming the transport bypasses kombu's choice by URL scheme, and with it the
-    TLS kombu gives a ``rediss://`` URL without ssl options; that is kept.
+    Its TLS options are the app's ``broker_use_ssl`` (see ``create_app``), whatever the URL's scheme.
     """
     TRANSPORT_ALIASES[TRANSPORT_ALIAS] = f"{__name__}:ScreeningTransport"
     app.conf.broker_transport = TRANSPORT_ALIAS
     app.conf.broker_transport_options = {**app.conf.broker_transport_options, LEDGER_OPTION: ledger}
-    if urlsplit(broker_url).scheme == "rediss" and not app.conf.broker_use_ssl:
-        app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_NONE}  # kombu's own default for rediss://

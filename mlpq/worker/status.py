@@ -17,8 +17,9 @@ from celery import Celery, bootsteps
 from celery.signals import worker_shutting_down
 from celery.worker import state as worker_state
 
+from mlpq import messages
 from mlpq.devices import Device, worker_queues
-from mlpq.worker import messages, registry
+from mlpq.worker import registry
 from mlpq.worker.nvml import gpu_info
 from mlpq.worker.threads import CpuUse, share
 

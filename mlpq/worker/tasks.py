@@ -10,10 +10,11 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy import Engine
 
+from mlpq import messages
 from mlpq.db.engine import make_engine
 from mlpq.devices import Device
-from mlpq.worker import logs, messages
-from mlpq.worker.messages import TASK_NAME
+from mlpq.messages import TASK_NAME
+from mlpq.worker import logs
 from mlpq.worker.execute import execute_job
 from mlpq.worker.lease import LeaseKeeper
 from mlpq.worker.recycle import ProcessHealth

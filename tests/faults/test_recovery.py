@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from mlpq.db.status import JobStatus
-from mlpq.worker.app import publish
+from mlpq import messages
 from tests.faults import helpers
 from tests.jobkinds import fault_kind
 from tests.jobkinds.fault_kind import Gate
@@ -95,7 +95,9 @@ def test_a_frozen_worker_loses_its_job_and_cannot_record_it(fault_env: dict[str,
 def test_a_duplicate_delivery_runs_once(worker: WorkerProcess, fault_env: dict[str, str]) -> None:
     api = helpers.client(fault_env)
     job_id = helpers.submit(fault_env, "himmelblau", steps=200, log_every=50)
-    publish(api.celery, api.ledger, [api.get(job_id).job] * 2)  # the same id twice more
+    with messages.connect(fault_env["MLPQ_BROKER_URL"]) as broker:  # the same id twice more
+        messages.publish(broker, api.ledger, [api.get(job_id).job] * 2, [],
+                         grace_s=api.settings.leases.hard_limit_grace_s)
     job = helpers.finished(fault_env, job_id)
     helpers.eventually(lambda: worker.log().count(f"job {job_id} is not queued") == 2, 30, "the duplicates")
     assert job.status is JobStatus.SUCCEEDED and job.attempts == 1

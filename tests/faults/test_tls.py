@@ -1,11 +1,12 @@
-"""TLS to both services: a worker and the CLI on a TLS-only redis-server (``rediss://`` with
-``ssl_cert_reqs=required``) and a TLS-only PostgreSQL (``sslmode=require`` / ``verify-full``), both
-with a certificate signed by a throw-away CA made here with openssl."""
+"""TLS to both services: a worker and the CLI on a TLS-only redis-server (``rediss://``, verified against
+the system's CAs or the ``ssl_ca_certs`` in the URL) and a TLS-only PostgreSQL (``sslmode=require`` /
+``verify-full``), both with a certificate signed by a throw-away CA made here with openssl."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.faults.private_services import PrivatePostgres, PrivateRedis
-from tests.services import run_mlpq, start_worker
+from tests.services import mlpq_command, run_mlpq, start_worker
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -54,11 +55,17 @@ def tls_postgres(certificates: Path) -> Iterator[PrivatePostgres]:
     server.remove()
 
 
+def on_fresh_ledger(broker_url: str, tmp_path: Path) -> dict[str, str]:
+    """An environment for ``broker_url`` and a fresh SQLite ledger, upgraded."""
+    env = {**os.environ, "MLPQ_BROKER_URL": broker_url, "MLPQ_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}",
+           "MLPQ_DATA_DIR": str(tmp_path / "data")}
+    assert run_mlpq("db", "upgrade", env=env).returncode == 0
+    return env
+
+
 def submitting_through(broker_url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """``mlpq submit himmelblau`` to ``broker_url``, on a fresh SQLite ledger."""
-    env = {**os.environ, "MLPQ_BROKER_URL": broker_url, "MLPQ_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"}
-    assert run_mlpq("db", "upgrade", env=env).returncode == 0
-    return run_mlpq("submit", "himmelblau", env=env, timeout=60)
+    return run_mlpq("submit", "himmelblau", env=on_fresh_ledger(broker_url, tmp_path), timeout=60)
 
 
 def test_the_services_refuse_plain_connections(tls_redis: PrivateRedis, tls_postgres: PrivatePostgres,
@@ -77,6 +84,38 @@ def test_a_broker_certificate_from_another_ca_is_refused(tls_redis: PrivateRedis
         f"{tls_redis.url}?ssl_cert_reqs=required&ssl_ca_certs={certificates / 'other-ca.pem'}", tmp_path)
     assert done.returncode == 1 and "cannot reach the broker" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("query", ["", "?ssl_ca_certs={certs}/other-ca.pem",
+                                   "?ssl_cert_reqs=required&ssl_ca_certs={certs}/other-ca.pem"],
+                         ids=["system CAs", "another CA", "another CA, required"])
+def test_a_worker_refuses_a_broker_whose_certificate_it_cannot_verify(
+        tls_redis: PrivateRedis, certificates: Path, tmp_path: Path, query: str) -> None:
+    env = on_fresh_ledger(tls_redis.url + query.format(certs=certificates), tmp_path)
+    worker = subprocess.Popen(mlpq_command("worker", "--device", "cpu"), env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output = worker.communicate(timeout=60)[0].strip()
+    finally:
+        if worker.poll() is None:  # still running: it trusted the broker
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    assert worker.returncode == 1, output
+    assert output.startswith("Error: cannot verify the broker's TLS certificate"), output
+    assert "CERTIFICATE_VERIFY_FAILED" in output and len(output.splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_a_worker_given_the_ca_in_the_url_verifies_the_broker_and_runs_a_job(
+        tls_redis: PrivateRedis, certificates: Path, tmp_path: Path) -> None:
+    env = on_fresh_ledger(f"{tls_redis.url}?ssl_ca_certs={certificates / 'ca.pem'}", tmp_path)
+    worker = start_worker(env, tmp_path / "worker.log", "--device", "cpu")
+    try:
+        done = run_mlpq("submit", "himmelblau", "--steps", "50", "--wait", "--json", env=env)
+        assert done.returncode == 0, done.stderr + worker.log()
+        assert json.loads(done.stdout)["status"] == "succeeded"
+    finally:
+        worker.stop()
 
 
 @pytest.mark.integration

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import fakeredis
 import pytest
+import redis
 from sqlalchemy import Engine, update
 
 from mlpq.config import Settings
@@ -18,6 +19,8 @@ from mlpq.db.clock import utcnow
 from mlpq.db.schema import JOBS
 from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
+from mlpq.devices import parse_device
+from mlpq import messages
 from mlpq.worker.app import create_app
 from mlpq.worker.maintenance import Maintenance, task_ids_waiting
 from tests.messages import malformed, raw, task_message
@@ -105,3 +108,23 @@ def test_a_round_whose_ledger_check_waited_does_not_reap(database_url: str, brok
     with engine.connect() as connection:
         status = jobs.find_job(connection, silent).status
     assert status is (JobStatus.RUNNING if check_waits else JobStatus.QUEUED)
+
+
+def test_a_requeued_job_goes_back_on_its_queue_as_submit_publishes_it(database_url: str, broker_url: str,
+                                                                       engine: Engine) -> None:
+    settings = Settings.from_env({}, database_url=database_url, broker_url=broker_url, lease_seconds=3,
+                                 heartbeat_seconds=0.5, maintenance_seconds=1)
+    with engine.connect() as connection:
+        ledger = require_identity(connection)
+    maintenance = Maintenance(create_app(settings), settings, "node", ledger)
+    maintenance.connected_since = time.monotonic() - 60  # the database has answered promptly for a minute
+    silent = running_job(engine, silent_for=timedelta(minutes=5))
+    maintenance.tick()
+    with engine.connect() as connection:
+        job = jobs.find_job(connection, silent)
+    [published] = [json.loads(raw) for raw in redis.Redis.from_url(broker_url).lrange(parse_device("cpu").queue(ledger),
+                                                                                      0, -1)]
+    expected = messages.task_message(job, ledger, settings.leases.hard_limit_grace_s)
+    for message in (published, expected):
+        message["properties"].pop("delivery_tag")
+    assert published == expected

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import billiard.pool
+import os
+from collections.abc import Callable
+
 import pytest
 import torch
 
 from mlpq.models import resident
-from mlpq.worker import recycle
+from mlpq.worker import celery_private, recycle
 from mlpq.worker.cuda_errors import classify
 from mlpq.worker.recycle import MIB, ProcessHealth, recycle_reason
 
@@ -68,10 +70,14 @@ def test_resident_cpu_data_is_not_counted_as_gpu_memory() -> None:
     resident.clear()
 
 
-def test_the_probe_answers_billiard_after_each_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(billiard.pool, "mem_rss", billiard.pool.mem_rss)  # restored after the test
+def test_the_health_check_decides_whether_billiard_ends_the_process(monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    asked: list[Callable[[], bool]] = []
+    monkeypatch.setattr(celery_private, "end_after_job_when", asked.append)
     health = ProcessHealth(held=lambda: None, kept=lambda: 0)
     recycle.install(health)
-    assert billiard.pool.mem_rss() == recycle.LIMIT_KB  # not above the limit: billiard keeps the process
+    [should_end] = asked
+    assert not should_end()
     health.note(RuntimeError("CUDA error: out of memory"))
-    assert billiard.pool.mem_rss() > recycle.LIMIT_KB  # above it: billiard ends the process after the job
+    assert should_end()
+    assert f"replacing worker process {os.getpid()}: the last job ended with CUDA out of memory" in caplog.text

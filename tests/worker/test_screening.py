@@ -78,17 +78,31 @@ def test_a_dead_letter_key_of_another_type_is_not_read(broker_url: str, kind: st
     assert (found.letters, found.wrong_type) == ([], kind)
 
 
+def test_a_consumer_receives_only_well_formed_messages(broker_url: str) -> None:
+    """kombu's consuming path (BRPOP, as a worker's) on real Redis: a malformed message never reaches its decoder."""
+    job_id = uuid.uuid4().hex
+    client = redis.Redis.from_url(broker_url)
+    client.lpush("mlpq.cpu", "not json at all", messages.raw(messages.task_message(job_id)))
+    with Connection(broker_url, transport=ScreeningTransport,
+                    transport_options={LEDGER_OPTION: LEDGER}) as connection:
+        with connection.SimpleQueue("mlpq.cpu", no_ack=True) as queue:
+            assert queue.get(timeout=10).headers["id"] == job_id
+            with pytest.raises(Empty):
+                queue.get(timeout=0.5)
+    [letter] = dead_letters.newest(client, LEDGER, 10).letters
+    assert (letter.queue, letter.message) == ("mlpq.cpu", "not json at all")
+
+
 def test_the_channel_dead_letters_malformed_messages_and_delivers_the_rest(broker_url: str) -> None:
-    """kombu's own channel on real Redis: a malformed message never reaches its decoder."""
+    """kombu's own channel on real Redis (RPOP): a malformed message never reaches its decoder."""
     job_id = uuid.uuid4().hex
     with Connection(broker_url, transport=ScreeningTransport,
                     transport_options={LEDGER_OPTION: LEDGER}) as connection:
         channel = connection.default_channel
         client = channel.client
         client.lpush("mlpq.cpu", "not json at all", messages.raw(messages.task_message(job_id)))
-        with pytest.raises(Empty):
-            channel._get("mlpq.cpu")  # the malformed one, popped first, comes back as "nothing"
-        assert channel._get("mlpq.cpu")["headers"]["id"] == job_id
+        assert channel.basic_get("mlpq.cpu", no_ack=True) is None  # the malformed one, popped first: "nothing"
+        assert channel.basic_get("mlpq.cpu", no_ack=True).headers["id"] == job_id
         [letter] = dead_letters.newest(client, LEDGER, 10).letters
     assert (letter.queue, letter.message) == ("?", "not json at all")
     assert letter.reason.startswith("not JSON")

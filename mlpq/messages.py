@@ -1,11 +1,15 @@
-"""The submit path's lean publisher: Celery task messages for job ids, pushed straight onto Redis.
+"""The one publisher: Celery task messages for job ids, pushed straight onto Redis.
 
-Importing and configuring Celery costs a CLI more than the whole submit. A job's
-message is small and fixed: Celery's task protocol 2 with the job id as the only
-argument and as the task id, the time limits in its headers, in kombu's Redis
-envelope on the default exchange (a list named after the queue). Workers read
-it as any message ``Celery.send_task`` sends (a test checks the two agree).
-Workers also signal here when a job ends, so a waiting CLI wakes at once.
+``mlpq submit`` publishes here, and so do the workers' reaper and reconciler
+(over their Celery connection's Redis client). Importing and configuring Celery
+costs a CLI more than the whole submit, and ``send_task`` is slower per message
+too. A job's message is small and fixed: Celery's task protocol 2 with the job id
+as the only argument and as the task id, the time limits in its headers, in
+kombu's Redis envelope on the default exchange (a list named after the queue).
+Workers read it as any message ``Celery.send_task`` sends (a test checks the two
+agree). Workers also signal here when a job ends, so a waiting CLI wakes at once.
+Every Redis client here takes its TLS options from ``locations.broker_tls``,
+as the workers' Celery connection does.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import base64
 import json
 import os
 import socket
+import ssl
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from mlpq.devices import parse_device
+from mlpq.errors import UnavailableError
+from mlpq.locations import broker_tls
+from mlpq.redact import mask_url
 
 if TYPE_CHECKING:
     import redis
@@ -59,11 +67,42 @@ def task_message(job: Publishable, ledger: str, grace_s: float) -> dict[str, obj
     }
 
 
+class BrokerTLSError(UnavailableError, ConnectionError):
+    """A ``rediss://`` broker answered but TLS with it failed (above all: its certificate cannot be verified)."""
+
+
 def connect(broker_url: str, timeout_s: float = CONNECT_TIMEOUT_S) -> redis.Redis:
-    """A Redis client that waits ``timeout_s`` seconds to connect and 5 more for an answer."""
+    """A Redis client that waits ``timeout_s`` seconds to connect and 5 more for an answer (nothing connects
+    yet), verifying a ``rediss://`` broker's certificate."""
     import redis
 
-    return redis.Redis.from_url(broker_url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s + 5)
+    url, tls = broker_tls(broker_url)
+    return redis.Redis.from_url(url, **(tls or {}), socket_connect_timeout=timeout_s, socket_timeout=timeout_s + 5)
+
+
+def check_tls(broker_url: str) -> None:
+    """Raise ``BrokerTLSError`` if a ``rediss://`` broker cannot be spoken to over TLS: retrying would not help.
+
+    A broker that does not answer at all is left to the caller's retries.
+    """
+    if broker_tls(broker_url)[1] is None:
+        return
+    import redis
+
+    client = connect(broker_url)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, (ssl.SSLError, FileNotFoundError, PermissionError)):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            raise BrokerTLSError(f"cannot verify the broker's TLS certificate at {mask_url(broker_url)}: {cause}; "
+                                 f"name its CA with ?ssl_ca_certs=PATH") from None
+        if cause is not None:
+            raise BrokerTLSError(f"TLS to the broker at {mask_url(broker_url)} failed: {cause}") from None
+    finally:
+        client.close()
 
 
 def publish(client: redis.Redis, ledger: str, jobs: Iterable[Publishable], sent: list[str], *,
