@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.private_services import PrivateRedis
 from tests.jobkinds import fault_kind
 from tests.jobkinds.fault_kind import Gate
 
@@ -27,3 +28,12 @@ def gate(tmp_path: Path) -> Iterator[Gate]:
     folder.mkdir()
     with fault_kind.visible_here():
         yield Gate(folder)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, which it may stop, restart or fill up."""
+    server = PrivateRedis()
+    server.start()
+    yield server
+    server.stop()

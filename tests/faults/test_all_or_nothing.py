@@ -141,21 +141,13 @@ def test_a_sweep_interrupted_at_any_instant_runs_all_or_nothing(service_env: dic
     assert all(worker.process.poll() is None for worker in two_workers)
 
 
-@pytest.fixture
-def full_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.mark.parametrize("room_for", [0, 120, 600])
-def test_a_sweep_whose_broker_fills_up_part_way_runs_nothing(room_for: int, full_redis: PrivateRedis,
+def test_a_sweep_whose_broker_fills_up_part_way_runs_nothing(room_for: int, private_redis: PrivateRedis,
                                                             service_env: dict[str, str], tmp_path: Path) -> None:
-    env = {**service_env, "MLPQ_BROKER_URL": full_redis.url}
+    env = {**service_env, "MLPQ_BROKER_URL": private_redis.url}
     workers = [helpers.new_worker(env, tmp_path / f"worker-{name}.log", "--hostname", name) for name in "ab"]
     try:
-        control = redis.Redis(port=full_redis.port)
+        control = redis.Redis(port=private_redis.port)
         message_bytes = 1_200  # about one task message in a Redis list
         control.config_set("maxmemory-policy", "noeviction")
         control.config_set("maxmemory", control.info("memory")["used_memory"] + room_for * message_bytes)

@@ -7,7 +7,6 @@ import json
 import pickle
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,6 @@ from tests.faults.private_services import PrivateRedis
 from tests.services import WorkerProcess, mlpq_command, queue_of, run_mlpq
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis()
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_jobs_survive_a_redis_restart(private_redis: PrivateRedis, fault_env: dict[str, str],
