@@ -85,11 +85,9 @@ def rosenbrock_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     (info / "entry_points.txt").write_text("[mlpq.kinds]\nrosenbrock = mlpq_rosenbrock.kind:KIND\n")
     monkeypatch.syspath_prepend(str(EXAMPLE))
     monkeypatch.syspath_prepend(str(tmp_path))
-    kinds.declared.cache_clear()
-    kinds.get.cache_clear()
+    kinds.forget()
     yield
-    kinds.declared.cache_clear()
-    kinds.get.cache_clear()
+    kinds.forget()
 
 
 def test_a_third_party_kinds_one_function_gives_the_plot_and_the_chart(rosenbrock_installed: None) -> None:

@@ -188,8 +188,9 @@ def test_a_file_that_is_not_a_ledger_is_refused_and_left_as_it_was(tmp_path: Pat
     path = tmp_path / "ledgers" / "ledger.db"
     path.touch() if content == "empty" else foreign_sqlite_database(path)
     before = path.read_bytes()
-    result = mlpq("--database-url", f"sqlite:///{path}", *args)
-    assert (result.exit_code, result.output.strip()) == (1, NOT_MIGRATED[0][1])
+    # in a process of its own: a worker pins its device before torch is imported, which a test process has done
+    result = run_mlpq("--database-url", f"sqlite:///{path}", *args, env=os.environ)
+    assert (result.returncode, result.stderr.strip()) == (1, NOT_MIGRATED[0][1])
     assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == ["ledger.db"]
 
 
