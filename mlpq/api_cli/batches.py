@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from mlpq import interrupts
+from mlpq import interrupts, messages
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq.errors import MlpqError
-from mlpq import messages
+from mlpq.redact import one_line
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 
 ALIVE_EVERY_S = 1.0
+"""How often a submit that is still publishing tells the ledger it is alive (``jobs.touch_batch``)."""
 
 
 class NewJob(NamedTuple):
@@ -108,7 +109,7 @@ def create_publish_release(engine: Engine, broker_url: str, ledger: str, new: Se
             raise SubmitInterrupted(f"interrupted: {fate}") from None
         if not isinstance(exc, Exception) or stage == "create":
             raise
-        reason = str(exc) if isinstance(exc, BatchChanged) else first_line(exc)
+        reason = one_line(str(exc).strip() or type(exc).__name__)
         raise SubmitAborted(f"{fate}: {reason}", fate, stage) from exc
 
 
@@ -159,8 +160,3 @@ def none_will_run(count: int, published: int) -> str:
     """What became of a withdrawn batch of ``count`` jobs, ``published`` of whose messages were sent."""
     fate = "the job will not run" if count == 1 else f"none of the {count} jobs will run"
     return f"{fate} ({published} had been published: workers skip them)" if published else fate
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
