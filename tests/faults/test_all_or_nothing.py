@@ -137,7 +137,6 @@ def test_a_sweep_interrupted_at_any_instant_runs_all_or_nothing(service_env: dic
         outcomes.append((round(after_s, 2), "all" if released else "none", trial.output.strip().splitlines()[-1]))
     print("\n".join(f"SIGINT after {at} s: {what} ({last})" for at, what, last in outcomes))
     check_all_ran(service_env, must_run)  # the workers ran the released sweeps meanwhile
-    assert any("had been published" in last for _, _, last in outcomes), outcomes  # some hit the publishing
     assert all(worker.process.poll() is None for worker in two_workers)
 
 
