@@ -6,7 +6,8 @@ copied into ``mlpq.db.records``, and no command pays for importing the ORM.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Enum, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Enum, ForeignKey, Index, Integer, LargeBinary, MetaData,
+                        PrimaryKeyConstraint, String, Table, Text)
 
 from mlpq.db.clock import UTCDateTime, db_now, db_row_time
 from mlpq.db.status import JobStatus
@@ -45,6 +46,7 @@ JOBS = Table(
     Column("worker_host", String(255)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("stop_as", String(16)),
     Column("result", JSON),
     Column("error", Text),
     Column("provenance", JSON),
@@ -55,7 +57,8 @@ stay ``submitting`` (unclaimable) until that submit releases them all in one tra
 distinct within a transaction (so newest first is the reverse of the order written, a sweep's too);
 ``queued_at``: when it last became queued, by the database's clock (the reconciler re-publishes jobs queued
 long ago but absent from Redis); ``provenance``: versions, device, host and git commit of the run that
-produced the result."""
+produced the result; ``stop_as``: the terminal status a stop request ends the job in (``pruned`` for a tuning
+study's pruned trial; ``None``: ``cancelled``)."""
 
 METRICS = Table(
     "metrics", metadata,
@@ -68,3 +71,63 @@ METRICS = Table(
 )
 """What each step or epoch of an attempt reported; a step is stored once per attempt, however often a commit
 is retried."""
+
+
+ATTEMPTS = Table(
+    "attempts", metadata,
+    Column("job_id", String(32), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("worker_host", String(255)),
+    Column("started_at", UTCDateTime, nullable=False, default=db_now()),
+    Column("ended_at", UTCDateTime),
+    Column("outcome", Text),
+    Column("resumed_at_step", Integer),
+    PrimaryKeyConstraint("job_id", "attempt"),
+)
+"""One row per attempt of a job: where it ran, how it ended (``succeeded``, ``worker lost``, ``lease lost``,
+…; ``None`` while running) and the step a resumed attempt started from (``None``: from the beginning)."""
+
+ARTIFACTS = Table(
+    "artifacts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("role", String(16), nullable=False, default="artifact"),
+    Column("name", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("store", String(16), nullable=False),
+    Column("complete", Boolean, nullable=False, default=False),
+    Column("meta", JSON),
+    Column("created_at", UTCDateTime, nullable=False, default=db_now()),
+    Index("uq_artifacts_job_role_name", "job_id", "role", "name", unique=True),
+)
+"""A file a job kept. ``role``: ``artifact`` (named by the job, listed and downloaded) or ``checkpoint`` (the
+job's latest state, one per job, given back to a resumed attempt and removed when the job ends); ``store``:
+``ledger`` (its bytes in ``artifact_chunks``) or ``directory`` (content-addressed under ``MLPQ_ARTIFACT_DIR``
+by its SHA-256); ``complete``: false while its bytes are being written, and never listed so; ``meta``: what its
+writer needs to trust it again (a checkpoint's spec digest)."""
+
+ARTIFACT_CHUNKS = Table(
+    "artifact_chunks", metadata,
+    Column("artifact_id", Integer, ForeignKey("artifacts.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("artifact_id", "seq"),
+)
+"""The bytes of an artifact kept in the ledger, in order, a chunk a row (so neither writer nor reader holds a
+large artifact whole; SQLite BLOB, PostgreSQL ``bytea``)."""
+
+JOB_LOGS = Table(
+    "job_logs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False, default=db_row_time()),
+    Column("source", String(16), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("line", Text, nullable=False),
+    Index("ix_job_logs_job_id_id", "job_id", "id"),
+)
+"""Each job's log, per attempt, in the order written: what the job logged or printed (``source`` ``job``, or
+``stdout``/``stderr`` for a command) and what the worker said about it (``worker``), stamped by the database."""

@@ -25,6 +25,35 @@ def _ignore(_: str) -> None:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """A file a job kept: its name, size in bytes and SHA-256 (hex)."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+FileSource = bytes | Path
+"""What a job hands over to keep: the bytes themselves, or a file whose bytes are streamed."""
+SaveArtifact = Callable[[str, FileSource], StoredFile]
+"""Keeps a named file as one of the job's artifacts; raises ``JobError`` (e.g. ``artifact too large``)."""
+SaveCheckpoint = Callable[[FileSource], None]
+"""Keeps the job's latest state, replacing the one before: a new attempt of the job gets it back."""
+
+
+def _digest_only(name: str, source: FileSource) -> StoredFile:
+    """The artifact keeper of a run outside a worker (tests, benchmarks): nothing is kept."""
+    import hashlib
+
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    return StoredFile(name, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _no_checkpoint(_: FileSource) -> None:
+    pass
+
+
+@dataclass(frozen=True)
 class RunContext:
     """Where a job runs: a torch device string, a progress callback, a data directory, a stop check.
 
@@ -32,6 +61,10 @@ class RunContext:
     logging interval, so a cancel or a lost lease stops the run within seconds.
     Job code that computes somewhere other than ``device`` says where through
     ``report_compute`` (e.g. ``"cpu (scalar engine)"``), so the job's provenance is true.
+
+    ``save_artifact`` keeps a named file (a trained model); ``checkpoint`` keeps the job's latest state; a new
+    attempt of a job finds the last one in ``resumed`` (a local file whose SHA-256 the worker has verified, or
+    ``None``: start from the beginning). What job code logs with ``logging`` goes to the job's log.
     """
 
     device: str
@@ -39,6 +72,9 @@ class RunContext:
     data_dir: Path
     check: StopCheck = keep_going
     report_compute: Callable[[str], None] = _ignore
+    save_artifact: SaveArtifact = _digest_only
+    checkpoint: SaveCheckpoint = _no_checkpoint
+    resumed: Path | None = None
 
 
 class JobError(Exception):
