@@ -39,6 +39,9 @@ ROLES = ("artifact", "checkpoint")
 PLACEHOLDER = "/partial/"
 """The name prefix of a ledger row whose chunks are still being written (a ``/`` no artifact name has)."""
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.ENOTCONN, errno.EHOSTDOWN,
+                              errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED, errno.EAGAIN})
+"""Directory failures of a network filesystem whose server is away: worth retrying."""
 
 ART, CHUNK = ARTIFACTS.c, ARTIFACT_CHUNKS.c
 Source = bytes | Path | BinaryIO
@@ -68,9 +71,14 @@ class ArtifactNameError(ArtifactError, UsageError):
 
 
 class ArtifactStoreError(ArtifactError):
-    """The artifact directory is missing, read-only, full or otherwise unusable."""
+    """The artifact directory is missing, read-only, full or otherwise unusable; ``transient``: it may come
+    back by itself (an NFS server away), so a writer may retry."""
 
     reason = "artifact store unavailable"
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class ArtifactNotFound(ArtifactError, NotFoundError):
@@ -405,7 +413,8 @@ def _directory_errors(directory: Path | None) -> Iterator[None]:
             raise ArtifactStoreError(f"the artifact directory {where} is full ({exc.strerror})") from None
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise ArtifactStoreError(f"the artifact directory {where} is not writable ({exc.strerror})") from None
-        raise ArtifactStoreError(f"the artifact directory {where} failed: {exc.strerror or exc}") from None
+        raise ArtifactStoreError(f"the artifact directory {where} failed: {exc.strerror or exc}",
+                                 transient=exc.errno in TRANSIENT_ERRNOS) from None
 
 
 def _fsync_directory(path: Path) -> None:
