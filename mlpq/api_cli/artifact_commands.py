@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlpq.api_cli import output
+from mlpq.api_cli.artifact_files import size_text
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import JOB_ID, SWEEP_ID
 
@@ -19,16 +20,6 @@ if TYPE_CHECKING:
 def artifact_row(record: ArtifactRecord) -> dict[str, Any]:
     return {"name": record.name, "size": record.size, "sha256": record.sha256, "attempt": record.attempt,
             "store": record.store, "created_at": output.iso(record.created_at)}
-
-
-def size_text(size: int) -> str:
-    """Bytes as people read them: ``812 B``, ``4.3 KiB``, ``1.2 GiB``."""
-    value, unit = float(size), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
 @click.command(context_settings=CONTEXT)

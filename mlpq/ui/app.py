@@ -33,7 +33,7 @@ from mlpq.db.status import JobStatus
 from mlpq.devices import DeviceError, parse_device
 from mlpq.errors import UnavailableError, classify
 from mlpq.redact import cut, one_line, printable
-from mlpq.ui import charts, data
+from mlpq.ui import charts, data, downloads
 from mlpq.ui.auth import COOKIE, Guard
 from mlpq.ui.hosts import AllowedHosts
 
@@ -124,7 +124,11 @@ class UI:
     def job(self, request: Request) -> Response:
         page = data.job_page(self.client.get(request.path_params["job_id"]))
         name = "job_detail.html" if request.query_params.get("partial") else "job.html"
-        return self.render(request, name, job=page)
+        kept = downloads.artifact_rows(self.client.artifacts(page["id"]))
+        return self.render(request, name, job=page, artifacts=kept)
+
+    def artifact(self, request: Request) -> Response:
+        return downloads.download(self.client, request.path_params["job_id"], request.path_params["name"])
 
     def sweep(self, request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
@@ -298,6 +302,7 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/", lambda request: RedirectResponse("/jobs", status_code=303)),
         Route("/jobs", ui.jobs),
         Route("/jobs/{job_id}", ui.job),
+        Route("/jobs/{job_id}/artifacts/{name}", ui.artifact),
         Route("/jobs/{job_id}/cancel", ui.cancel, methods=["POST"]),
         Route("/jobs/{job_id}/rerun", ui.rerun, methods=["POST"]),
         Route("/sweeps/{sweep_id}", ui.sweep),
