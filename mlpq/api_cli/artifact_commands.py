@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlpq.api_cli import output
-from mlpq.api_cli.artifact_files import size_text
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import JOB_ID, SWEEP_ID
 
@@ -38,7 +37,7 @@ def artifacts(ctx: click.Context, job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(output.to_json([artifact_row(record) for record in kept]))
     elif kept:
-        rows = [{**artifact_row(record), "size": size_text(record.size)} for record in kept]
+        rows = [{**artifact_row(record), "size": output.size_text(record.size)} for record in kept]
         click.echo(output.table(rows, ["name", "size", "sha256", "attempt"]))
     else:
         click.echo(f"job {job_id} kept no artifacts", err=True)
@@ -67,7 +66,7 @@ def download(ctx: click.Context, job_id: str, name: str | None, path: str | None
         api.download_to(job_id, name, sys.stdout.buffer)
         return
     record, target = api.download(job_id, name, Path(path) if path else None, force=force)
-    click.echo(f"{target} ({size_text(record.size)}, sha256 {record.sha256})", err=True)
+    click.echo(f"{target} ({output.size_text(record.size)}, sha256 {record.sha256})", err=True)
 
 
 @click.command(context_settings=CONTEXT)

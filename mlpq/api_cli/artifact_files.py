@@ -23,16 +23,6 @@ class DownloadPathError(UsageError):
     """The download's target cannot be written, or exists (without ``--force``)."""
 
 
-def size_text(size: int) -> str:
-    """Bytes as people read them: ``812 B``, ``4.3 KiB``, ``1.2 GiB``."""
-    value, unit = float(size), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-
-
 def choose(job_id: str, kept: Sequence[ArtifactRecord], name: str | None) -> ArtifactRecord:
     """The artifact ``name`` among ``kept`` (job ``job_id``'s), or the only one when ``name`` is ``None``."""
     if name is not None:

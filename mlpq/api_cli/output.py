@@ -280,3 +280,13 @@ def workers_table(workers: Sequence[WorkerInfo]) -> str:
              "threads": threads_text(w), "name": w.name if w.state == "running" else f"{w.name} ({w.state})"}
             for w in workers]
     return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "threads", "name"])
+
+
+def size_text(size: int) -> str:
+    """Bytes as people read them: ``812 B``, ``4.3 KiB``, ``1.2 GiB``."""
+    value, unit = float(size), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from starlette.responses import StreamingResponse
 
 from mlpq.api_cli.api import Client
-from mlpq.api_cli.artifact_files import size_text
+from mlpq.api_cli.output import size_text
 from mlpq.db.artifacts import CHUNK_BYTES, ArtifactRecord
 
 UNSAFE_IN_QUOTES = re.compile(r'[^\x20-\x7e]|["\\%;]')
