@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlpq.api_cli import output
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import JOB_ID, SWEEP_ID
-
-if TYPE_CHECKING:
-    from mlpq.db.artifacts import ArtifactRecord
-
-
-def artifact_row(record: ArtifactRecord) -> dict[str, Any]:
-    return {"name": record.name, "size": record.size, "sha256": record.sha256, "attempt": record.attempt,
-            "store": record.store, "created_at": output.iso(record.created_at)}
 
 
 @click.command(context_settings=CONTEXT)
@@ -35,9 +26,9 @@ def artifacts(ctx: click.Context, job_id: str, as_json: bool) -> None:
     """
     kept = client(ctx).artifacts(job_id)
     if as_json:
-        click.echo(output.to_json([artifact_row(record) for record in kept]))
+        click.echo(output.to_json([output.artifact_row(record) for record in kept]))
     elif kept:
-        rows = [{**artifact_row(record), "size": output.size_text(record.size)} for record in kept]
+        rows = [{**output.artifact_row(record), "size": output.size_text(record.size)} for record in kept]
         click.echo(output.table(rows, ["name", "size", "sha256", "attempt"]))
     else:
         click.echo(f"job {job_id} kept no artifacts", err=True)

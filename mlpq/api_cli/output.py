@@ -20,6 +20,7 @@ from mlpq.redact import printable
 
 if TYPE_CHECKING:
     from mlpq.api_cli.api import JobView, WorkerInfo
+    from mlpq.db.artifacts import ArtifactRecord
     from mlpq.db.records import JobRecord, MetricRecord
 
 SHORT_ID = 12
@@ -290,3 +291,9 @@ def size_text(size: int) -> str:
             break
         value /= 1024
     return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def artifact_row(record: ArtifactRecord) -> dict[str, Any]:
+    """One row of ``mlpq artifacts --json``."""
+    return {"name": record.name, "size": record.size, "sha256": record.sha256, "attempt": record.attempt,
+            "store": record.store, "created_at": iso(record.created_at)}

@@ -59,6 +59,7 @@ API = {
     "GET /api/jobs/{id}": "mlpq show --json",
     "GET /api/jobs/{id}/chart": "the job's chart: {kind, done, panels: [{title, x, y, series: [{label, group, "
                                 "dashed, legend, points: [[x, y], ...]}], contours?, minima?}]}",
+    "GET /api/jobs/{id}/artifacts": "mlpq artifacts --json, each with its download url",
     "GET /api/sweeps/{id}": "mlpq compare --sweep ID --format json",
     "GET /api/sweeps/{id}/chart": "the sweep's overlay chart, as /api/jobs/{id}/chart",
     "GET /api/workers": "mlpq workers --json",
@@ -195,6 +196,9 @@ class UI:
     def api_job(self, request: Request) -> Response:
         return JSONResponse(data.job_json(self.client.get(request.path_params["job_id"])))
 
+    def api_job_artifacts(self, request: Request) -> Response:
+        return JSONResponse(downloads.artifacts_json(self.client.artifacts(request.path_params["job_id"])))
+
     def api_job_chart(self, request: Request) -> Response:
         return JSONResponse(charts.chart([self.client.get(request.path_params["job_id"])]))
 
@@ -313,6 +317,7 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/api/jobs", ui.api_jobs),
         Route("/api/jobs/{job_id}", ui.api_job),
         Route("/api/jobs/{job_id}/chart", ui.api_job_chart),
+        Route("/api/jobs/{job_id}/artifacts", ui.api_job_artifacts),
         Route("/api/sweeps/{sweep_id}", ui.api_sweep),
         Route("/api/sweeps/{sweep_id}/chart", ui.api_sweep_chart),
         Route("/api/workers", ui.api_workers),

@@ -10,19 +10,26 @@ from urllib.parse import quote
 
 from starlette.responses import StreamingResponse
 
+from mlpq.api_cli import output
 from mlpq.api_cli.api import Client
-from mlpq.api_cli.output import size_text
 from mlpq.db.artifacts import CHUNK_BYTES, ArtifactRecord
 
 UNSAFE_IN_QUOTES = re.compile(r'[^\x20-\x7e]|["\\%;]')
 """What the plain ``filename=""`` of ``Content-Disposition`` may not carry (RFC 6266): it becomes ``_``."""
 
 
+def artifacts_json(records: Sequence[ArtifactRecord]) -> list[dict[str, Any]]:
+    """``mlpq artifacts --json``, with each one's download link."""
+    return [{**output.artifact_row(record), "url": download_url(record)} for record in records]
+
+
 def artifact_rows(records: Sequence[ArtifactRecord]) -> list[dict[str, Any]]:
     """The job page's table of artifacts: ``mlpq artifacts``'s columns and each one's download link."""
-    return [{"name": record.name, "size": size_text(record.size), "sha256": record.sha256,
-             "attempt": record.attempt, "url": f"/jobs/{record.job_id}/artifacts/{quote(record.name, safe='')}"}
-            for record in records]
+    return [{**row, "size": output.size_text(row["size"])} for row in artifacts_json(records)]
+
+
+def download_url(record: ArtifactRecord) -> str:
+    return f"/jobs/{record.job_id}/artifacts/{quote(record.name, safe='')}"
 
 
 def content_disposition(name: str) -> str:

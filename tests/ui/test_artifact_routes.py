@@ -55,6 +55,18 @@ def test_the_job_page_lists_artifacts_with_download_links(store: ArtifactStore) 
     assert "Artifacts" not in app_client().get(f"/jobs/{add_job('himmelblau', {'steps': 10})}").text
 
 
+def test_the_api_lists_them_as_the_cli_does(store: ArtifactStore) -> None:
+    job_id = job_with_artifacts(store)
+    client = app_client()
+    listed = client.get(f"/api/jobs/{job_id[:6]}/artifacts").json()
+    assert [(a["name"], a["size"], a["sha256"], a["attempt"], a["store"]) for a in listed] == [
+        ("model.pt", len(MODEL), hashlib.sha256(MODEL).hexdigest(), 1, "ledger"),
+        (ODD_NAME, 3, hashlib.sha256(b"odd").hexdigest(), 1, "ledger")]
+    assert client.get(listed[1]["url"]).content == b"odd"
+    assert client.get("/api").json()["GET /api/jobs/{id}/artifacts"].startswith("mlpq artifacts --json")
+    assert client.get("/api/jobs/ffff/artifacts").json() == {"error": "no job ffff"}
+
+
 def test_a_download_is_an_attachment_of_the_verified_bytes(store: ArtifactStore) -> None:
     job_id = job_with_artifacts(store)
     response = app_client().get(f"/jobs/{job_id[:8]}/artifacts/model.pt")
