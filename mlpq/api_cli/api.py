@@ -305,13 +305,13 @@ class Client:
     def delete(self, job_ids: Sequence[str] = (), *, sweep: str | None = None) -> list[JobRecord]:
         """Delete finished jobs (by id or prefix, and a sweep's) with their metrics, attempts, logs and
         artifacts, all or none; raises ``JobLookupError``, ``JobNotFinished``, ``NoArtifactDirectory``."""
-        found = [self.get(job_id).job for job_id in job_ids]
-        if sweep is not None:
-            with self.engine.connect() as connection:
+        with self.engine.connect() as connection:
+            found = [jobs.find_job(connection, job_id) for job_id in job_ids]
+            if sweep is not None:
                 in_sweep = jobs.list_jobs(connection, sweep=sweep, limit=None)
-            if not in_sweep:
-                raise JobLookupError(f"no jobs in a sweep {sweep}")
-            found += in_sweep
+                if not in_sweep:
+                    raise JobLookupError(f"no jobs in a sweep {sweep}")
+                found += in_sweep
         return delete_finished(self.artifact_store, found)
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
