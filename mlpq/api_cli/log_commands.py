@@ -74,9 +74,10 @@ def logs(ctx: click.Context, job_id: str, attempt: int | None, follow: bool, as_
     api = client(ctx)
     try:
         view, after_id = read_on(api, job_id, attempt, 0, as_json)
+        job_id = view.job.id
         while follow and not view.job.status.terminal:
             time.sleep(FOLLOW_POLL_S)
-            view, after_id = read_on(api, view.job.id, attempt, after_id, as_json)
+            view, after_id = read_on(api, job_id, attempt, after_id, as_json)
     except KeyboardInterrupt:
         click.echo(f"stopped following; job {job_id} goes on (mlpq show {job_id[:output.SHORT_ID]})", err=True)
         raise click.exceptions.Exit(130) from None
