@@ -16,6 +16,7 @@ job's outcome, so whoever follows the log sees them by the time the job has ende
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import warnings
@@ -78,28 +79,38 @@ class Budget:
         return False
 
 
-def stored_lines(text: str) -> Iterator[tuple[str, int]]:
+def stored_lines(text: str) -> list[tuple[str, int]]:
     """A message as the lines stored, each with its size in UTF-8 bytes: split at newlines (a trailing one
     ends the last line), each cut to ``MAX_LINE_CHARS``; NUL (which PostgreSQL's text refuses) and lone
     surrogates (which UTF-8 cannot carry) written as escapes."""
+    if len(text) <= MAX_LINE_CHARS and text.isascii() and "\n" not in text and "\x00" not in text:
+        return [(text, len(text))]  # the usual line, quickly
     pieces = text.split("\n")
     if len(pieces) > 1 and pieces[-1] == "":
         pieces.pop()
-    for piece in pieces:
-        if len(piece) > MAX_LINE_CHARS:
-            piece = piece[:MAX_LINE_CHARS - 1] + "…"
-        if "\x00" in piece:
-            piece = piece.replace("\x00", "\\x00")
-        try:
-            size = len(piece.encode())
-        except UnicodeEncodeError:
-            piece = piece.encode("utf-8", "backslashreplace").decode()
-            size = len(piece.encode())
-        yield piece, size
+    return [stored_line(piece) for piece in pieces]
 
 
-def is_machinery(name: str) -> bool:
-    return any(name == prefix or name.startswith(f"{prefix}.") for prefix in MACHINERY)
+def stored_line(piece: str) -> tuple[str, int]:
+    if len(piece) > MAX_LINE_CHARS:
+        piece = piece[:MAX_LINE_CHARS - 1] + "…"
+    if "\x00" in piece:
+        piece = piece.replace("\x00", "\\x00")
+    try:
+        return piece, len(piece.encode())
+    except UnicodeEncodeError:
+        piece = piece.encode("utf-8", "backslashreplace").decode()
+        return piece, len(piece.encode())
+
+
+@functools.cache
+def source_of(logger: str) -> str | None:
+    """The source a logger's records are stored as; ``None`` for the worker's machinery."""
+    if logger in SOURCES:
+        return SOURCES[logger]
+    if any(logger == prefix or logger.startswith(f"{prefix}.") for prefix in MACHINERY):
+        return None
+    return "job"
 
 
 class Capture(logging.Handler):
@@ -110,9 +121,14 @@ class Capture(logging.Handler):
         self.job_log = job_log
         self.formatter = logging.Formatter()
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """``emit``, without the handler's lock and filters (it has none; the log has a lock of its own)."""
+        self.emit(record)
+        return True
+
     def emit(self, record: logging.LogRecord) -> None:
-        source = SOURCES.get(record.name, "job")
-        if source == "job" and is_machinery(record.name) or threading.get_ident() == self.job_log.flusher_id:
+        source = source_of(record.name)
+        if source is None or threading.get_ident() == self.job_log.flusher_id:
             return
         try:
             text = record.getMessage()
