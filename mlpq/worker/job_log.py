@@ -41,7 +41,10 @@ MAX_LINE_CHARS = 8192
 FLUSH_INTERVAL_S = 0.5
 MACHINERY = ("celery", "kombu", "billiard", "amqp", "redis", "mlpq.worker", "mlpq.db", "mlpq.messages")
 """Loggers (and their children) of the worker itself, never part of a job's log."""
-SOURCES = {"mlpq.job.stdout": "stdout", "mlpq.job.stderr": "stderr", "celery.redirected": "stdout"}
+PRINTED = "celery.redirected"
+"""The logger a pool process's ``print`` goes to (Celery's ``worker_redirect_stdouts``, at WARNING): stored as
+``stdout`` at INFO."""
+SOURCES = {"mlpq.job.stdout": "stdout", "mlpq.job.stderr": "stderr", PRINTED: "stdout"}
 """Loggers whose records are a program's output, and the source they are stored as; every other is ``job``."""
 
 Retrying = Callable[..., Any]
@@ -136,7 +139,7 @@ class Capture(logging.Handler):
                 text = f"{text}\n{self.formatter.formatException(record.exc_info)}"
             if record.stack_info:
                 text = f"{text}\n{self.formatter.formatStack(record.stack_info)}"
-            self.job_log.add(source, record.levelname, text)
+            self.job_log.add(source, "INFO" if record.name == PRINTED else record.levelname, text)
         except Exception:
             self.handleError(record)
 

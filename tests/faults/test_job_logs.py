@@ -75,7 +75,8 @@ def test_follow_shows_the_log_live_and_ends_with_the_job_and_ctrl_c_is_130(fault
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(row["source"], row["level"], row["line"]) for row in rows[2:5]] == [
         ("job", "INFO", "hi \x1b[2J 0"), ("job", "INFO", "hi \x1b[2J 1"), ("stdout", "INFO", "hi \x1b[2J on stdout")]
-    assert rows[5]["level"] == "WARNING" and "UserWarning: hi \x1b[2J" in rows[5]["line"]
+    assert (rows[5]["source"], rows[5]["level"], rows[5]["line"]) == ("stdout", "INFO", "hi \x1b[2J printed")
+    assert rows[6]["level"] == "WARNING" and "UserWarning: hi \x1b[2J" in rows[6]["line"]
     assert rows[-1]["line"] == "attempt 1 succeeded"
     shown = run_mlpq("logs", logged, env=env).stdout
     assert "hi \\x1b[2J on stdout" in shown and "\x1b" not in shown

@@ -13,7 +13,7 @@ checking its lease, until the file ``until`` exists; then it reports step 1 and
 ends. A ``Gate`` is a test's side of it. It logs a line as it begins to block and one as it goes on.
 
 ``log`` logs ``lines`` lines ``MESSAGE I`` (INFO, logger ``tests.fault``), then one line of a command's
-output on ``mlpq.job.stdout`` and a ``UserWarning`` ``MESSAGE``.
+output on ``mlpq.job.stdout``, prints ``MESSAGE printed`` and warns ``UserWarning: MESSAGE``.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
         for index in range(spec.lines):
             log.info("%s %d", spec.message, index)
         logging.getLogger("mlpq.job.stdout").info("%s on stdout", spec.message)
+        print(f"{spec.message} printed")  # noqa: T201 (a worker's pool process logs what is printed)
         warnings.warn(spec.message, UserWarning, stacklevel=1)
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None  # a worker has it
     return {"pid": os.getpid(), "threads": threads, "headline": f"ran in process {os.getpid()}"}
