@@ -19,7 +19,6 @@ from mlpq.db.schema import JOB_LOGS
 READ_LIMIT = 1000
 """The most lines one ``read_log`` returns; the caller reads on from the last one's id."""
 WORKER = "worker"
-SOURCES = ("job", WORKER, "stdout", "stderr")
 DROPPED = re.compile(r"… (\d+) lines dropped")
 DROPPED_LIKE = "… % lines dropped"
 
@@ -51,10 +50,6 @@ class LogUsage:
 
 NewLine = tuple[str, str, str]
 """A line to store: source, level, text."""
-
-
-def is_dropped_line(source: str, line: str) -> bool:
-    return source == WORKER and DROPPED.fullmatch(line) is not None
 
 
 def dropped_line(total: int) -> str:

@@ -135,9 +135,8 @@ def test_the_capture_writes_in_batches_from_its_own_thread_never_the_jobs(sqlite
     assert [line.line for line in stored(engine, job_id)][:-1] == [f"step {step}" for step in range(2000)]
 
 
-def test_past_the_cap_lines_are_counted_in_one_line_kept_up_to_date(sqlite_engine: Engine,
+def test_past_the_cap_lines_are_counted_in_one_line_kept_up_to_date(engine: Engine,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = sqlite_engine
     monkeypatch.setattr(job_log, "MAX_LINES", 5)
     job_id = new_job(engine)
     log = open_log(engine, job_id)
@@ -155,8 +154,7 @@ def test_past_the_cap_lines_are_counted_in_one_line_kept_up_to_date(sqlite_engin
         "attempt 2 succeeded"]
 
 
-def test_the_byte_cap_holds_however_long_the_lines(sqlite_engine: Engine) -> None:
-    engine = sqlite_engine
+def test_the_byte_cap_holds_however_long_the_lines(engine: Engine) -> None:
     job_id = new_job(engine)
     log = open_log(engine, job_id)
     with log.capturing():
@@ -168,6 +166,12 @@ def test_the_byte_cap_holds_however_long_the_lines(sqlite_engine: Engine) -> Non
     line_bytes = job_log.MAX_LINE_CHARS - 1 + len("…".encode())
     assert len(kept) == job_log.MAX_BYTES // line_bytes and {len(line.line) for line in kept} == {8192}
     assert [line.line for line in lines[-2:]] == [f"… {200 - len(kept)} lines dropped", "attempt 1 succeeded"]
+    log = open_log(engine, job_id, attempt=2)  # what attempt 1 stored counts in bytes too
+    with log.capturing():
+        job.info("x" * 8000)
+    end(engine, log, "attempt 2 succeeded")
+    assert [line.line for line in stored(engine, job_id)[-3:]] == [
+        "attempt 1 succeeded", f"… {201 - len(kept)} lines dropped", "attempt 2 succeeded"]
 
 
 def test_a_write_whose_commit_reply_was_lost_is_stored_once(database_url: str,
