@@ -1,17 +1,20 @@
-"""Does keeping a job's log slow its training loop? The same loop with the worker's capture off and on.
+"""Does keeping a job's log slow its training loop? The same code with the worker's capture off and on.
 
-A loop of small torch steps (an N×N matmul and tanh, one thread; N = ``--size``, 256: about an MNIST
-tutorial batch's time on a CPU) logs at several rates, as a job's
-``logging`` calls would, with the worker's console handler (here writing to /dev/null) in both cases; with the
-capture on, ``mlpq.worker.job_log.JobLog`` also buffers each line and its flusher thread writes the buffer to
-an SQLite (or ``--database-url``) ledger every 0.5 s, as in a worker. Off and on run alternately, ``--runs``
-times each. The table gives each side's best wall time (the least disturbed by other processes on a shared
-machine) and the overhead; the loop thread's CPU time per line logged (what ``emit`` costs the loop, however
-busy the machine); the flusher thread's CPU time (it runs beside the loop, holding the GIL only while Python
-code of its own runs); and the time the attempt's end then took to write what was left (outside the loop). At 10 lines per step the job's cap (10,000 lines) is reached halfway: later lines
-are only counted.
+Both sides log through the worker's console handler (here writing to /dev/null); with the capture on,
+``mlpq.worker.job_log.JobLog`` also buffers each record, and its flusher thread writes the buffer to an SQLite
+(or ``--database-url``) ledger every 0.5 s, as in a worker.
 
-    .venv/bin/python benchmarks/job_log.py [--steps 2000] [--runs 5] [--database-url URL]
+1. **A line's cost**: ``--lines`` ``logging`` calls in a row, off and on alternately ``--runs`` times: the
+   best time per line of each (the least disturbed on a shared machine); the flusher's CPU time per line
+   to write them, which it spends beside the job's thread (holding the GIL only while its own Python code
+   runs); and the cost of both for a loop logging 1,000 lines a second.
+2. **A training loop**: ``--steps`` small torch steps (an N×N matmul and tanh, one thread; N = ``--size``,
+   256: about an MNIST tutorial batch on a CPU) logging at four rates, off and on alternately: the best
+   wall time of each and the overhead. At 10 lines per step the job's cap (10,000 lines) is reached: later
+   lines are only counted.
+
+    .venv/bin/python benchmarks/job_log.py [--lines 5000] [--steps 1000] [--size 256] [--runs 9]
+        [--database-url URL]
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import _common
 import torch
-
 from sqlalchemy import Engine
 
 from mlpq.db import job_logs, jobs
@@ -40,75 +45,104 @@ RATES = [(0, 0), (10, 1), (1, 1), (1, 10)]
 log = logging.getLogger("bench.job")
 
 
-def loop(steps: int, every: int, lines: int, size: int) -> tuple[float, float]:
-    """Wall and this thread's CPU seconds ``steps`` small torch steps take, logging ``lines`` lines every
-    ``every`` steps."""
+@contextmanager
+def capture(engine: Engine, kept: list[int]) -> Iterator[None]:
+    """A job's attempt with its log captured, as ``execute_job`` runs it; appends the job's lines stored."""
+    with engine.begin() as connection:
+        job_id = jobs.create_job(connection, "himmelblau", {"steps": 1}, "cpu", timeout_s=600).id
+        jobs.claim_job(connection, job_id, "bench")
+    job_log = JobLog.open(engine, job_id, 1, with_db_retries, retry_s=10)
+    with job_log.capturing():
+        yield
+    with engine.begin() as connection:
+        job_log.write_end(connection, "attempt 1 succeeded")
+    with engine.connect() as connection:
+        kept.append(job_logs.usage(connection, job_id).lines)
+
+
+def alternate(runs: int, engine: Engine, work: Callable[[], Any]) -> tuple[list[float], list[float], list[int]]:
+    """Seconds ``work`` took, capture off and on alternately ``runs`` times each; the lines each run kept."""
+    off, on, kept = [], [], []
+    for _ in range(runs):
+        for times, context in ((off, nullcontext()), (on, capture(engine, kept))):
+            with context:
+                began = time.perf_counter()
+                work()
+                times.append(time.perf_counter() - began)
+    return off, on, kept
+
+
+def lines_in_a_row(count: int) -> None:
+    for line in range(count):
+        log.info("step %d: loss %.4f", line, 0.25)
+
+
+def flusher_cpu_per_line(engine: Engine, count: int, runs: int) -> float:
+    """CPU seconds the flusher spends per line to write ``count`` lines (one flush, as its thread does)."""
+    spent = []
+    for _ in range(runs):
+        with engine.begin() as connection:
+            job_id = jobs.create_job(connection, "himmelblau", {"steps": 1}, "cpu", timeout_s=600).id
+            jobs.claim_job(connection, job_id, "bench")
+        job_log = JobLog.open(engine, job_id, 1, with_db_retries, retry_s=10)
+        for line in range(count):
+            job_log.add("job", "INFO", f"step {line}: loss 0.2500")
+        began = time.thread_time()
+        job_log.flush()
+        spent.append((time.thread_time() - began) / count)
+    return statistics.median(spent)
+
+
+def training_loop(steps: int, every: int, lines: int, size: int) -> None:
     torch.manual_seed(0)
     weight, x = torch.randn(size, size) / size**0.5, torch.randn(size, size)
-    began, began_cpu = time.perf_counter(), time.thread_time()
     for step in range(steps):
         x = torch.tanh(x @ weight)
         if every and step % every == 0:
             for line in range(lines):
                 log.info("step %d line %d: loss %.4f", step, line, 0.25)
-    return time.perf_counter() - began, time.thread_time() - began_cpu
-
-
-def captured(engine: Engine, steps: int, every: int, lines: int, size: int) -> dict[str, float]:
-    """The loop with the capture on: its wall and CPU seconds, the flusher's CPU seconds, the end's write
-    in seconds, and the job's lines stored."""
-    with engine.begin() as connection:
-        job_id = jobs.create_job(connection, "himmelblau", {"steps": 1}, "cpu", timeout_s=600).id
-        jobs.claim_job(connection, job_id, "bench")
-    job_log = JobLog.open(engine, job_id, 1, with_db_retries, retry_s=10)
-    process_cpu = time.process_time()
-    with job_log.capturing():
-        wall, cpu = loop(steps, every, lines, size)
-    flusher_cpu = time.process_time() - process_cpu - cpu
-    began = time.perf_counter()
-    with engine.begin() as connection:
-        job_log.write_end(connection, "attempt 1 succeeded")
-    end_s = time.perf_counter() - began
-    with engine.connect() as connection:
-        kept = job_logs.usage(connection, job_id).lines
-    return {"wall": wall, "cpu": cpu, "flusher": flusher_cpu, "end": end_s, "kept": kept}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=5000)
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--size", type=int, default=256, help="N of each step's N×N matmul")
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--database-url", help="the ledger (migrated here); default: SQLite in a temporary dir")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    root.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # the worker's console, in both cases
+    root.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # the worker's console, on both sides
     print(_common.machine())
     with tempfile.TemporaryDirectory() as scratch:
         engine = make_engine(args.database_url or f"sqlite:///{Path(scratch) / 'ledger.db'}")
         upgrade_schema(engine)
-        loop(args.steps, 0, 0, args.size)  # warm-up
+        training_loop(args.steps, 0, 0, args.size)  # warm-up
+
+        off, on, _ = alternate(args.runs, engine, lambda: lines_in_a_row(args.lines))
+        per_line_off, per_line_on = min(off) / args.lines * 1e6, min(on) / args.lines * 1e6
+        flusher = flusher_cpu_per_line(engine, args.lines, args.runs) * 1e6
+        print(f"\n{args.lines} logging calls in a row; best of {args.runs} alternating runs each")
+        row = {"off µs/line": per_line_off, "on µs/line": per_line_on, "capture µs/line": per_line_on - per_line_off,
+               "flusher CPU µs/line": flusher,
+               "job thread % at 1k lines/s": (per_line_on - per_line_off) / 10,  # µs × 1,000/s = ms/s
+               "flusher CPU % at 1k lines/s": flusher / 10}
+        print(_common.table([row], list(row)))
+
         rows = []
         for every, lines in RATES:
-            off, on = [], []
-            for _ in range(args.runs):
-                off.append(loop(args.steps, every, lines, args.size))
-                on.append(captured(engine, args.steps, every, lines, args.size))
-            logged = args.steps // every * lines if every else 0
-            best_off, best_on = min(wall for wall, _ in off), min(run["wall"] for run in on)
-            cpu_off, cpu_on = statistics.median(cpu for _, cpu in off), statistics.median(run["cpu"] for run in on)
-            rows.append({
-                "lines/step": lines / every if every else 0, "logged": logged, "kept": on[-1]["kept"],
-                "step ms": best_off / args.steps * 1000, "off s": best_off, "on s": best_on,
-                "overhead %": (best_on / best_off - 1) * 100,
-                "loop CPU µs/line": (cpu_on - cpu_off) / logged * 1e6 if logged else None,
-                "flusher CPU ms": statistics.median(run["flusher"] for run in on) * 1000,
-                "end write ms": statistics.median(run["end"] for run in on) * 1000})
+            off, on, kept = alternate(args.runs, engine,
+                                      lambda: training_loop(args.steps, every, lines, args.size))  # noqa: B023
+            rows.append({"lines/step": lines / every if every else 0,
+                         "logged": args.steps // every * lines if every else 0, "kept": kept[-1],
+                         "step ms": min(off) / args.steps * 1000, "off s": min(off), "on s": min(on),
+                         "overhead %": (min(on) / min(off) - 1) * 100,
+                         "off spread %": (max(off) / min(off) - 1) * 100})
         engine.dispose()
-    print(f"{args.steps} steps of a {args.size}×{args.size} matmul; best wall time of {args.runs} alternating "
-          "runs each, CPU times their medians")
+    print(f"\n{args.steps} steps of a {args.size}×{args.size} matmul; best of {args.runs} alternating runs each "
+          "(off spread: how much the off runs differed, the noise to judge by)")
     print(_common.table(rows, list(rows[0])))
 
 
