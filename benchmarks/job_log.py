@@ -5,7 +5,8 @@ Both sides log through the worker's console handler (here writing to /dev/null);
 (or ``--database-url``) ledger every 0.5 s, as in a worker.
 
 1. **A line's cost**: ``--lines`` ``logging`` calls in a row, off and on alternately ``--runs`` times: the
-   best time per line of each (the least disturbed on a shared machine); the flusher's CPU time per line
+   best CPU time per line of the job's thread (CPU time: what other processes on a shared machine take does
+   not count; the best: the least disturbed by cache and frequency effects); the flusher's CPU time per line
    to write them, which it spends beside the job's thread (holding the GIL only while its own Python code
    runs); and the cost of both for a loop logging 1,000 lines a second.
 2. **A training loop**: ``--steps`` small torch steps (an N×N matmul and tanh, one thread; N = ``--size``,
@@ -60,15 +61,17 @@ def capture(engine: Engine, kept: list[int]) -> Iterator[None]:
         kept.append(job_logs.usage(connection, job_id).lines)
 
 
-def alternate(runs: int, engine: Engine, work: Callable[[], Any]) -> tuple[list[float], list[float], list[int]]:
-    """Seconds ``work`` took, capture off and on alternately ``runs`` times each; the lines each run kept."""
+def alternate(runs: int, engine: Engine, work: Callable[[], Any],
+              clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], list[float], list[int]]:
+    """Seconds ``work`` took by ``clock``, capture off and on alternately ``runs`` times each; the lines each
+    run kept."""
     off, on, kept = [], [], []
     for _ in range(runs):
         for times, context in ((off, nullcontext()), (on, capture(engine, kept))):
             with context:
-                began = time.perf_counter()
+                began = clock()
                 work()
-                times.append(time.perf_counter() - began)
+                times.append(clock() - began)
     return off, on, kept
 
 
@@ -121,10 +124,11 @@ def main() -> None:
         upgrade_schema(engine)
         training_loop(args.steps, 0, 0, args.size)  # warm-up
 
-        off, on, _ = alternate(args.runs, engine, lambda: lines_in_a_row(args.lines))
+        off, on, _ = alternate(args.runs, engine, lambda: lines_in_a_row(args.lines), time.thread_time)
         per_line_off, per_line_on = min(off) / args.lines * 1e6, min(on) / args.lines * 1e6
         flusher = flusher_cpu_per_line(engine, args.lines, args.runs) * 1e6
-        print(f"\n{args.lines} logging calls in a row; best of {args.runs} alternating runs each")
+        print(f"\n{args.lines} logging calls in a row: CPU time of the job's thread (not counting the flusher's, "
+              f"nor time other processes took), best of {args.runs} alternating runs each")
         row = {"off µs/line": per_line_off, "on µs/line": per_line_on, "capture µs/line": per_line_on - per_line_off,
                "flusher CPU µs/line": flusher,
                "job thread % at 1k lines/s": (per_line_on - per_line_off) / 10,  # µs × 1,000/s = ms/s
