@@ -4,6 +4,7 @@ with the job's last ones; Ctrl-C stops following (exit 130), not the job."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -80,3 +81,38 @@ def test_follow_shows_the_log_live_and_ends_with_the_job_and_ctrl_c_is_130(fault
     assert rows[-1]["line"] == "attempt 1 succeeded"
     shown = run_mlpq("logs", logged, env=env).stdout
     assert "hi \\x1b[2J on stdout" in shown and "\x1b" not in shown
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the lease's path is the same on both
+def test_each_attempt_keeps_its_lines_and_a_frozen_one_says_it_lost_its_lease(fault_env: dict[str, str], gate: Gate,
+                                                                             tmp_path: Path) -> None:
+    env = fault_kind.worker_env(fault_env)
+    frozen = helpers.new_worker(env, tmp_path / "frozen.log")
+    rescuer = None
+    try:
+        job_id, _ = helpers.submit_and_hold(env, gate)
+        os.killpg(frozen.process.pid, signal.SIGSTOP)
+        rescuer = helpers.new_worker(env, tmp_path / "rescuer.log")
+        helpers.eventually(lambda: helpers.job(env, job_id).attempts == 2, 60, "a second attempt")
+        os.killpg(frozen.process.pid, signal.SIGCONT)  # the first attempt wakes up, still running its job
+        helpers.eventually(lambda: "lost its lease" in frozen.log(), 30, "the frozen run to notice")
+        gate.open()  # only now may the second attempt end
+        assert helpers.finished(env, job_id).status is JobStatus.SUCCEEDED
+
+        def last_lines() -> dict[int, str]:
+            rows = [json.loads(line) for line in run_mlpq("logs", job_id, "--json", env=env).stdout.splitlines()]
+            return {row["attempt"]: row["line"] for row in rows}
+
+        lost = "attempt 1 lost its lease (requeued, ended or gone): stopped"
+        helpers.eventually(lambda: last_lines().get(1) == lost, 30, "the first attempt's last line")
+    finally:
+        os.killpg(frozen.process.pid, signal.SIGCONT)
+        frozen.stop()
+        if rescuer is not None:
+            rescuer.stop()
+    assert last_lines() == {1: lost, 2: "attempt 2 succeeded"}
+    second = run_mlpq("logs", job_id, "--attempt", "2", env=env).stdout.splitlines()
+    host = helpers.job(env, job_id).worker_host
+    assert [line.split(" ", 2)[2] for line in second] == [
+        f"#2 worker received by {host}", f"#2 worker attempt 2 started on {host} (cpu)",
+        f"#2 job    blocking until {gate.release} exists", "#2 job    released", "#2 worker attempt 2 succeeded"]
