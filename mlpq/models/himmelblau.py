@@ -51,6 +51,8 @@ def minimise_torch(starts: Sequence[tuple[float, float]], optimizer: str, lr: fl
     """
     points = torch.tensor(starts, dtype=torch.float32, device=device, requires_grad=True)
     optimiser = torch_optimizer(optimizer, points, lr, momentum)
+    if points.device.type == "cpu":
+        cpu_only(optimiser)
     for step in range(steps):
         if step % CHECK_EVERY_STEPS == 0:
             check()
@@ -61,6 +63,14 @@ def minimise_torch(starts: Sequence[tuple[float, float]], optimizer: str, lr: fl
         values.sum().backward()
         optimiser.step()
     return points.detach().cpu()
+
+
+def cpu_only(optimiser: torch.optim.Optimizer) -> None:
+    """Keep a CPU optimiser's ``step`` off the GPU: torch asks the accelerator's current stream whether a CUDA
+    graph is being captured, which creates a CUDA context on a GPU host (hundreds of MiB of the worker's GPU
+    for a job that never uses it). No capture can involve CPU tensors, so the question is skipped."""
+    if hasattr(optimiser, "_accelerator_graph_capture_health_check"):
+        optimiser._accelerator_graph_capture_health_check = lambda: None  # type: ignore[method-assign]
 
 
 def check_cases() -> list[tuple[str, float, float]]:
