@@ -197,8 +197,8 @@ def execute_job(
         log.warning("job %s attempt %d lost its lease (requeued, ended or gone): stopped without recording",
                     job_id, job.attempt)
         return None
-    except JobCancelled:
-        status, outcome = JobStatus.CANCELLED, {"error": "cancelled while running"}
+    except JobCancelled as stop:
+        status, outcome = stop.status, {"error": f"{stop.status.value} while running"}
     except Exception as exc:  # the job's failure is data for the ledger, not a worker crash
         failure = exc
         status, outcome = JobStatus.FAILED, {"error": describe_failure(exc, job.timeout_s)}
