@@ -147,47 +147,47 @@ def start_study(ctx: click.Context, api: Client, kind: Kind, dimensions: list[se
         parallel or default_parallel(api, device, pool))
     config = tune_driver.StudyConfig(**{**config.__dict__, "fixed": {**fixed, "seed": config.seed}})
     study_id = new_sweep_id()
-    storage, lock = open_storage(api, study_id)
+    storage = open_storage(api)
+    lock = take_lock(api, study_id)
     try:
         study = tune_driver.create_study(storage, study_id, config)
-        announce(config, study_id, "study")
+        announce(config, study_id)
         drive(ctx, api, study, config, lock, wait, as_json)
     finally:
         with suppress(Exception):
             lock.release()
 
 
-def open_storage(api: Client, study_id: str, *, existing: bool = False) -> tuple[Any, Any]:
-    """The study storage beside the ledger and study ``study_id``'s driver lock, taken; with ``existing``, a
-    storage that is not there is a usage error, and nothing is created."""
+def open_storage(api: Client, *, existing: str | None = None) -> Any:
+    """The study storage beside the ledger; with ``existing`` (the study asked for), one that is not there is a
+    usage error and nothing is created."""
     import optuna
 
-    from mlpq import messages
-    from mlpq.api_cli.study_store import DriverLock, StudyNotFoundError, prepare, storage_exists, storage_for
-
-    place = storage_for(api.settings.database_url)
-    if existing and not storage_exists(api.engine, place):
-        raise StudyNotFoundError(f"no study {study_id} in this ledger")
-    prepare(api.engine, place)
-    storage = optuna.storages.RDBStorage(place.url, engine_kwargs=place.engine_kwargs)
-    lock = DriverLock.for_study(messages.connect(api.settings.broker_url), api.ledger, study_id)
-    lock.acquire(study_id)
-    return storage, lock
-
-
-def find_study(api: Client, prefix: str) -> str:
-    """The id of the one study whose id starts with ``prefix``: the sweep of its trials' jobs, or a study with
-    no job yet."""
-    import optuna
-
-    from mlpq.api_cli.study_store import StudyNotFoundError, storage_exists, storage_for
+    from mlpq.api_cli.study_store import StudyNotFoundError, prepare, storage_exists, storage_for
 
     place = storage_for(api.settings.database_url)
     if not storage_exists(api.engine, place):
-        raise StudyNotFoundError(f"no study {prefix} in this ledger")
-    storage = optuna.storages.RDBStorage(place.url, engine_kwargs=place.engine_kwargs)
+        if existing:
+            raise StudyNotFoundError(f"no study {existing} in this ledger")
+        prepare(api.engine, place)
+    return optuna.storages.RDBStorage(place.url, engine_kwargs=place.engine_kwargs)
+
+
+def take_lock(api: Client, study_id: str) -> Any:
+    """The study's driver lock, taken (``StudyLockedError`` if another driver has it)."""
+    from mlpq import messages
+    from mlpq.api_cli.study_store import DriverLock
+
+    lock = DriverLock.for_study(messages.connect(api.settings.broker_url), api.ledger, study_id)
+    lock.acquire(study_id)
+    return lock
+
+
+def find_study(storage: Any, prefix: str) -> str:
+    """The id of the one study whose id starts with ``prefix``."""
+    from mlpq.api_cli.study_store import StudyNotFoundError
+
     found = [study.study_name for study in storage.get_all_studies() if study.study_name.startswith(prefix)]
-    storage.engine.dispose()
     if not found:
         raise StudyNotFoundError(f"no study {prefix} in this ledger")
     if len(found) > 1:
@@ -195,9 +195,9 @@ def find_study(api: Client, prefix: str) -> str:
     return found[0]
 
 
-def announce(config: StudyConfig, study_id: str, what: str) -> None:
+def announce(config: StudyConfig, study_id: str) -> None:
     searched = ", ".join(d.name for d in config.dimensions)
-    click.echo(f"{what} {study_id}: {config.kind} over {searched}, {config.trials} trials, {config.parallel} at once, "
+    click.echo(f"study {study_id}: {config.kind} over {searched}, {config.trials} trials, {config.parallel} at once, "
                f"{config.sampler} sampler, {config.pruner} pruner, objective {config.objective} "
                f"(mlpq results --sweep {study_id[:8]})", err=True)
 
@@ -208,21 +208,23 @@ def resume_study(ctx: click.Context, study_id: str, kind_name: str | None, paral
     from mlpq.api_cli.study_store import StudyNotFoundError
 
     api = client(ctx)
-    study_id = find_study(api, study_id)
-    storage, lock = open_storage(api, study_id, existing=True)
+    storage = open_storage(api, existing=study_id)
+    study_id = find_study(storage, study_id)
+    config = tune_driver.load_config(storage, study_id)
+    if config is None:
+        raise StudyNotFoundError(f"study {study_id} is not an mlpq study")
+    if kind_name is not None and config.kind != kind_name:
+        raise StudyNotFoundError(f"study {study_id} tunes {shown(config.kind)}, not {kind_name}")
+    lock = take_lock(api, study_id)
     try:
-        config = tune_driver.load_config(storage, study_id)
-        if config is None:
-            raise StudyNotFoundError(f"no study {study_id} in this ledger")
-        if kind_name is not None and config.kind != kind_name:
-            raise StudyNotFoundError(f"study {study_id} tunes {shown(config.kind)}, not {kind_name}")
         if parallel is not None:
             config = tune_driver.StudyConfig(**{**config.__dict__, "parallel": parallel})
         study = tune_driver.load_study(storage, study_id, config)
         done = len(study.get_trials(deepcopy=False, states=tune_driver.FINISHED))
         running = len(study.get_trials(deepcopy=False)) - done
-        announce(config, study_id, f"re-attached to study ({done} trials told, {running} running;"
-                                   f" {config.trials - done - running} to go)")
+        announce(config, study_id)
+        click.echo(f"re-attached: {done} trials told, {running} running, {config.trials - done - running} to go",
+                   err=True)
         drive(ctx, api, study, config, lock, wait, as_json)
     finally:
         with suppress(Exception):
