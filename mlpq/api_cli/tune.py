@@ -151,7 +151,6 @@ def start_study(ctx: click.Context, api: Client, kind: Kind, dimensions: list[se
     lock = take_lock(api, study_id)
     try:
         study = tune_driver.create_study(storage, study_id, config)
-        announce(config, study_id)
         drive(ctx, api, study, config, lock, wait, as_json)
     finally:
         with suppress(Exception):
@@ -222,23 +221,24 @@ def resume_study(ctx: click.Context, study_id: str, kind_name: str | None, paral
         study = tune_driver.load_study(storage, study_id, config)
         done = len(study.get_trials(deepcopy=False, states=tune_driver.FINISHED))
         running = len(study.get_trials(deepcopy=False)) - done
-        announce(config, study_id)
-        click.echo(f"re-attached: {done} trials told, {running} running, {config.trials - done - running} to go",
-                   err=True)
-        drive(ctx, api, study, config, lock, wait, as_json)
+        drive(ctx, api, study, config, lock, wait, as_json,
+              f"re-attached: {done} trials told, {running} running, {config.trials - done - running} to go")
     finally:
         with suppress(Exception):
             lock.release()
 
 
 def drive(ctx: click.Context, api: Client, study: Any, config: StudyConfig, lock: Any, wait: bool,
-          as_json: bool) -> None:
+          as_json: bool, note: str | None = None) -> None:
     """Run the driver to the budget, then print the study; Ctrl-C stops it (exit 130), the trials go on."""
     from mlpq.api_cli import tune_driver
 
     driver = tune_driver.Driver(api, study, config, lock, lambda line: click.echo(line, err=True),
                                 api.settings.leases.db_retry_s)
     try:
+        announce(config, study.study_name)
+        if note:
+            click.echo(note, err=True)
         driver.run()
         if wait:
             tune_driver.wait_for_jobs(api, study.study_name)

@@ -59,7 +59,8 @@ def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -
 
 @dataclass
 class MetricsRecorder:
-    """The progress callback: checks the lease, buffers reported steps and writes them in batches."""
+    """The progress callback: checks the lease, buffers reported steps and writes them in batches (the first at
+    once)."""
 
     engine: Engine
     job_id: str
@@ -68,7 +69,9 @@ class MetricsRecorder:
     interval: float = FLUSH_INTERVAL_S
     retry_s: float = DB_RETRY_S
     pending: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)
-    last_flush: float = field(default_factory=time.monotonic)
+    last_flush: float = float("-inf")
+    """When the buffer was last written; never, at first, so the first step is stored at once (a job that
+    then blocks for long, or a pruner waiting for its first epoch, sees it)."""
 
     def __call__(self, step: int, values: Mapping[str, Any]) -> None:
         self.lease.check()

@@ -73,6 +73,19 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args: list[str], says: 
     assert not ledger_file().with_name(ledger_file().name + SQLITE_SUFFIX).exists()
 
 
+def test_resuming_a_study_of_another_kind_is_refused() -> None:
+    from mlpq.api_cli import tune, tune_driver
+    from mlpq.api_cli.api import Client
+    from mlpq.config import Settings
+
+    config = tune_driver.StudyConfig("mnist", (search.Range("lr", 0.01, 0.1, True, False),), {"seed": 1}, 2,
+                                     search.Objective("test_accuracy", "max"), "tpe", "asha", 1, "cpu", None, None, 1)
+    study = tune_driver.create_study(tune.open_storage(Client(Settings.from_env())), "cd" * 16, config)
+    result = CliRunner().invoke(cli, ["tune", "himmelblau", "--resume", study.study_name[:6]])
+    assert result.exit_code == 2 and result.output == f"Error: study {'cd' * 16} tunes 'mnist', not himmelblau\n"
+    assert job_count() == 0
+
+
 def test_tune_alone_asks_for_a_kind_or_a_study() -> None:
     result = CliRunner().invoke(cli, ["tune"])
     assert result.exit_code == 2 and "give a kind (mlpq tune KIND --search ...) or --resume STUDY_ID" in result.output
