@@ -14,9 +14,11 @@ from typing import Any
 
 import optuna
 import pytest
+from sqlalchemy import inspect
 
 from mlpq.api_cli import tune, tune_driver
 from mlpq.api_cli.search import Objective, Range
+from mlpq.db.ledger import open_ledger
 from mlpq.db.status import JobStatus
 from tests.faults import helpers
 from tests.jobkinds import fault_kind
@@ -93,6 +95,9 @@ def test_a_pruned_trial_ends_pruned_within_a_heartbeat_keeping_its_metrics(
     assert states == {0: optuna.trial.TrialState.COMPLETE, 1: optuna.trial.TrialState.PRUNED}
     assert study.trials[1].user_attrs["job_id"] == job.id and study.best_value == 1
     assert "trial 1 pruned at step 0 (released 0)" in said
+    ledger = open_ledger(env["MLPQ_DATABASE_URL"])  # still at mlpq's own revision: the study's tables are elsewhere
+    assert "studies" not in inspect(ledger).get_table_names() and "alembic_version" in inspect(ledger).get_table_names()
+    ledger.dispose()
 
 
 def test_a_killed_driver_is_resumed_and_completes_the_budget_once_per_trial(
