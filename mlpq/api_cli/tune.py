@@ -141,15 +141,14 @@ def start_study(ctx: click.Context, api: Client, kind: Kind, dimensions: list[se
     from mlpq.api_cli import tune_driver
     from mlpq.api_cli.sweep import new_sweep_id
 
-    config = tune_driver.StudyConfig(
-        kind.name, tuple(dimensions), fixed, trials, goal, sampler, pruner,
-        seed if seed is not None else secrets.randbelow(SEED_BOUND), str(device), pool, timeout,
-        parallel or default_parallel(api, device, pool))
-    config = tune_driver.StudyConfig(**{**config.__dict__, "fixed": {**fixed, "seed": config.seed}})
+    drawn = seed if seed is not None else secrets.randbelow(SEED_BOUND)  # every trial's job and the sampler's
+    config = tune_driver.StudyConfig(kind.name, tuple(dimensions), {**fixed, "seed": drawn}, trials, goal, sampler,
+                                     pruner, drawn, str(device), pool, timeout,
+                                     parallel or default_parallel(api, device, pool))
     study_id = new_sweep_id()
-    storage = open_storage(api)
     lock = take_lock(api, study_id)
     try:
+        storage = open_storage(api)
         study = tune_driver.create_study(storage, study_id, config)
         drive(ctx, api, study, config, lock, wait, as_json)
     finally:
@@ -177,8 +176,17 @@ def take_lock(api: Client, study_id: str) -> Any:
     from mlpq import messages
     from mlpq.api_cli.study_store import DriverLock
 
+    import redis
+
+    from mlpq.api_cli.api import BrokerUnavailableError
+    from mlpq.redact import mask_url, one_line
+
     lock = DriverLock.for_study(messages.connect(api.settings.broker_url), api.ledger, study_id)
-    lock.acquire(study_id)
+    try:
+        lock.acquire(study_id)
+    except redis.RedisError as exc:
+        raise BrokerUnavailableError(f"cannot reach the broker at {mask_url(api.settings.broker_url)}: "
+                                     f"{one_line(str(exc))}") from exc
     return lock
 
 
