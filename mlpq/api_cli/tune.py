@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlpq import kinds
-from mlpq.api_cli import output, search
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import AsciiIntRange, SWEEP_ID, usage_error
 from mlpq.api_cli.submit_commands import common_options
@@ -21,6 +20,7 @@ from mlpq.kinds import SEED_BOUND, Kind
 from mlpq.redact import shown
 
 if TYPE_CHECKING:
+    from mlpq.api_cli import search
     from mlpq.api_cli.api import Client
     from mlpq.api_cli.tune_driver import StudyConfig
 
@@ -96,6 +96,8 @@ def tune_command(kind: Kind) -> click.Command:
                                        "--wait and --json with it")
             resume_study(ctx, resume, kind.name, parallel, wait, as_json)
             return
+        from mlpq.api_cli import search
+
         options = option_names(kind.spec)
         fixed = fixed_values(fields, options)
         dimensions = search.parse_search(searches, kind, fixed)
@@ -239,7 +241,7 @@ def resume_study(ctx: click.Context, study_id: str, kind_name: str | None, paral
 def drive(ctx: click.Context, api: Client, study: Any, config: StudyConfig, lock: Any, wait: bool,
           as_json: bool, note: str | None = None) -> None:
     """Run the driver to the budget, then print the study; Ctrl-C stops it (exit 130), the trials go on."""
-    from mlpq.api_cli import tune_driver
+    from mlpq.api_cli import output, tune_driver
 
     driver = tune_driver.Driver(api, study, config, lock, lambda line: click.echo(line, err=True),
                                 api.settings.leases.db_retry_s)
@@ -264,6 +266,8 @@ def drive(ctx: click.Context, api: Client, study: Any, config: StudyConfig, lock
 
 
 def summary_text(found: dict[str, Any], missed: int, step_name: str) -> str:
+    from mlpq.api_cli import output
+
     states: dict[str, int] = {}
     for trial in found["trials"]:
         states[trial["state"]] = states.get(trial["state"], 0) + 1

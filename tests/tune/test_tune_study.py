@@ -21,6 +21,7 @@ from mlpq.api_cli.search import Objective, Range
 from mlpq.db.ledger import open_ledger
 from mlpq.db.status import JobStatus
 from tests.faults import helpers
+from tests.faults.private_services import PrivateRedis
 from tests.jobkinds import fault_kind
 from tests.jobkinds.fault_kind import Gate
 from tests.services import WorkerProcess, mlpq_command, run_mlpq, start_worker
@@ -134,3 +135,30 @@ def test_a_killed_driver_is_resumed_and_completes_the_budget_once_per_trial(
     assert [t["state"] for t in study["trials"]] == ["complete"] * 3 and study["best"]["value"] == 1
     assert sorted(t["job_id"] for t in study["trials"]) == sorted(j.id for j in jobs)
     assert len(jobs) == 3 and all(j.status is JobStatus.SUCCEEDED and j.attempts == 1 for j in jobs)
+
+
+def test_a_driver_that_loses_the_broker_stops_with_one_line_and_the_study_resumes(
+        env: dict[str, str], gate: Gate, tmp_path: Path) -> None:
+    private = PrivateRedis()
+    private.start()
+    env = {**env, "MLPQ_BROKER_URL": private.url}
+    worker = start_worker(env, tmp_path / "private-worker.log", "--device", "cpu", "--concurrency", "2")
+    try:
+        driver = subprocess.Popen(mlpq_command(*tune_args(gate, 2)), env=env, stderr=subprocess.PIPE, text=True)
+        assert driver.stderr is not None
+        study_id = driver.stderr.readline().split()[1].rstrip(":")
+        helpers.eventually(lambda: len(sweep_jobs(env, study_id)) == 2 and gate.pid(), WAIT_S, "two trials running")
+        private.stop()
+        assert driver.wait(WAIT_S) == 1
+        said = driver.stderr.read().splitlines()
+        assert said[-1].startswith("Error: cannot reach the ledger or the broker: ") and len(said) == 3
+        assert said[-1].endswith(f"its trials go on: mlpq tune --resume {study_id}")
+        private.start()
+        gate.open()
+        done = run_mlpq("tune", "--resume", study_id, "--json", env=env)
+        assert done.returncode == 0, done.stderr
+        assert [t["state"] for t in json.loads(done.stdout)["trials"]] == ["complete", "complete"]
+        assert len(sweep_jobs(env, study_id)) == 2
+    finally:
+        worker.stop()
+        private.stop()
