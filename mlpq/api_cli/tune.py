@@ -20,8 +20,11 @@ from mlpq.kinds import SEED_BOUND, Kind
 from mlpq.redact import shown
 
 if TYPE_CHECKING:
+    import optuna
+
     from mlpq.api_cli import search
     from mlpq.api_cli.api import Client
+    from mlpq.api_cli.study_store import DriverLock
     from mlpq.api_cli.tune_driver import StudyConfig
 
 MAX_TRIALS = 10_000
@@ -158,7 +161,7 @@ def start_study(ctx: click.Context, api: Client, kind: Kind, dimensions: list[se
             lock.release()
 
 
-def open_storage(api: Client, *, existing: str | None = None) -> Any:
+def open_storage(api: Client, *, existing: str | None = None) -> optuna.storages.RDBStorage:
     """The study storage beside the ledger; with ``existing`` (the study asked for), one that is not there is a
     usage error and nothing is created."""
     import optuna
@@ -173,7 +176,7 @@ def open_storage(api: Client, *, existing: str | None = None) -> Any:
     return optuna.storages.RDBStorage(place.url, engine_kwargs=place.engine_kwargs)
 
 
-def take_lock(api: Client, study_id: str) -> Any:
+def take_lock(api: Client, study_id: str) -> DriverLock:
     """The study's driver lock, taken (``StudyLockedError`` if another driver has it)."""
     from mlpq import messages
     from mlpq.api_cli.study_store import DriverLock
@@ -192,7 +195,7 @@ def take_lock(api: Client, study_id: str) -> Any:
     return lock
 
 
-def find_study(storage: Any, prefix: str) -> str:
+def find_study(storage: optuna.storages.BaseStorage, prefix: str) -> str:
     """The id of the one study whose id starts with ``prefix``."""
     from mlpq.api_cli.study_store import StudyNotFoundError
 
@@ -238,7 +241,7 @@ def resume_study(ctx: click.Context, study_id: str, kind_name: str | None, paral
             lock.release()
 
 
-def drive(ctx: click.Context, api: Client, study: Any, config: StudyConfig, lock: Any, wait: bool,
+def drive(ctx: click.Context, api: Client, study: optuna.Study, config: StudyConfig, lock: DriverLock, wait: bool,
           as_json: bool, note: str | None = None) -> None:
     """Run the driver to the budget, then print the study; Ctrl-C stops it (exit 130), the trials go on."""
     from mlpq.api_cli import output, tune_driver

@@ -13,7 +13,6 @@ driver (``--resume``) picks up where the last one stopped.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -231,7 +230,7 @@ class Driver:
             for job in self.client.list(sweep=self.study_id, limit=10_000):
                 if job.id not in named and all(job.params.get(k) == v for k, v in frozen.params.items()):
                     job_id = job.id
-                    self.study._storage.set_trial_user_attr(frozen._trial_id, JOB_ATTR, job_id)
+                    trial.set_user_attr(JOB_ATTR, job_id)
                     break
         if job_id is None:
             self.launch(trial)
