@@ -106,3 +106,15 @@ def test_the_objective_defaults_to_the_kinds_best_and_takes_its_direction() -> N
     assert search.parse_objective("test_loss:min", MNIST) == search.Objective("test_loss", "min")
     with pytest.raises(click.UsageError, match="say whether"):
         search.parse_objective("test_loss", MNIST)
+
+
+def test_only_running_a_study_imports_optuna() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom mlpq.api_cli.cli import cli\n"
+             "for args in (['--help'], ['results'], ['tune', '--help'], ['tune', 'mnist', '--help']):\n"
+             "    cli.main(args, standalone_mode=False)\n"
+             "print('optuna' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stderr
