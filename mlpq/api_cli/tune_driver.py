@@ -31,6 +31,7 @@ from mlpq.api_cli.api import Client, JobRequest, JobView
 from mlpq.api_cli.batches import SubmitAborted
 from mlpq.api_cli.search import Choices, Dimension, Objective, dimension_of
 from mlpq.api_cli.study_store import DriverLock
+from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
 from mlpq.errors import UnavailableError
@@ -276,7 +277,11 @@ class Driver:
 
     def follow(self, flight: Flight) -> None:
         """Report the job's new steps; prune it, or tell how it ended."""
-        view = self.client.get(flight.job_id)
+        try:
+            view = self.client.get(flight.job_id)
+        except JobLookupError:  # deleted from the ledger meanwhile
+            self.tell(flight.trial, TrialState.FAIL, f"trial {flight.trial.number} failed: its job is gone")
+            return
         missed = "while no driver ran: " if self.first_round and view.job.status.terminal else ""
         for step, value in objective_values(view, self.config.objective):
             if step not in flight.reported:
