@@ -124,3 +124,47 @@ def metrics_figure(jobs: Sequence[Plotted], step_name: str = "step") -> Figure:
     return Figure(tuple(Panel(key, Axis(step_name), Axis(key), tuple(
         Series(job.label, metric_points(job, key), group, marker="circle") for group, job in enumerate(jobs)))
         for key in numeric_keys(jobs)))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a search (a study's, or a grid sweep's member): its parameters and objective value (a
+    pruned trial's: the last it reported)."""
+
+    number: int
+    params: Mapping[str, Any]
+    value: float | None
+    pruned: bool = False
+
+
+def best_so_far(trials: Sequence[Trial], direction: Literal["min", "max"]) -> tuple[Point, ...]:
+    """(trial number, the best value of the unpruned trials up to it), from the first with a value."""
+    pick = min if direction == "min" else max
+    best: float | None = None
+    found = []
+    for trial in trials:
+        if trial.value is not None and not trial.pruned:
+            best = trial.value if best is None else pick(best, trial.value)
+        if best is not None:
+            found.append((float(trial.number), best))
+    return tuple(found)
+
+
+def trial_marks(trials: Sequence[Trial], x: Any) -> tuple[Series, Series]:
+    """The trials as marks at (``x(trial)``, value): ended ones as circles, pruned ones as crosses."""
+    ended = tuple((x(t), t.value) for t in trials if t.value is not None and not t.pruned and is_number(x(t)))
+    pruned = tuple((x(t), t.value) for t in trials if t.value is not None and t.pruned and is_number(x(t)))
+    return (Series("trials", ended, 0, line="none", marker="circle"),
+            Series("pruned (last value)", pruned, 1, line="none", marker="cross"))
+
+
+def search_figure(trials: Sequence[Trial], objective: str, direction: Literal["min", "max"],
+                  params: Sequence[tuple[str, bool]]) -> Figure:
+    """A search's panels: the best value so far against the trial number, and the objective against each
+    searched parameter (``params``: its name and whether its axis is logarithmic), pruned trials marked."""
+    history = Panel(f"best {objective} so far", Axis("trial", ticks="integer"), Axis(objective), (
+        *trial_marks(trials, lambda t: t.number), Series(f"best ({direction})", best_so_far(trials, direction), 2)))
+    scatters = tuple(Panel(f"{objective} against {name}", Axis(name, scale="log" if log else "linear"), Axis(objective),
+                           trial_marks(trials, lambda t, name=name: t.params.get(name)))
+                     for name, log in params)
+    return Figure((history, *scatters), columns=3)

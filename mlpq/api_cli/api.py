@@ -166,10 +166,11 @@ class Client:
         return self.submit_many([JobRequest(original.kind, original.params, device or original.device,
                                             original.timeout_s, rerun_of=original.id, pool=original.pool)])[0]
 
-    def cancel(self, id_or_prefix: str) -> tuple[JobRecord, CancelOutcome]:
-        """Cancel a queued job, ask a running one to stop; raises ``JobLookupError``."""
+    def cancel(self, id_or_prefix: str, stop_as: JobStatus = JobStatus.CANCELLED) -> tuple[JobRecord, CancelOutcome]:
+        """Cancel a queued job, ask a running one to stop; it ends ``stop_as`` (``cancelled`` or ``pruned``).
+        Raises ``JobLookupError``."""
         with self.engine.begin() as connection:
-            outcome = jobs.request_cancel(connection, jobs.find_job(connection, id_or_prefix))
+            outcome = jobs.request_cancel(connection, jobs.find_job(connection, id_or_prefix), stop_as)
             return jobs.find_job(connection, id_or_prefix), outcome
 
     def get(self, id_or_prefix: str) -> JobView:

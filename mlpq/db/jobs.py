@@ -158,13 +158,21 @@ class Heartbeat:
     owned: bool
     """False when the job is no longer this attempt's (reaped, cancelled while lost, ended)."""
     cancel_requested: bool
+    stop_as: JobStatus = JobStatus.CANCELLED
+    """The status a requested stop ends the job in."""
 
 
 def heartbeat(connection: Connection, job_id: str, attempt: int) -> Heartbeat:
-    """Renew the lease of a running attempt and read whether a cancel was asked for."""
+    """Renew the lease of a running attempt and read whether a stop was asked for, and as what."""
     owned = connection.execute(update(JOBS).where(_running(job_id, attempt)).values(heartbeat_at=db_now())).rowcount
-    cancel = connection.scalar(select(JOB.cancel_requested).where(JOB.id == job_id))
-    return Heartbeat(bool(owned), bool(cancel))
+    cancel, stop_as = connection.execute(
+        select(JOB.cancel_requested, JOB.stop_as).where(JOB.id == job_id)).one_or_none() or (False, None)
+    return Heartbeat(bool(owned), bool(cancel), stopped_status(stop_as))
+
+
+def stopped_status(stop_as: str | None) -> JobStatus:
+    """The terminal status a stop request ends a job in: ``stop_as``'s, else ``cancelled``."""
+    return JobStatus(stop_as) if stop_as else JobStatus.CANCELLED
 
 
 def add_metrics(connection: Connection, job_id: str, attempt: int,
@@ -212,18 +220,27 @@ class CancelOutcome(str, enum.Enum):
     ALREADY_ENDED = "already ended"
 
 
-def request_cancel(connection: Connection, job: JobRecord) -> CancelOutcome:
-    """Cancel a queued (or submitting) job now, ask a running one to stop; a finished job stays as it is.
+STOP_STATUSES = (JobStatus.CANCELLED, JobStatus.PRUNED)
 
-    Cancelling a member of a batch still being submitted makes its submit release none of the batch.
+
+def request_cancel(connection: Connection, job: JobRecord,
+                   stop_as: JobStatus = JobStatus.CANCELLED) -> CancelOutcome:
+    """Stop a queued (or submitting) job now, ask a running one to stop; a finished job stays as it is.
+
+    The job ends ``stop_as``: ``cancelled``, or ``pruned`` (a tuning study's pruner stopped it), keeping the
+    metrics it stored. Cancelling a member of a batch still being submitted makes its submit release none of
+    the batch.
     """
+    if stop_as not in STOP_STATUSES:
+        raise ValueError(f"a stop ends a job cancelled or pruned, not {stop_as.value}")
+    stored = stop_as.value if stop_as is not JobStatus.CANCELLED else None
     if connection.execute(update(JOBS).where(
             JOB.id == job.id, JOB.status.in_([JobStatus.QUEUED, JobStatus.SUBMITTING])).values(
-            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=db_now(),
-            error="cancelled before it started")).rowcount:
+            status=stop_as, cancel_requested=True, stop_as=stored, finished_at=db_now(),
+            error=f"{stop_as.value} before it started")).rowcount:
         return CancelOutcome.CANCELLED
     if connection.execute(update(JOBS).where(JOB.id == job.id, JOB.status == JobStatus.RUNNING).values(
-            cancel_requested=True)).rowcount:
+            cancel_requested=True, stop_as=stored)).rowcount:
         return CancelOutcome.REQUESTED
     return CancelOutcome.ALREADY_ENDED
 
@@ -237,14 +254,15 @@ def requeue_expired(connection: Connection, *, lease: timedelta, max_attempts: i
     again otherwise. Rows are locked with SKIP LOCKED where the database has it.
     """
     now = read_db_now(connection)
-    expired = [JobRecord.from_row(row) for row in connection.execute(
+    expired = [(JobRecord.from_row(row), row.stop_as) for row in connection.execute(
         select(JOBS).where(JOB.status == JobStatus.RUNNING, JOB.heartbeat_at < now - lease)
         .with_for_update(skip_locked=True))]
     requeued = []
-    for job in expired:
+    for job, stop_as in expired:
         change: dict[str, Any] = {"finished_at": now}
         if job.cancel_requested:
-            change.update(status=JobStatus.CANCELLED, error="cancelled (its worker was lost)")
+            stopped = stopped_status(stop_as)
+            change.update(status=stopped, error=f"{stopped.value} (its worker was lost)")
         elif job.started_at and job.started_at + timedelta(seconds=job.timeout_s) + grace < now:
             change.update(status=JobStatus.FAILED, error=f"time limit: exceeded {job.timeout_s} s")
         elif job.attempts >= max_attempts:

@@ -67,6 +67,7 @@ API = {
                                                "text as mlpq logs prints it], done}",
     "GET /api/sweeps/{id}": "mlpq compare --sweep ID --format json",
     "GET /api/sweeps/{id}/chart": "the sweep's overlay chart, as /api/jobs/{id}/chart",
+    "GET /api/sweeps/{id}/search": "the sweep as a search: best so far per trial, the objective per parameter",
     "GET /api/workers": "mlpq workers --json",
 }
 
@@ -223,6 +224,10 @@ class UI:
         members = self.sweep_members(request.path_params["sweep_id"])[:MAX_CHARTED]
         return JSONResponse(charts.chart([self.client.get(job.id) for job in members]))
 
+    def api_sweep_search(self, request: Request) -> Response:
+        sweep_id = request.path_params["sweep_id"]
+        return JSONResponse(charts.search_chart(self.client, sweep_id, self.sweep_members(sweep_id)))
+
     def api_workers(self, request: Request) -> Response:
         return JSONResponse(data.workers_json(self.client.workers()))
 
@@ -335,6 +340,7 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/api/jobs/{job_id}/log", ui.api_job_log),
         Route("/api/sweeps/{sweep_id}", ui.api_sweep),
         Route("/api/sweeps/{sweep_id}/chart", ui.api_sweep_chart),
+        Route("/api/sweeps/{sweep_id}/search", ui.api_sweep_search),
         Route("/api/workers", ui.api_workers),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -60,7 +60,8 @@ def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -
 
 @dataclass
 class MetricsRecorder:
-    """The progress callback: checks the lease, buffers reported steps and writes them in batches."""
+    """The progress callback: checks the lease, buffers reported steps and writes them in batches (the first at
+    once)."""
 
     engine: Engine
     job_id: str
@@ -69,7 +70,9 @@ class MetricsRecorder:
     interval: float = FLUSH_INTERVAL_S
     retry_s: float = DB_RETRY_S
     pending: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)
-    last_flush: float = field(default_factory=time.monotonic)
+    last_flush: float = float("-inf")
+    """When the buffer was last written; never, at first, so the first step is stored at once (a job that
+    then blocks for long, or a pruner waiting for its first epoch, sees it)."""
 
     def __call__(self, step: int, values: Mapping[str, Any]) -> None:
         self.lease.check()
@@ -207,8 +210,8 @@ def execute_job(
                     job_id, job.attempt)
         own_log.end_alone(f"attempt {job.attempt} lost its lease (requeued, ended or gone): stopped")
         return None
-    except JobCancelled:
-        status, outcome = JobStatus.CANCELLED, {"error": "cancelled while running"}
+    except JobCancelled as stop:
+        status, outcome = stop.status, {"error": f"{stop.status.value} while running"}
     except Exception as exc:  # the job's failure is data for the ledger, not a worker crash
         failure = exc
         status, outcome = JobStatus.FAILED, {"error": describe_failure(exc, job.timeout_s)}

@@ -11,12 +11,17 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlpq.db import jobs
+from mlpq.db.status import JobStatus
 
 log = logging.getLogger(__name__)
 
 
 class JobCancelled(Exception):
-    """A cancel was requested for the running job."""
+    """A stop was requested for the running job; it ends in ``status`` (cancelled, or pruned)."""
+
+    def __init__(self, job_id: str, status: JobStatus = JobStatus.CANCELLED) -> None:
+        super().__init__(job_id)
+        self.status = status
 
 
 class JobLost(Exception):
@@ -31,13 +36,14 @@ class Lease:
     attempt: int
     cancelled: threading.Event = field(default_factory=threading.Event)
     lost: threading.Event = field(default_factory=threading.Event)
+    stop_as: JobStatus = JobStatus.CANCELLED
 
     def check(self) -> None:
         """Raise ``JobLost`` or ``JobCancelled`` if the job should stop."""
         if self.lost.is_set():
             raise JobLost(self.job_id)
         if self.cancelled.is_set():
-            raise JobCancelled(self.job_id)
+            raise JobCancelled(self.job_id, self.stop_as)
 
 
 class LeaseKeeper(threading.Thread):
@@ -75,4 +81,5 @@ class LeaseKeeper(threading.Thread):
         if not beat.owned:
             lease.lost.set()
         if beat.cancel_requested:
+            lease.stop_as = beat.stop_as
             lease.cancelled.set()

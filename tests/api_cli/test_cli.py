@@ -39,7 +39,7 @@ def job_count() -> int:
 
 
 def all_commands() -> list[tuple[str, Any]]:
-    """mlpq's commands, with ``submit KIND`` for mlpq's own kinds only: other installed packages' kinds are
+    """mlpq's commands, with ``submit KIND`` and ``tune KIND`` for mlpq's own kinds only: other installed packages' kinds are
     theirs to document."""
     found = []
     root = click.Context(cli)
@@ -50,7 +50,7 @@ def all_commands() -> list[tuple[str, Any]]:
         if isinstance(command, click.Group):  # submit builds its commands from the installed kinds
             context = click.Context(command)
             found += [(f"{name} {sub}", command.get_command(context, sub)) for sub in command.list_commands(context)
-                      if name != "submit" or sub in kinds.BUILTIN]
+                      if name not in ("submit", "tune") or sub in kinds.BUILTIN]
     return found
 
 

@@ -17,7 +17,7 @@ from tests.jobkinds.fault_kind import Gate
 from tests.services import WorkerProcess, start_worker
 
 T = TypeVar("T")
-TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.PRUNED}
 
 
 def client(env: Mapping[str, str]) -> Client:
