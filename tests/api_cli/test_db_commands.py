@@ -22,7 +22,7 @@ from tests import services
 from tests.api_cli.ledger_rows import mlpq
 from tests.services import run_mlpq
 
-TABLES = {"alembic_version", "ledger", "jobs", "metrics"}
+TABLES = {"alembic_version", "ledger", "jobs", "metrics", "attempts", "artifacts", "artifact_chunks", "job_logs"}
 
 
 def with_password(url: str) -> str:
