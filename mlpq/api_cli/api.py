@@ -22,7 +22,7 @@ from mlpq.db.jobs import CancelOutcome
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
-from mlpq.devices import parse_device
+from mlpq.devices import job_queue, parse_device
 from mlpq.errors import UnavailableError
 from mlpq.redact import mask_url
 from mlpq import messages
@@ -82,6 +82,8 @@ class WorkerInfo:
     """Its pool processes: jobs it runs at once."""
     threads: int | None = None
     """Torch threads each of its pool processes gives a job starting now."""
+    commands: bool = False
+    """Whether it runs command jobs (``mlpq worker --allow-commands``)."""
 
 
 class Client:
@@ -243,12 +245,12 @@ class Client:
                 record.name, record.host, record.device, record.pool, record.queues, record.active_jobs,
                 queued[own_queue[record.name]], gpu.get("name"), gpu.get("memory_used_mib"),
                 gpu.get("memory_total_mib"), gpu.get("index"), gpu.get("uuid"), record.state, record.concurrency,
-                record.threads))
+                record.threads, record.commands))
         return found
 
     def serving(self, job: JobRecord, timeout: float = 1.0) -> list[WorkerInfo]:
         """The live workers that consume ``job``'s queue (its device's, in its pool)."""
-        queue = parse_device(job.device, job.pool).queue(self.ledger)
+        queue = job_queue(job.kind, job.device, job.pool, self.ledger)
         return [found for found in self.workers(timeout) if queue in found.queues]
 
     def dead_letters(self, limit: int = 20) -> DeadLetters:

@@ -68,6 +68,25 @@ def job_row(job: JobRecord) -> dict[str, Any]:
     }
 
 
+def shown_params(job: JobRecord) -> dict[str, Any]:
+    """The job's parameters as its kind words them for people (a command shortened, its swept values)."""
+    kind = kinds.find(job.kind)
+    return kind.params_shown(job.params) if kind else dict(job.params)
+
+
+def worded_params(job: JobRecord) -> str | None:
+    """``python train.py --lr 0.01 (lr=0.01)``: the command and its swept values, for a kind that words its
+    parameters (``Kind.shown_params``); ``None`` for others."""
+    kind = kinds.find(job.kind)
+    if kind is None or kind.shown_params is None:
+        return None
+    shown = kind.params_shown(job.params)
+    command = shown.pop("command", "")
+    values = ", ".join(f"{name}={format_value(value)}" for name, value in shown.items()
+                       if name not in ("workdir", "env"))
+    return f"{command} ({values})" if values else str(command)
+
+
 def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as columns: ``{"lr": 0.1}`` → ``{"param.lr": 0.1}``."""
     return {PARAM_PREFIX + name: value for name, value in params.items()}
@@ -155,8 +174,11 @@ def results_table(jobs: Sequence[JobRecord]) -> str:
          "duration": seconds(job.duration_seconds)}
         for job in jobs
     ]
+    for row, job in zip(rows, jobs):
+        row["command"] = worded_params(job)
     pool = ["pool"] if any(job.pool for job in jobs) else []
-    return table(rows, ["id", "kind", "status", "device", *pool, "created", "duration", "headline"])
+    command = ["command"] if any(row["command"] for row in rows) else []
+    return table(rows, ["id", "kind", "status", "device", *pool, "created", "duration", *command, "headline"])
 
 
 def format_value(value: Any) -> str:
@@ -211,7 +233,7 @@ def show_text(view: JobView) -> str:
         f"started   {local_time(job.started_at)}",
         f"finished  {local_time(job.finished_at)}",
         f"duration  {seconds(job.duration_seconds)}",
-        "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in detail["params"].items() if v is not None),
+        "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in shown_params(job).items() if v is not None),
     ]
     if job.sweep_id:
         lines.append(f"sweep     {job.sweep_id}")
@@ -277,6 +299,7 @@ def threads_text(worker: WorkerInfo) -> str | None:
 def workers_table(workers: Sequence[WorkerInfo]) -> str:
     rows = [{"host": w.host, "pool": w.pool, "device": w.device, "gpu": gpu_text(w),
              "running": ",".join(job_id[:SHORT_ID] for job_id in w.active_jobs) or "idle", "queued": w.queued,
-             "threads": threads_text(w), "name": w.name if w.state == "running" else f"{w.name} ({w.state})"}
+             "threads": threads_text(w), "commands": "yes" if w.commands else "no",
+             "name": w.name if w.state == "running" else f"{w.name} ({w.state})"}
             for w in workers]
-    return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "threads", "name"])
+    return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "threads", "commands", "name"])

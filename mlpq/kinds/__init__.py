@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 ENTRY_POINT_GROUP = "mlpq.kinds"
-BUILTIN = {"himmelblau": "mlpq.kinds.himmelblau:KIND", "mnist": "mlpq.kinds.mnist:KIND"}
+BUILTIN = {"command": "mlpq.kinds.command:KIND", "himmelblau": "mlpq.kinds.himmelblau:KIND",
+           "mnist": "mlpq.kinds.mnist:KIND"}
 MAX_TIMEOUT_S = 24 * 3600
 SEED_BOUND = 2**32
 """Seeds are below this: the spec's bound (``mlpq.kinds.spec.Seed``), and drawn seeds too."""
@@ -74,12 +75,19 @@ class Kind:
     default each numeric metric against the step. It must not import torch or matplotlib."""
     best: tuple[str, Literal["min", "max"]] | None = None
     """The result figure that makes a job the best of its sweep, and whether the least or the most wins."""
+    shown_params: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    """The parameters as people read them (``results``, ``show``, ``compare``, the UI), e.g. a command shortened
+    and the values swept into it; by default the parameters themselves."""
 
     def describe(self, jobs: Sequence[Plotted]) -> Figure:
         """The figure of ``jobs`` (all of this kind)."""
         if self.figure is not None:
             return self.figure(jobs)
         return metrics_figure(jobs, self.step_name)
+
+    def params_shown(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` as ``shown_params`` words them."""
+        return self.shown_params(params) if self.shown_params is not None else dict(params)
 
     def load_runner(self) -> Callable[[Any, Any], dict[str, Any]]:
         return load_object(self.runner)

@@ -19,7 +19,7 @@ from mlpq.config import Leases
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq import kinds
-from mlpq.devices import Device
+from mlpq.devices import COMMAND_KIND, Device
 from mlpq.models.context import JobError, RunContext
 from mlpq.redact import one_line, shown
 from mlpq.worker import cuda_errors, logs, provenance
@@ -40,6 +40,10 @@ T = TypeVar("T")
 
 class DeviceUnavailableError(JobError):
     reason = "device unavailable"
+
+
+class CommandsRefusedError(JobError):
+    reason = "refused"
 
 
 def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -> T:
@@ -168,14 +172,15 @@ def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float,
 def execute_job(
     engine: Engine, job_id: str, *, device: Device, worker_host: str, data_dir: Path,
     leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S, health: ProcessHealth | None = None,
-    gpu_index: int | None = None, release_wait_s: float = Leases.lease_s,
+    gpu_index: int | None = None, release_wait_s: float = Leases.lease_s, allow_commands: bool = False,
 ) -> JobStatus | None:
     """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end.
 
     Ledger writes are retried for up to ``db_retry_s`` seconds while the database is unreachable.
     A CUDA failure is also noted in ``health``, which decides whether this process
     may run the next job; ``gpu_index`` is the host's index of the worker's GPU.
-    A job its submit has not released yet is waited for (see ``claim``).
+    A job its submit has not released yet is waited for (see ``claim``). A command job fails unless
+    ``allow_commands`` (its message reached a worker that does not run commands: a forged one).
     """
     job = claim(engine, job_id, worker_host, db_retry_s, release_wait_s)
     if job is None:
@@ -188,6 +193,8 @@ def execute_job(
     resolved = False
     failure: Exception | None = None
     try:
+        if job.kind == COMMAND_KIND and not allow_commands:
+            raise CommandsRefusedError("this worker does not run commands (start it with --allow-commands)")
         torch_device = resolve_device(device)
         resolved = True
         result = run_spec(job.kind, job.params,
