@@ -75,6 +75,8 @@ class RunContext:
     save_artifact: SaveArtifact = _digest_only
     checkpoint: SaveCheckpoint = _no_checkpoint
     resumed: Path | None = None
+    job_id: str | None = None
+    """The job's id (``None`` outside a worker)."""
 
 
 class JobError(Exception):

@@ -104,7 +104,7 @@ def describe_failure(exc: BaseException, timeout_s: int) -> str:
     if isinstance(exc, kinds.UnknownKindError):  # its message says so in full
         return str(exc)
     if isinstance(exc, JobError):
-        return f"{exc.reason}: {exc}"
+        return f"{exc.reason}: {exc}" if str(exc) else exc.reason
     cuda_failure = cuda_errors.classify(exc)
     if cuda_failure is not None:
         return str(cuda_failure)
@@ -198,7 +198,7 @@ def execute_job(
         torch_device = resolve_device(device)
         resolved = True
         result = run_spec(job.kind, job.params,
-                          RunContext(torch_device, recorder, data_dir, lease.check, reported.append))
+                          RunContext(torch_device, recorder, data_dir, lease.check, reported.append, job_id=job_id))
         status, outcome = JobStatus.SUCCEEDED, {"result": result}
     except JobLost:
         log.warning("job %s attempt %d lost its lease (requeued, ended or gone): stopped without recording",
