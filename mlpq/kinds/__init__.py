@@ -42,6 +42,15 @@ def load_object(path: str) -> Any:
 
 
 @dataclass(frozen=True)
+class StartFrom:
+    """How a job of a kind starts from another job's trained model: the artifact it loads (named by the spec
+    fields ``init_from``, the source job, and ``init_sha256``, its SHA-256) and the spec fields both must share."""
+
+    artifact: str
+    same: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Kind:
     """Everything mlpq knows about one job kind.
 
@@ -74,6 +83,8 @@ class Kind:
     default each numeric metric against the step. It must not import torch or matplotlib."""
     best: tuple[str, Literal["min", "max"]] | None = None
     """The result figure that makes a job the best of its sweep, and whether the least or the most wins."""
+    start_from: StartFrom | None = None
+    """Whether (and how) ``mlpq submit KIND --init-from JOB`` starts from another job's model."""
 
     def describe(self, jobs: Sequence[Plotted]) -> Figure:
         """The figure of ``jobs`` (all of this kind)."""
