@@ -29,6 +29,10 @@ OTHER_VARIABLES = frozenset({"MLPQ_IMAGE", "MLPQ_BIND_ADDRESS", "MLPQ_CERTS_DIR"
 """``MLPQ_*`` names that are not settings but belong to mlpq's compose files, test scripts and benchmarks, and
 those a worker sets for a command job's program (``mlpq.models.command``)."""
 DEFAULT_COMMAND_GRACE_S = 10.0
+LEDGER_ARTIFACT_MAX_BYTES = 64 << 20
+"""The largest artifact the ledger itself keeps (a chunk row per MiB)."""
+DIRECTORY_ARTIFACT_MAX_BYTES = 16 << 30
+"""The default limit with ``MLPQ_ARTIFACT_DIR``."""
 HEARTBEATS_PER_LEASE = 3
 """A lease outlives at least this many heartbeats, so one late heartbeat never loses it."""
 
@@ -86,6 +90,11 @@ class Settings(BaseSettings):
     program anyone who can write to the ledger and the broker submits, as the worker's user."""
     command_grace_seconds: float = Field(DEFAULT_COMMAND_GRACE_S, ge=0, le=3_600)
     """How long a cancelled or timed-out command job's programs have after SIGTERM before SIGKILL."""
+    artifact_dir: Path | None = None
+    """``MLPQ_ARTIFACT_DIR``: a directory every host mounts, where artifacts' bytes go (unset: in the ledger)."""
+    artifact_max_bytes: int | None = Field(None, ge=1)
+    """``MLPQ_ARTIFACT_MAX_BYTES``: the largest artifact kept (unset: 64 MiB in the ledger, 16 GiB in a
+    directory); see ``artifact_limit``."""
     debug: bool = False
     """``MLPQ_DEBUG=1``: an unexpected error shows its traceback instead of one line."""
 
@@ -110,7 +119,7 @@ class Settings(BaseSettings):
     def _pool(cls, value: str | None) -> str | None:
         return parse_pool(value) if value is not None else None
 
-    @field_validator("data_dir", mode="before")
+    @field_validator("data_dir", "artifact_dir", mode="before")
     @classmethod
     def _data_dir(cls, value: object) -> object:
         return check_data_dir(str(value)) if isinstance(value, (str, Path)) else value
@@ -127,7 +136,17 @@ class Settings(BaseSettings):
             if not holds:
                 value = getattr(self, name.lower())
                 raise ValueError(f"{ENV_PREFIX}{name} must be {rule}, got {value:g}")
+        if self.artifact_dir is None and (self.artifact_max_bytes or 0) > LEDGER_ARTIFACT_MAX_BYTES:
+            raise ValueError(f"{ENV_PREFIX}ARTIFACT_MAX_BYTES must be at most {LEDGER_ARTIFACT_MAX_BYTES} (64 MiB) "
+                             f"without MLPQ_ARTIFACT_DIR, got {self.artifact_max_bytes}")
         return self
+
+    @property
+    def artifact_limit(self) -> int:
+        """The largest artifact a job may keep, in bytes."""
+        if self.artifact_max_bytes is not None:
+            return self.artifact_max_bytes
+        return LEDGER_ARTIFACT_MAX_BYTES if self.artifact_dir is None else DIRECTORY_ARTIFACT_MAX_BYTES
 
     @property
     def leases(self) -> Leases:

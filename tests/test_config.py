@@ -152,3 +152,16 @@ def test_mlpq_debug_shows_the_traceback_of_an_unexpected_error(monkeypatch: pyte
     else:
         assert result.exit_code == 1 and result.output.startswith("Error: RuntimeError: boom")
         assert len(result.output.splitlines()) == 1
+
+
+def test_artifact_limits_follow_where_artifacts_live() -> None:
+    assert Settings.from_env({}).artifact_limit == 64 << 20
+    assert Settings.from_env({"MLPQ_ARTIFACT_DIR": "/srv/artifacts"}).artifact_limit == 16 << 30
+    assert Settings.from_env({"MLPQ_ARTIFACT_MAX_BYTES": "1000"}).artifact_limit == 1000
+    roomy = {"MLPQ_ARTIFACT_DIR": "/srv/artifacts", "MLPQ_ARTIFACT_MAX_BYTES": str(1 << 30)}
+    assert Settings.from_env(roomy).artifact_limit == 1 << 30
+    with pytest.raises(SettingsError, match=r"^MLPQ_ARTIFACT_MAX_BYTES must be at most 67108864 \(64 MiB\) without "
+                                            r"MLPQ_ARTIFACT_DIR, got 67108865$"):
+        Settings.from_env({"MLPQ_ARTIFACT_MAX_BYTES": str((64 << 20) + 1)})
+    with pytest.raises(SettingsError, match="^MLPQ_ARTIFACT_DIR: 'artifacts' is not an absolute path"):
+        Settings.from_env({"MLPQ_ARTIFACT_DIR": "artifacts"})

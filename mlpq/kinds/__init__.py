@@ -43,6 +43,15 @@ def load_object(path: str) -> Any:
 
 
 @dataclass(frozen=True)
+class StartFrom:
+    """How a job of a kind starts from another job's trained model: the artifact it loads (named by the spec
+    fields ``init_from``, the source job, and ``init_sha256``, its SHA-256) and the spec fields both must share."""
+
+    artifact: str
+    same: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Kind:
     """Everything mlpq knows about one job kind.
 
@@ -78,6 +87,8 @@ class Kind:
     shown_params: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     """The parameters as people read them (``results``, ``show``, ``compare``, the UI), e.g. a command shortened
     and the values swept into it; by default the parameters themselves."""
+    start_from: StartFrom | None = None
+    """Whether (and how) ``mlpq submit KIND --init-from JOB`` starts from another job's model."""
 
     def describe(self, jobs: Sequence[Plotted]) -> Figure:
         """The figure of ``jobs`` (all of this kind)."""

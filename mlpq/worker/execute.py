@@ -24,6 +24,7 @@ from mlpq.models.context import JobError, RunContext
 from mlpq.redact import one_line, shown
 from mlpq.worker import cuda_errors, logs, provenance
 from mlpq.worker.device import torch_device_name
+from mlpq.worker.job_files import ArtifactSettings, JobFiles
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
 from mlpq.worker.recycle import ProcessHealth
 
@@ -172,15 +173,17 @@ def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float,
 def execute_job(
     engine: Engine, job_id: str, *, device: Device, worker_host: str, data_dir: Path,
     leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S, health: ProcessHealth | None = None,
-    gpu_index: int | None = None, release_wait_s: float = Leases.lease_s, allow_commands: bool = False,
+    gpu_index: int | None = None, release_wait_s: float = Leases.lease_s,
+    artifacts: ArtifactSettings = ArtifactSettings(), allow_commands: bool = False,
 ) -> JobStatus | None:
     """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end.
 
     Ledger writes are retried for up to ``db_retry_s`` seconds while the database is unreachable.
     A CUDA failure is also noted in ``health``, which decides whether this process
     may run the next job; ``gpu_index`` is the host's index of the worker's GPU.
-    A job its submit has not released yet is waited for (see ``claim``). A command job fails unless
-    ``allow_commands`` (its message reached a worker that does not run commands: a forged one).
+    A job its submit has not released yet is waited for (see ``claim``). ``artifacts``: where the files it
+    keeps go. A command job fails unless ``allow_commands`` (its message reached a worker that does not run
+    commands: a forged one).
     """
     job = claim(engine, job_id, worker_host, db_retry_s, release_wait_s)
     if job is None:
@@ -189,6 +192,7 @@ def execute_job(
     log.info("job %s (%s) attempt %d started", job_id, one_line(job.kind), job.attempt)
     lease = leases.hold(job_id, job.attempt)
     recorder = MetricsRecorder(engine, job_id, job.attempt, lease, retry_s=db_retry_s)
+    files = JobFiles(engine, artifacts, job_id, job.attempt, lease.check, db_retry_s)
     reported: list[str] = []
     resolved = False
     failure: Exception | None = None
@@ -198,7 +202,8 @@ def execute_job(
         torch_device = resolve_device(device)
         resolved = True
         result = run_spec(job.kind, job.params,
-                          RunContext(torch_device, recorder, data_dir, lease.check, reported.append, job_id=job_id))
+                          RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
+                                     save_artifact=files.save_artifact, job_id=job_id))
         status, outcome = JobStatus.SUCCEEDED, {"result": result}
     except JobLost:
         log.warning("job %s attempt %d lost its lease (requeued, ended or gone): stopped without recording",

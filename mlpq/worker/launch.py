@@ -20,6 +20,7 @@ from mlpq.worker.maintenance import Maintenance, install
 from mlpq.messages import check_tls
 from mlpq.worker.screening import consume_screened
 from mlpq.worker.status import Presence, host_gpu_index, install_presence
+from mlpq.worker.job_files import ArtifactSettings
 from mlpq.worker.tasks import WorkerContext, register
 from mlpq.worker.threads import cpu_group, fixed_threads, usable_cpus
 
@@ -65,7 +66,8 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     hostname = hostname or socket.gethostname()
     context = WorkerContext(settings.database_url, device, hostname, settings.data_dir,
                             settings.leases.heartbeat_s, settings.leases.db_retry_s, settings.leases.lease_s,
-                            host_gpu_index(device, gpu_index), allow_commands=allow_commands)
+                            host_gpu_index(device, gpu_index),
+                            ArtifactSettings(settings.artifact_dir, settings.artifact_limit), allow_commands=allow_commands)
     node = node_name(device, hostname)
     cpus = usable_cpus()
     presence = Presence(settings.broker_url, ledger, node, hostname, device, concurrency, context.gpu_index,

@@ -1,5 +1,5 @@
 """A job kind for tests and the GPU check only: report the process id (and its torch threads), hold device
-memory, raise, or block.
+memory, raise, block, or keep an artifact (``message`` repeated ``repeat`` times, as ``name``).
 
 It is declared like any installed kind, through the ``mlpq.kinds`` entry-point group:
 the ``mlpq_fault_kind-0.dist-info`` folder beside this file is what an installed
@@ -38,7 +38,8 @@ BLOCK_POLL_S = 0.05
 
 
 class FaultSpec(JobSpec):
-    action: Literal["pid", "allocate", "raise", "block"] = Field(default="pid", description="What the job does.")
+    action: Literal["pid", "allocate", "raise", "block", "artifact"] = Field(default="pid",
+                                                                             description="What the job does.")
     gib: Annotated[float, Field(ge=0, le=1e6)] = Field(default=0.0, description="allocate: GiB on the job's device.")
     message: Annotated[str, Field(max_length=2000)] = Field(
         default="", description="raise: the message of the RuntimeError raised.")
@@ -46,6 +47,8 @@ class FaultSpec(JobSpec):
         default="", description="block: run until this file exists (or the job is stopped).")
     running: Annotated[str, Field(max_length=4096)] = Field(
         default="", description="block: once blocking, write the process's id to this file.")
+    name: Annotated[str, Field(max_length=1000)] = Field(default="out.bin", description="artifact: its name.")
+    repeat: Annotated[int, Field(ge=1, le=1 << 30)] = Field(default=1, description="artifact: copies of message.")
 
 
 def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
@@ -57,6 +60,9 @@ def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
         raise RuntimeError(spec.message)
     elif spec.action == "block":
         block(spec, ctx)
+    elif spec.action == "artifact":
+        kept = ctx.save_artifact(spec.name, spec.message.encode() * spec.repeat)
+        return {"sha256": kept.sha256, "size": kept.size, "headline": f"kept {kept.name}"}
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None  # a worker has it
     return {"pid": os.getpid(), "threads": threads, "headline": f"ran in process {os.getpid()}"}
 
