@@ -17,7 +17,8 @@ from sqlalchemy import Engine
 from mlpq import kinds
 from mlpq.api_cli.batches import NewJob, SubmitAborted, submit_batch
 from mlpq.api_cli.sorting import Sort
-from mlpq.db import jobs
+from mlpq.db import job_logs, jobs
+from mlpq.db.job_logs import LogLine
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.records import JobRecord, MetricRecord
@@ -56,6 +57,14 @@ class JobView:
 
     job: JobRecord
     metrics: tuple[MetricRecord, ...]
+
+
+@dataclass(frozen=True)
+class LogView:
+    """A job and lines of its log, read together: once ``job`` has ended, ``lines`` hold its last ones."""
+
+    job: JobRecord
+    lines: tuple[LogLine, ...]
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,16 @@ class Client:
         with self.engine.connect() as connection:
             job = jobs.find_job(connection, id_or_prefix)
             return JobView(job, tuple(jobs.latest_metrics(connection, job)))
+
+    def logs(self, id_or_prefix: str, attempt: int | None = None, *, after_id: int = 0,
+             limit: int = job_logs.READ_LIMIT) -> LogView:
+        """The job (by id or unique prefix) and its log lines after line ``after_id``, of attempt ``attempt``
+        or all, at most ``limit``; raises ``JobLookupError``. The job is read first, so a job that has
+        ended comes with every line it stored (they are committed with its outcome)."""
+        with self.engine.connect() as connection:
+            job = jobs.find_job(connection, id_or_prefix)
+            return LogView(job, tuple(job_logs.read_log(connection, job.id, attempt=attempt, after_id=after_id,
+                                                        limit=limit)))
 
     def list(self, *, kind: str | None = None, status: str | None = None, device: str | None = None,
              sweep: str | None = None, limit: int = 20, offset: int = 0, sort: str = "-created") -> list[JobRecord]:

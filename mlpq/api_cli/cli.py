@@ -20,6 +20,7 @@ URL_OPTIONS = ("--broker-url", "--database-url")
 COMMANDS = {
     "submit": "submit_commands", "results": "job_commands", "show": "job_commands", "watch": "job_commands",
     "rerun": "job_commands", "compare": "job_commands", "plot": "job_commands", "cancel": "job_commands",
+    "logs": "log_commands",
     "worker": "worker_commands", "workers": "worker_commands", "dead-letters": "worker_commands",
     "ui": "mlpq.ui.command", "db": "db_commands", "data": "data_commands",
 }

@@ -22,7 +22,7 @@ from mlpq import kinds
 from mlpq.devices import COMMAND_KIND, Device
 from mlpq.models.context import JobError, RunContext
 from mlpq.redact import one_line, shown
-from mlpq.worker import cuda_errors, logs, provenance
+from mlpq.worker import cuda_errors, job_log, logs, provenance
 from mlpq.worker.device import torch_device_name
 from mlpq.worker.job_files import ArtifactSettings, JobFiles
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
@@ -190,6 +190,8 @@ def execute_job(
         log.warning("job %s is not queued (unknown, taken or ended): skipped", job_id)
         return None
     log.info("job %s (%s) attempt %d started", job_id, one_line(job.kind), job.attempt)
+    own_log = job_log.JobLog.open(engine, job_id, job.attempt, with_db_retries, retry_s=db_retry_s)
+    own_log.event(f"received by {worker_host}")
     lease = leases.hold(job_id, job.attempt)
     recorder = MetricsRecorder(engine, job_id, job.attempt, lease, retry_s=db_retry_s)
     files = JobFiles(engine, artifacts, job_id, job.attempt, lease.check, db_retry_s)
@@ -199,15 +201,18 @@ def execute_job(
     try:
         if job.kind == COMMAND_KIND and not allow_commands:
             raise CommandsRefusedError("this worker does not run commands (start it with --allow-commands)")
-        torch_device = resolve_device(device)
-        resolved = True
-        result = run_spec(job.kind, job.params,
-                          RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
-                                     save_artifact=files.save_artifact, job_id=job_id))
+        with own_log.capturing():
+            torch_device = resolve_device(device)
+            resolved = True
+            own_log.event(f"attempt {job.attempt} started on {worker_host} ({torch_device})")
+            result = run_spec(job.kind, job.params,
+                              RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
+                                         save_artifact=files.save_artifact, job_id=job_id))
         status, outcome = JobStatus.SUCCEEDED, {"result": result}
     except JobLost:
         log.warning("job %s attempt %d lost its lease (requeued, ended or gone): stopped without recording",
                     job_id, job.attempt)
+        own_log.end_alone(f"attempt {job.attempt} lost its lease (requeued, ended or gone): stopped")
         return None
     except JobCancelled:
         status, outcome = JobStatus.CANCELLED, {"error": "cancelled while running"}
@@ -223,7 +228,10 @@ def execute_job(
     def finish() -> bool:
         with engine.begin() as connection:  # the last metrics and the outcome in one transaction
             recorder.add_pending(connection)
-            return jobs.finish_job(connection, job_id, job.attempt, status, provenance=about, **outcome)
+            finished = jobs.finish_job(connection, job_id, job.attempt, status, provenance=about, **outcome)
+            own_log.write_end(connection, *job_log.outcome_line(job.attempt, status.value, outcome.get("error"),
+                                                               finished))
+            return finished
 
     try:
         finished = with_db_retries(finish, deadline_s=db_retry_s)

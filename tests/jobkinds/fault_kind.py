@@ -1,5 +1,5 @@
 """A job kind for tests and the GPU check only: report the process id (and its torch threads), hold device
-memory, raise, block, or keep an artifact (``message`` repeated ``repeat`` times, as ``name``).
+memory, raise, block, log, or keep an artifact (``message`` repeated ``repeat`` times, as ``name``).
 
 It is declared like any installed kind, through the ``mlpq.kinds`` entry-point group:
 the ``mlpq_fault_kind-0.dist-info`` folder beside this file is what an installed
@@ -10,14 +10,19 @@ here imports torch at import time, so a worker can still pin its GPU first.
 ``block`` holds a running job at a known point, whatever the machine's speed: the
 job reports step 0, writes its process id to ``running`` (if given) and waits,
 checking its lease, until the file ``until`` exists; then it reports step 1 and
-ends. A ``Gate`` is a test's side of it.
+ends. A ``Gate`` is a test's side of it. It logs a line as it begins to block and one as it goes on.
+
+``log`` logs ``lines`` lines ``MESSAGE I`` (INFO, logger ``tests.fault``), then one line of a command's
+output on ``mlpq.job.stdout`` and a ``UserWarning`` ``MESSAGE``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,16 +38,18 @@ from mlpq.models.context import RunContext
 
 FOLDER = Path(__file__).resolve().parent
 REPO = FOLDER.parents[1]
+log = logging.getLogger("tests.fault")
 BLOCK_POLL_S = 0.05
 """How often a ``block`` job looks whether it may go on."""
 
 
 class FaultSpec(JobSpec):
-    action: Literal["pid", "allocate", "raise", "block", "artifact"] = Field(default="pid",
-                                                                             description="What the job does.")
+    action: Literal["pid", "allocate", "raise", "block", "artifact", "log"] = Field(
+        default="pid", description="What the job does.")
     gib: Annotated[float, Field(ge=0, le=1e6)] = Field(default=0.0, description="allocate: GiB on the job's device.")
     message: Annotated[str, Field(max_length=2000)] = Field(
-        default="", description="raise: the message of the RuntimeError raised.")
+        default="", description="raise: the message of the RuntimeError raised; log: the text logged.")
+    lines: Annotated[int, Field(ge=0, le=1_000_000)] = Field(default=0, description="log: how many lines.")
     until: Annotated[str, Field(max_length=4096)] = Field(
         default="", description="block: run until this file exists (or the job is stopped).")
     running: Annotated[str, Field(max_length=4096)] = Field(
@@ -63,6 +70,11 @@ def run(spec: FaultSpec, ctx: RunContext) -> dict[str, Any]:
     elif spec.action == "artifact":
         kept = ctx.save_artifact(spec.name, spec.message.encode() * spec.repeat)
         return {"sha256": kept.sha256, "size": kept.size, "headline": f"kept {kept.name}"}
+    elif spec.action == "log":
+        for index in range(spec.lines):
+            log.info("%s %d", spec.message, index)
+        logging.getLogger("mlpq.job.stdout").info("%s on stdout", spec.message)
+        warnings.warn(spec.message, UserWarning, stacklevel=1)
     threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None  # a worker has it
     return {"pid": os.getpid(), "threads": threads, "headline": f"ran in process {os.getpid()}"}
 
@@ -77,9 +89,11 @@ def block(spec: FaultSpec, ctx: RunContext) -> None:
         partial = running.with_name(f"{running.name}.{os.getpid()}")
         partial.write_text(str(os.getpid()))
         partial.replace(running)  # whole, never half written
+    log.info("blocking until %s exists", spec.until)
     while not Path(spec.until).exists():
         ctx.check()
         time.sleep(BLOCK_POLL_S)
+    log.info("released")
     ctx.progress(1, {"released": 1})
 
 
