@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from mlpq.config import DEFAULT_COMMAND_GRACE_S
 from mlpq.job import ACK, REPORT_FD_VARIABLE
 from mlpq.kinds.command import CommandSpec
 from mlpq.models import command_supervisor
@@ -42,6 +41,8 @@ stderr_log = logging.getLogger("mlpq.job.stderr")
 
 SUPERVISOR = command_supervisor.__file__
 GRACE_VARIABLE = "MLPQ_COMMAND_GRACE_SECONDS"
+DEFAULT_COMMAND_GRACE_S = 10.0
+"""``Settings.command_grace_seconds``' default (the worker checked the variable when it started)."""
 CHECK_S = 0.1
 """How often the stop check runs while the program is quiet."""
 LINE_BYTES = 64 * 1024
