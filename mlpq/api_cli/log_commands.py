@@ -11,35 +11,19 @@ import click
 from mlpq.api_cli import output
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import JOB_ID, AsciiIntRange
-from mlpq.redact import printable
 
 if TYPE_CHECKING:
     from mlpq.api_cli.api import Client, LogView
-    from mlpq.db.job_logs import LogLine
 
 FOLLOW_POLL_S = 0.5
 PAGE = 1000
 """Lines read at a time."""
 
 
-def line_text(line: LogLine) -> str:
-    """``2026-12-06 21:42:21.123 #1 job     WARNING text``: local time, attempt, source, the level unless
-    INFO, the text with control characters escaped."""
-    moment = line.at.astimezone()
-    level = "" if line.level == "INFO" else f"{line.level} "
-    return printable(f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} #{line.attempt} "
-                     f"{line.source:<6} {level}{line.line}")
-
-
-def line_json(line: LogLine) -> str:
-    return json.dumps({"id": line.id, "attempt": line.attempt, "at": line.at.isoformat(), "source": line.source,
-                       "level": line.level, "line": line.line})
-
-
 def print_lines(view: LogView, as_json: bool) -> int:
     """Print the view's lines; the id of the last one (0 if none)."""
     for line in view.lines:
-        click.echo(line_json(line) if as_json else line_text(line))
+        click.echo(json.dumps(output.log_row(line)) if as_json else output.log_text(line))
     return view.lines[-1].id if view.lines else 0
 
 
@@ -74,9 +58,10 @@ def logs(ctx: click.Context, job_id: str, attempt: int | None, follow: bool, as_
     api = client(ctx)
     try:
         view, after_id = read_on(api, job_id, attempt, 0, as_json)
+        job_id = view.job.id
         while follow and not view.job.status.terminal:
             time.sleep(FOLLOW_POLL_S)
-            view, after_id = read_on(api, view.job.id, attempt, after_id, as_json)
+            view, after_id = read_on(api, job_id, attempt, after_id, as_json)
     except KeyboardInterrupt:
         click.echo(f"stopped following; job {job_id} goes on (mlpq show {job_id[:output.SHORT_ID]})", err=True)
         raise click.exceptions.Exit(130) from None

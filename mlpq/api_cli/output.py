@@ -20,6 +20,7 @@ from mlpq.redact import printable
 
 if TYPE_CHECKING:
     from mlpq.api_cli.api import JobView, WorkerInfo
+    from mlpq.db.job_logs import LogLine
     from mlpq.db.records import JobRecord, MetricRecord
 
 SHORT_ID = 12
@@ -141,6 +142,21 @@ def job_detail(view: JobView) -> dict[str, Any]:
         "rerun_of": job.rerun_of, "result": job.result, "error": job.error, "provenance": job.provenance,
         "metrics": [metric_row(m) for m in view.metrics],
     }
+
+
+def log_text(line: LogLine) -> str:
+    """``2026-12-06 21:42:21.123 #1 job    WARNING text``: local time, attempt, source, the level unless
+    INFO, the text with control characters escaped (``mlpq logs``, the UI's job page)."""
+    moment = line.at.astimezone()
+    level = "" if line.level == "INFO" else f"{line.level} "
+    return printable(f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 1000:03d} #{line.attempt} "
+                     f"{line.source:<6} {level}{line.line}")
+
+
+def log_row(line: LogLine) -> dict[str, Any]:
+    """A log line as ``mlpq logs --json`` gives it: the text as stored."""
+    return {"id": line.id, "attempt": line.attempt, "at": line.at.isoformat(), "source": line.source,
+            "level": line.level, "line": line.line}
 
 
 def to_json(data: Any) -> str:

@@ -47,6 +47,8 @@ WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 MAX_CHARTED = 24
 """A sweep's chart overlays at most this many members (each is one more ledger read per refresh)."""
 POLL_MS = 1500
+LOG_PAGE = 1000
+"""Log lines a job page shows at first, and each poll of its log adds at most."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -59,6 +61,9 @@ API = {
     "GET /api/jobs/{id}": "mlpq show --json",
     "GET /api/jobs/{id}/chart": "the job's chart: {kind, done, panels: [{title, x, y, series: [{label, group, "
                                 "dashed, legend, points: [[x, y], ...]}], contours?, minima?}]}",
+    "GET /api/jobs/{id}/log?after=0&attempt=": "the job's log lines after line `after` (a page of at most "
+                                               f"{LOG_PAGE}): {{lines: [mlpq logs --json's rows, each with its "
+                                               "text as mlpq logs prints it], done}",
     "GET /api/sweeps/{id}": "mlpq compare --sweep ID --format json",
     "GET /api/sweeps/{id}/chart": "the sweep's overlay chart, as /api/jobs/{id}/chart",
     "GET /api/workers": "mlpq workers --json",
@@ -123,8 +128,11 @@ class UI:
 
     def job(self, request: Request) -> Response:
         page = data.job_page(self.client.get(request.path_params["job_id"]))
-        name = "job_detail.html" if request.query_params.get("partial") else "job.html"
-        return self.render(request, name, job=page)
+        if request.query_params.get("partial"):
+            return self.render(request, "job_detail.html", job=page)
+        log = data.log_json(self.client.logs(page["id"], limit=LOG_PAGE), LOG_PAGE)
+        return self.render(request, "job.html", job=page, log=log,
+                           log_after=log["lines"][-1]["id"] if log["lines"] else 0)
 
     def sweep(self, request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
@@ -190,6 +198,12 @@ class UI:
 
     def api_job(self, request: Request) -> Response:
         return JSONResponse(data.job_json(self.client.get(request.path_params["job_id"])))
+
+    def api_job_log(self, request: Request) -> Response:
+        attempt = self.number(request, "attempt", 0, 0, 1_000_000) or None
+        view = self.client.logs(request.path_params["job_id"], attempt,
+                                after_id=self.number(request, "after", 0, 0, 10**12), limit=LOG_PAGE)
+        return JSONResponse(data.log_json(view, LOG_PAGE))
 
     def api_job_chart(self, request: Request) -> Response:
         return JSONResponse(charts.chart([self.client.get(request.path_params["job_id"])]))
@@ -308,6 +322,7 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/api/jobs", ui.api_jobs),
         Route("/api/jobs/{job_id}", ui.api_job),
         Route("/api/jobs/{job_id}/chart", ui.api_job_chart),
+        Route("/api/jobs/{job_id}/log", ui.api_job_log),
         Route("/api/sweeps/{sweep_id}", ui.api_sweep),
         Route("/api/sweeps/{sweep_id}/chart", ui.api_sweep_chart),
         Route("/api/workers", ui.api_workers),

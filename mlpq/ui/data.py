@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlpq.api_cli import output
-from mlpq.api_cli.api import JobView, WorkerInfo
+from mlpq.api_cli.api import JobView, LogView, WorkerInfo
 from mlpq.api_cli.compare import best_job, comparison, differing_params
 from mlpq.db.records import JobRecord
 
@@ -35,6 +35,13 @@ def sweep_json(jobs: Sequence[JobRecord]) -> list[dict[str, Any]]:
 def workers_json(workers: Sequence[WorkerInfo]) -> list[dict[str, Any]]:
     """``mlpq workers --json``."""
     return [vars(worker) for worker in workers]
+
+
+def log_json(view: LogView, page: int) -> dict[str, Any]:
+    """A page of a job's log (``mlpq logs --json``'s rows, each with its ``text`` as ``mlpq logs`` prints it,
+    control characters escaped); ``done`` once the job has ended and this page has its last lines."""
+    return {"lines": [{**output.log_row(line), "text": output.log_text(line)} for line in view.lines],
+            "done": view.job.status.terminal and len(view.lines) < page}
 
 
 # Pages: the same rows with display strings added.

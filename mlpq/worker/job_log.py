@@ -241,6 +241,7 @@ class JobLog:
                 flusher.join()
 
     def _flush_every_interval(self) -> None:
+        self.flush()  # the worker's first lines at once, stamped near the time they say
         while not self._stop.wait(self.interval):
             self.flush()
 

@@ -561,3 +561,49 @@ def test_help_does_not_import_the_web_stack() -> None:
              "print(sorted(m for m in ('starlette', 'uvicorn', 'jinja2', 'matplotlib') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr
+
+
+def add_log(job_id: str, *lines: tuple[str, str, str]) -> None:
+    from mlpq.db import job_logs
+
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
+    with engine.begin() as connection:
+        job_logs.add_lines(connection, job_id, 1, lines)
+    engine.dispose()
+
+
+def test_job_page_shows_the_log_as_text_with_control_characters_escaped(make_client: MakeClient) -> None:
+    job_id = add_job("himmelblau", {"steps": 10})
+    add_log(job_id, ("worker", "INFO", "received by host-a"), ("job", "WARNING", f"{SCRIPT} \x1b]0;owned\x07"))
+    page = make_client().get(f"/jobs/{job_id}").text
+    log = re.search(r'<pre class="log" id="log" data-log="([^"]+)" data-after="(\d+)" data-state="(\w+)"[^>]*>(.*?)</pre>',
+                    page, re.S)
+    assert log and log[1] == f"/api/jobs/{job_id}/log" and log[3] == "done"
+    lines = log[4].splitlines()
+    assert lines[0].endswith(" #1 worker received by host-a")
+    assert lines[1].endswith(" #1 job    WARNING &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; \\x1b]0;owned\\x07")
+    assert SCRIPT not in page and "\x1b" not in page
+
+
+def test_the_log_endpoint_gives_the_lines_after_one_and_says_when_the_log_is_done(make_client: MakeClient) -> None:
+    job_id = add_job("himmelblau", {"steps": 10}, status=JobStatus.RUNNING)
+    add_log(job_id, ("job", "INFO", "one"), ("job", "INFO", "two \x1b"))
+    client = make_client()
+    first = client.get(f"/api/jobs/{job_id}/log").json()
+    assert [(line["line"], line["text"].split(" ", 2)[2]) for line in first["lines"]] == [
+        ("one", "#1 job    one"), ("two \x1b", "#1 job    two \\x1b")]
+    assert first["done"] is False
+    after = client.get(f"/api/jobs/{job_id}/log?after={first['lines'][0]['id']}").json()
+    assert [line["line"] for line in after["lines"]] == ["two \x1b"]
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
+    with engine.begin() as connection:
+        from mlpq.db import jobs
+
+        jobs.finish_job(connection, job_id, 1, JobStatus.SUCCEEDED, result={})
+    engine.dispose()
+    last = client.get(f"/api/jobs/{job_id}/log?after={first['lines'][-1]['id']}").json()
+    assert last == {"lines": [], "done": True}
+    assert client.get(f"/api/jobs/{job_id}/log?attempt=2").json()["lines"] == []
+    bad = client.get(f"/api/jobs/{job_id}/log?after=-1")
+    assert bad.status_code == 400 and bad.json() == {"error": "after must be a whole number from 0 to 1000000000000"}
+    assert client.get("/api/jobs/ffff0000/log").status_code == 404

@@ -251,3 +251,30 @@ def test_execute_job_keeps_the_worker_events_and_what_the_job_logged(sqlite_engi
     assert lines[5][:2] == ("job", "WARNING") and "UserWarning: hello" in lines[5][2]
     assert lines[-1] == ("worker", "INFO", "attempt 1 succeeded")
     assert texts(stored(engine, failing))[-1] == ("worker", "ERROR", "attempt 1 failed: RuntimeError: boom")
+
+
+def test_an_attempt_that_lost_its_lease_ends_its_log_saying_so(sqlite_engine: Engine, tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import update
+
+    from mlpq.db.schema import JOBS
+
+    engine = sqlite_engine
+    gate = fault_kind.Gate(tmp_path)
+    with fault_kind.visible_here():
+        with engine.begin() as connection:
+            job_id = jobs.create_job(connection, "fault", gate.params(), "cpu", timeout_s=60).id
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(execute_job, engine, job_id, device=Device("cpu"), worker_host="test-host",
+                                  data_dir=tmp_path, leases=LeaseKeeper(engine, 0.2))
+            deadline = time.monotonic() + 30
+            while gate.pid() is None:
+                assert time.monotonic() < deadline and not running.done(), "the job did not reach the gate"
+                time.sleep(0.02)
+            with engine.begin() as connection:  # as the reaper does: requeued, then taken by another worker
+                connection.execute(update(JOBS).where(JOBS.c.id == job_id).values(attempts=JOBS.c.attempts + 1))
+            assert running.result(timeout=20) is None
+    lines = texts(stored(engine, job_id, attempt=1))
+    assert ("job", "INFO", f"blocking until {gate.release} exists") in lines
+    assert lines[-1] == ("worker", "WARNING", "attempt 1 lost its lease (requeued, ended or gone): stopped")

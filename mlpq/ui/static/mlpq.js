@@ -1,6 +1,7 @@
 // mlpq ui: refreshes the live parts of a page and draws its charts with Chart.js (static/chart.umd.min.js).
 // Live parts are HTML fragments rendered (and escaped) by the server; they stop refreshing once the
-// fragment says it is done. Charts poll the JSON of /api/.../chart.
+// fragment says it is done. Charts poll the JSON of /api/.../chart; a job's log polls /api/jobs/ID/log for the
+// lines after the last one shown and adds them as text (never HTML) until the job has ended.
 "use strict";
 
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -33,6 +34,24 @@ function liveRegion(region) {
     region.innerHTML = await response.text();
     return done();
   }, Number(region.dataset.pollMs) || 1500);
+}
+
+function logArea(holder) {
+  if (holder.dataset.state === "done") return;
+  repeat(async () => {
+    const response = await fetch(`${holder.dataset.log}?after=${Number(holder.dataset.after) || 0}`,
+                                 {credentials: "same-origin"});
+    if (!response.ok || response.redirected) return false;
+    const page = await response.json();
+    const atEnd = holder.scrollTop + holder.clientHeight >= holder.scrollHeight - 4;
+    for (const line of page.lines) {
+      holder.appendChild(document.createTextNode(`${line.text}\n`));
+      holder.dataset.after = line.id;
+    }
+    if (atEnd) holder.scrollTop = holder.scrollHeight;  // keep following the end unless scrolled back
+    holder.dataset.state = page.done ? "done" : "live";
+    return page.done;
+  }, Number(holder.dataset.pollMs) || 1500);
 }
 
 function hexToRgb(hex) {
@@ -190,4 +209,5 @@ function chartArea(holder) {
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("[data-live]").forEach(liveRegion);
   document.querySelectorAll("[data-chart]").forEach(chartArea);
+  document.querySelectorAll("[data-log]").forEach(logArea);
 });
