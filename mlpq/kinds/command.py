@@ -26,8 +26,10 @@ MAX_PATH_BYTES = 4096
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_ENV = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")
 """Besides ``MLPQ_*``: names the worker sets for the program, which a job may not override."""
-SHOWN_CHARS = 60
-"""How much of the command ``results``, ``compare`` and the UI show (``show`` and ``--json`` show it all)."""
+SHOWN_CHARS = 80
+"""How much of the command ``results``, ``show``, ``compare`` and the UI show (``--json`` shows it all)."""
+SHORT_PATH_CHARS = 24
+"""A path argument longer than this is shown by its last part."""
 
 
 def utf8_size(text: str) -> int:
@@ -104,10 +106,21 @@ class CommandSpec(BaseModel):
         return self
 
 
+def short_argument(argument: str) -> str:
+    """An argument quoted as a shell would; a long path as ``…/`` and its last part (``/opt/venv/bin/python`` →
+    ``…/python``)."""
+    if len(argument) > SHORT_PATH_CHARS and "/" in argument.rstrip("/") and " " not in argument:
+        return "…/" + shlex.quote(argument.rstrip("/").rsplit("/", 1)[1])
+    return shlex.quote(argument)
+
+
 def command_text(argv: list[str], limit: int | None = SHOWN_CHARS) -> str:
-    """The command as a shell would quote it, cut to ``limit`` characters with ``…``."""
-    text = shlex.join(argv)
-    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
+    """The command as a shell would quote it, long paths shortened, cut to ``limit`` characters with ``…``
+    (``limit`` ``None``: all of it, as it is)."""
+    if limit is None:
+        return shlex.join(argv)
+    text = " ".join(short_argument(argument) for argument in argv)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def shown_params(params: Mapping[str, Any]) -> dict[str, Any]:
