@@ -20,7 +20,7 @@ from mlpq.api_cli.sorting import Sort
 from mlpq.db import jobs
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.ledger import open_ledger, require_identity
-from mlpq.db.records import JobRecord, MetricRecord
+from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
 from mlpq.devices import parse_device
 from mlpq.errors import UnavailableError
@@ -52,10 +52,12 @@ class BrokerUnavailableError(UnavailableError, ConnectionError):
 
 @dataclass(frozen=True)
 class JobView:
-    """A job with the metrics of its latest attempt: plain values, no database behind them."""
+    """A job with its metrics as one curve (see ``jobs.latest_metrics``) and its attempts: plain values, no
+    database behind them."""
 
     job: JobRecord
     metrics: tuple[MetricRecord, ...]
+    attempts: tuple[AttemptRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,10 +161,11 @@ class Client:
             return jobs.find_job(connection, id_or_prefix), outcome
 
     def get(self, id_or_prefix: str) -> JobView:
-        """A job by id or unique prefix with its latest metrics; raises ``JobLookupError``."""
+        """A job by id or unique prefix with its metrics and attempts; raises ``JobLookupError``."""
         with self.engine.connect() as connection:
             job = jobs.find_job(connection, id_or_prefix)
-            return JobView(job, tuple(jobs.latest_metrics(connection, job)))
+            return JobView(job, tuple(jobs.latest_metrics(connection, job)),
+                           tuple(jobs.attempts_of(connection, job.id)))
 
     def list(self, *, kind: str | None = None, status: str | None = None, device: str | None = None,
              sweep: str | None = None, limit: int = 20, offset: int = 0, sort: str = "-created") -> list[JobRecord]:
