@@ -26,7 +26,7 @@ from mlpq.db.job_logs import LogLine
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.lookup import JobLookupError
-from mlpq.db.records import JobRecord, MetricRecord
+from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
 from mlpq.devices import job_queue, parse_device
 from mlpq.errors import UnavailableError
@@ -58,10 +58,12 @@ class BrokerUnavailableError(UnavailableError, ConnectionError):
 
 @dataclass(frozen=True)
 class JobView:
-    """A job with the metrics of its latest attempt: plain values, no database behind them."""
+    """A job with its metrics as one curve (see ``jobs.latest_metrics``) and its attempts: plain values, no
+    database behind them."""
 
     job: JobRecord
     metrics: tuple[MetricRecord, ...]
+    attempts: tuple[AttemptRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,10 +177,11 @@ class Client:
             return jobs.find_job(connection, id_or_prefix), outcome
 
     def get(self, id_or_prefix: str) -> JobView:
-        """A job by id or unique prefix with its latest metrics; raises ``JobLookupError``."""
+        """A job by id or unique prefix with its metrics and attempts; raises ``JobLookupError``."""
         with self.engine.connect() as connection:
             job = jobs.find_job(connection, id_or_prefix)
-            return JobView(job, tuple(jobs.latest_metrics(connection, job)))
+            return JobView(job, tuple(jobs.latest_metrics(connection, job)),
+                           tuple(jobs.attempts_of(connection, job.id)))
 
     def logs(self, id_or_prefix: str, attempt: int | None = None, *, after_id: int = 0,
              limit: int = job_logs.READ_LIMIT) -> LogView:

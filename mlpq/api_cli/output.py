@@ -21,7 +21,7 @@ from mlpq.redact import printable
 if TYPE_CHECKING:
     from mlpq.api_cli.api import JobView, WorkerInfo
     from mlpq.db.job_logs import LogLine
-    from mlpq.db.records import JobRecord, MetricRecord
+    from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "pool", "created", "duration_s", "headline", "sweep_id")
@@ -58,6 +58,27 @@ def step_name(kind_name: str) -> str:
     """What the kind calls its steps (``epoch``); ``step`` for a kind not installed here."""
     kind = kinds.find(kind_name)
     return kind.step_name if kind else "step"
+
+
+def attempt_text(attempt: AttemptRecord, step: str) -> str:
+    """``attempt 1: epochs 1–4 on host-a (worker lost)``, ``attempt 2: resumed at epoch 5 on host-b (succeeded)``."""
+    if attempt.resumed_at_step is not None:
+        ran = f"resumed at {step} {attempt.resumed_at_step}"
+    elif attempt.first_step is None or attempt.last_step is None:
+        ran = f"no {step}s"
+    elif attempt.first_step == attempt.last_step:
+        ran = f"{step} {attempt.first_step}"
+    else:
+        ran = f"{step}s {attempt.first_step}–{attempt.last_step}"
+    where = f" on {attempt.worker_host}" if attempt.worker_host else ""
+    ended = f" ({attempt.outcome})" if attempt.outcome else ""
+    return f"attempt {attempt.attempt}: {ran}{where}{ended}"
+
+
+def attempt_row(attempt: AttemptRecord) -> dict[str, Any]:
+    return {"attempt": attempt.attempt, "worker_host": attempt.worker_host, "started": iso(attempt.started_at),
+            "ended": iso(attempt.ended_at), "outcome": attempt.outcome, "resumed_at_step": attempt.resumed_at_step,
+            "first_step": attempt.first_step, "last_step": attempt.last_step}
 
 
 def job_row(job: JobRecord) -> dict[str, Any]:
@@ -141,6 +162,7 @@ def job_detail(view: JobView) -> dict[str, Any]:
         "duration_s": job.duration_seconds, "timeout_s": job.timeout_s, "sweep_id": job.sweep_id,
         "rerun_of": job.rerun_of, "result": job.result, "error": job.error, "provenance": job.provenance,
         "metrics": [metric_row(m) for m in view.metrics],
+        "attempt_history": [attempt_row(a) for a in view.attempts],
     }
 
 
@@ -251,6 +273,8 @@ def show_text(view: JobView) -> str:
         f"duration  {seconds(job.duration_seconds)}",
         "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in shown_params(job).items() if v is not None),
     ]
+    if len(view.attempts) > 1 or any(a.resumed_at_step is not None for a in view.attempts):
+        lines += ["attempts  " + "; ".join(attempt_text(a, step_name(job.kind)) for a in view.attempts)]
     if job.sweep_id:
         lines.append(f"sweep     {job.sweep_id}")
     if job.rerun_of:

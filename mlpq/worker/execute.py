@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import timedelta
@@ -22,7 +23,7 @@ from mlpq import kinds
 from mlpq.devices import COMMAND_KIND, Device
 from mlpq.models.context import JobError, RunContext
 from mlpq.redact import one_line, shown
-from mlpq.worker import cuda_errors, job_log, logs, provenance
+from mlpq.worker import checkpoints, cuda_errors, job_log, logs, provenance
 from mlpq.worker.device import torch_device_name
 from mlpq.worker.job_files import ArtifactSettings, JobFiles
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
@@ -74,10 +75,12 @@ class MetricsRecorder:
     retry_s: float = DB_RETRY_S
     pending: list[tuple[int, Mapping[str, Any]]] = field(default_factory=list)
     last_flush: float = field(default_factory=time.monotonic)
+    last_step: int | None = None
 
     def __call__(self, step: int, values: Mapping[str, Any]) -> None:
         self.lease.check()
         self.pending.append((step, dict(values)))
+        self.last_step = step
         if time.monotonic() - self.last_flush >= self.interval:
             self.flush()
 
@@ -94,6 +97,11 @@ class MetricsRecorder:
                 raise JobLost(self.job_id) from exc
             self.pending = []
         self.last_flush = time.monotonic()
+
+    def flush_reported(self) -> int | None:
+        """Write every step reported so far (before a checkpoint that covers them); returns the last one."""
+        self.flush()
+        return self.last_step
 
     def add_pending(self, connection: Connection) -> None:
         """Add what is buffered to ``connection``'s transaction (a retried transaction adds it again)."""
@@ -128,13 +136,19 @@ def resolve_device(device: Device) -> str:
     return name
 
 
-def run_spec(kind: str, params: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Re-validate the stored parameters (a message or row may be forged) and run the job code."""
+def load_job(kind: str, params: Mapping[str, Any]) -> tuple[Callable[[Any, RunContext], dict[str, Any]], Any]:
+    """The kind's runner and the stored parameters re-validated (a message or row may be forged)."""
     try:
         declared = kinds.get(kind)
     except kinds.UnknownKindError as exc:
         raise kinds.UnknownKindError(f"unknown kind {shown(kind)} on this worker (install its package)") from exc
-    return declared.load_runner()(declared.spec.model_validate(params), ctx)
+    return declared.load_runner(), declared.spec.model_validate(params)
+
+
+def run_spec(kind: str, params: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """Re-validate the stored parameters and run the job code."""
+    runner, spec = load_job(kind, params)
+    return runner(spec, ctx)
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,28 @@ def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float,
     return outcome if isinstance(outcome, Claimed) else None
 
 
+def resume(engine: Engine, kept: checkpoints.Checkpoints, job_id: str, attempt: int,
+           retry: checkpoints.Retry[None]) -> checkpoints.Resumed:
+    """The job's checkpoint for this attempt, if it has one it can trust; the attempt's row says where it resumes."""
+    resumed = kept.resume()
+    if resumed.step is not None:
+        def write() -> None:
+            with engine.begin() as connection:
+                jobs.note_resumed(connection, job_id, attempt, resumed.step + 1)
+
+        retry(write)
+    return resumed
+
+
+def note_lease_lost(engine: Engine, job_id: str, attempt: int) -> None:
+    """Say that the attempt was alive when its job was taken from it (best effort: it records nothing else)."""
+    try:
+        with engine.begin() as connection:
+            jobs.end_attempt(connection, job_id, attempt, jobs.LEASE_LOST)
+    except Exception as exc:  # the database is away or the job is gone: its row keeps "worker lost"
+        log.warning("job %s attempt %d: could not note its lost lease: %s", job_id, attempt, logs.reason(exc))
+
+
 def execute_job(
     engine: Engine, job_id: str, *, device: Device, worker_host: str, data_dir: Path,
     leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S, health: ProcessHealth | None = None,
@@ -195,6 +231,7 @@ def execute_job(
     lease = leases.hold(job_id, job.attempt)
     recorder = MetricsRecorder(engine, job_id, job.attempt, lease, retry_s=db_retry_s)
     files = JobFiles(engine, artifacts, job_id, job.attempt, lease.check, db_retry_s)
+    retry = functools.partial(with_db_retries, deadline_s=db_retry_s)
     reported: list[str] = []
     resolved = False
     failure: Exception | None = None
@@ -205,13 +242,18 @@ def execute_job(
             torch_device = resolve_device(device)
             resolved = True
             own_log.event(f"attempt {job.attempt} started on {worker_host} ({torch_device})")
-            result = run_spec(job.kind, job.params,
-                              RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
-                                         save_artifact=files.save_artifact, job_id=job_id))
-        status, outcome = JobStatus.SUCCEEDED, {"result": result}
+            runner, spec = load_job(job.kind, job.params)
+            with checkpoints.attempt_folder() as folder:
+                kept = checkpoints.Checkpoints(files, spec, recorder.flush_reported, retry, folder)
+                resumed = resume(engine, kept, job_id, job.attempt, retry)
+                result = runner(spec, RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
+                                                 save_artifact=files.save_artifact, checkpoint=kept.save,
+                                                 resumed=resumed.path, fetch_artifact=kept.fetch, job_id=job_id))
+        status, outcome = JobStatus.SUCCEEDED, {"result": checkpoints.with_notice(result, resumed.notice)}
     except JobLost:
         log.warning("job %s attempt %d lost its lease (requeued, ended or gone): stopped without recording",
                     job_id, job.attempt)
+        note_lease_lost(engine, job_id, job.attempt)
         own_log.end_alone(f"attempt {job.attempt} lost its lease (requeued, ended or gone): stopped")
         return None
     except JobCancelled:
@@ -240,7 +282,9 @@ def execute_job(
         return None
     if not finished:
         log.warning("job %s attempt %d was taken over before it finished: outcome dropped", job_id, job.attempt)
+        note_lease_lost(engine, job_id, job.attempt)
         return None
+    checkpoints.remove(files, retry)
     if failure is None:
         log.info("job %s %s", job_id, status.value)
     else:
