@@ -56,7 +56,7 @@ def comparison_table(jobs: Sequence[JobRecord]) -> str:
     """One line per job: kind, status, the parameters that differ, the headline figures, the duration; the best
     job's id marked ★."""
     params = differing_params(jobs)
-    names = list(dict.fromkeys(name for job in jobs for name in result_fields(job.kind)))
+    names = list(dict.fromkeys(name for job in jobs for name in result_fields(job)))
     best = best_job(jobs)
     rows = []
     for job in jobs:

@@ -114,17 +114,17 @@ def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {PARAM_PREFIX + name: value for name, value in params.items()}
 
 
-def result_fields(kind_name: str) -> tuple[str, ...]:
-    """The result figures listed and compared for a kind (its ``result_fields``); none for a kind not installed
-    here."""
-    kind = kinds.find(kind_name)
-    return kind.result_fields if kind else ()
+def result_fields(job: JobRecord) -> tuple[str, ...]:
+    """The result figures listed and compared for a job (its kind's ``figure_names``); none for a kind not
+    installed here."""
+    kind = kinds.find(job.kind)
+    return kind.figure_names(job.result) if kind else ()
 
 
 def figures(job: JobRecord) -> dict[str, Any]:
     """The job's result figures, ``None`` where it has none (not finished, failed)."""
     result = job.result or {}
-    return {name: result.get(name) for name in result_fields(job.kind)}
+    return {name: result.get(name) for name in result_fields(job)}
 
 
 def flat_figures(job: JobRecord) -> dict[str, Any]:

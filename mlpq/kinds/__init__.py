@@ -84,6 +84,9 @@ class Kind:
     default each numeric metric against the step. It must not import torch or matplotlib."""
     best: tuple[str, Literal["min", "max"]] | None = None
     """The result figure that makes a job the best of its sweep, and whether the least or the most wins."""
+    result_figures: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    """For a kind whose jobs' results name their own figures (a command job's ``mlpq.job.result`` values): the
+    figures of one result, shown and compared after ``result_fields``."""
     shown_params: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     """The parameters as people read them (``results``, ``show``, ``compare``, the UI), e.g. a command shortened
     and the values swept into it; by default the parameters themselves."""
@@ -95,6 +98,12 @@ class Kind:
         if self.figure is not None:
             return self.figure(jobs)
         return metrics_figure(jobs, self.step_name)
+
+    def figure_names(self, result: Mapping[str, Any] | None) -> tuple[str, ...]:
+        """The result figures ``results`` and ``compare`` show for a job with ``result``."""
+        if self.result_figures is None or not result:
+            return self.result_fields
+        return tuple(dict.fromkeys([*self.result_fields, *self.result_figures(result)]))
 
     def params_shown(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """``params`` as ``shown_params`` words them."""

@@ -135,6 +135,12 @@ def shown_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return shown
 
 
+def given_figures(result: Mapping[str, Any]) -> tuple[str, ...]:
+    """The numbers the script gave ``mlpq.job.result``: ``compare`` and ``results`` columns."""
+    return tuple(name for name, value in result.items()
+                 if name != "exit_code" and isinstance(value, int | float) and not isinstance(value, bool))
+
+
 def headline(result: Mapping[str, Any]) -> str:
     """The values the script gave ``mlpq.job.result``, else how it exited."""
     given = {name: value for name, value in result.items() if name != "exit_code"}
@@ -167,5 +173,6 @@ KIND = Kind(
     step_name="step",
     default_timeout_s=3600,
     headline=headline,
+    result_figures=given_figures,
     shown_params=shown_params,
 )

@@ -11,9 +11,10 @@ import redis
 
 from mlpq.db import jobs
 from mlpq.db.engine import make_engine
+from mlpq.db.status import JobStatus
 from mlpq.devices import Device, job_queue, worker_queues
 from mlpq.kinds.command import MAX_ARGUMENT_BYTES, MAX_ARGUMENTS
-from tests.api_cli.ledger_rows import mlpq
+from tests.api_cli.ledger_rows import add_job, mlpq
 from tests.services import queue_of
 
 
@@ -88,3 +89,21 @@ def test_json_prints_the_job(broker_url: str) -> None:
     assert result.exit_code == 0
     assert json.loads(result.output)["kind"] == "command"
     assert stored_jobs()[0].params["argv"] == ["bash", "-c", "echo hi"]
+
+
+def test_compare_and_the_sweep_page_show_what_each_script_gave_as_its_result() -> None:
+    from mlpq.api_cli.api import Client
+    from mlpq.config import Settings
+    from mlpq.ui import data
+
+    params = {"argv": ["python", "/very/long/path/to/the/project/train.py", "--lr", "0.01"], "values": {"lr": "0.01"},
+              "workdir": None, "env": {}}
+    first = add_job("command", params, result={"exit_code": 0, "test_accuracy": 0.91, "note": "text"}, sweep_id="s1")
+    second = add_job("command", {**params, "argv": [*params["argv"][:3], "0.05"], "values": {"lr": "0.05"}},
+                     status=JobStatus.FAILED, sweep_id="s1")
+    compared = mlpq("compare", first, second).output.splitlines()
+    assert compared[0].split() == ["ID", "KIND", "STATUS", "COMMAND", "LR", "TEST_ACCURACY", "DURATION"]
+    assert "python …/train.py --lr 0.01" in compared[1] and "0.91" in compared[1]
+    page = data.sweep_page([Client(Settings.from_env()).get(job_id).job for job_id in (first, second)])
+    assert page["params"] == ["command", "lr"] and page["figures"] == ["test_accuracy"]
+    assert [row["figures"] for row in page["rows"]] == [["0.91"], ["-"]]
