@@ -85,7 +85,8 @@ class WorkerInfo:
     queues: list[str]
     active_jobs: list[str]
     queued: int
-    """Messages waiting in the queue of the worker's own device (not counting the shared ``cuda`` queue)."""
+    """Messages waiting in the queue of the worker's own device, and its command queue if it runs commands (not
+    counting the shared ``cuda`` queues)."""
     gpu_name: str | None
     gpu_memory_used_mib: int | None
     gpu_memory_total_mib: int | None
@@ -259,8 +260,10 @@ class Client:
             broker = messages.connect(self.settings.broker_url, timeout)
             try:
                 records, dead = registry.live_workers(broker, ledger)
-                own_queue = {r.name: parse_device(r.device, r.pool).queue(ledger) for r in records}
-                queued = registry.queue_lengths(broker, own_queue.values(), ledger=ledger, prune=dead)
+                own_queues = {r.name: [parse_device(r.device, r.pool).queue(ledger, commands=commands)
+                                       for commands in ((False, True) if r.commands else (False,))] for r in records}
+                queued = registry.queue_lengths(broker, [q for qs in own_queues.values() for q in qs], ledger=ledger,
+                                                prune=dead)
             finally:
                 broker.close()
         except Exception as exc:  # as in submit_many: any failure here means no broker
@@ -270,7 +273,7 @@ class Client:
             gpu = record.gpu or {}
             found.append(WorkerInfo(
                 record.name, record.host, record.device, record.pool, record.queues, record.active_jobs,
-                queued[own_queue[record.name]], gpu.get("name"), gpu.get("memory_used_mib"),
+                sum(queued[queue] for queue in own_queues[record.name]), gpu.get("name"), gpu.get("memory_used_mib"),
                 gpu.get("memory_total_mib"), gpu.get("index"), gpu.get("uuid"), record.state, record.concurrency,
                 record.threads, record.commands))
         return found

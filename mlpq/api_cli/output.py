@@ -259,7 +259,6 @@ def result_items(job: JobRecord) -> list[tuple[str, str]]:
 
 def show_text(view: JobView) -> str:
     """``mlpq show`` for people, control characters escaped."""
-    detail = job_detail(view)
     job = view.job
     lines = [
         f"job       {job.id}",
