@@ -38,6 +38,19 @@ def die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGHUP)
 
 
+def default_signals() -> None:
+    """Unblock every signal and undo what the worker's process ignored: the program starts as from a shell.
+    SIGPIPE stays ignored here (a write to a gone worker must fail, not kill this process before it ends the
+    group); ``restore_signals`` gives the program its default."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for number in signal.valid_signals() - {signal.SIGPIPE}:
+        try:
+            if signal.getsignal(number) == signal.SIG_IGN:
+                signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError, TypeError):  # SIGKILL, SIGSTOP and numbers Python does not name
+            pass
+
+
 def end_group(program: subprocess.Popen[bytes] | None, grace_s: float) -> None:
     """SIGTERM the group, give the program ``grace_s`` to end, then SIGKILL the group (this process too)."""
     try:
@@ -61,6 +74,7 @@ def main(args: list[str]) -> None:
             lost.set()
             threading.Thread(target=end_group, args=(started[0] if started else None, grace_s), daemon=True).start()
 
+    default_signals()
     signal.signal(signal.SIGHUP, on_lost)
     signal.signal(signal.SIGTERM, lambda *_: None)  # meant for the program; a handler, not SIG_IGN, so the
     signal.signal(signal.SIGINT, lambda *_: None)   # program starts with the default dispositions
