@@ -80,8 +80,8 @@ def test_only_a_worker_that_allows_commands_takes_them(command_env: dict[str, st
         assert queued.status is JobStatus.QUEUED
         assert progress.QueuedHint(client).text(queued) == \
             "still queued: no live worker runs commands on cpu (mlpq workers)"
-        allowing = helpers.new_worker(command_env, tmp_path / "allowing.log", "--allow-commands",
-                                      "--hostname", "allowing")
+        allowing = helpers.new_worker({**command_env, "MLPQ_ALLOW_COMMANDS": "1"}, tmp_path / "allowing.log",
+                                      "--hostname", "allowing")  # the setting, where the others give the flag
         try:
             finished = helpers.finished(command_env, job_id)
             listed = {w["host"]: w["commands"] for w in mlpq_json(command_env, "workers", "--json")}  # type: ignore
