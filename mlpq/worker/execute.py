@@ -178,9 +178,12 @@ def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float,
             return jobs.job_status(connection, job_id)
 
     delay = RELEASE_POLL_S
-    while (outcome := with_db_retries(write, deadline_s=retry_s)) is JobStatus.SUBMITTING:
-        time.sleep(delay)
-        delay = min(delay * 2, RELEASE_POLL_MAX_S)
+    while (outcome := with_db_retries(write, deadline_s=retry_s)) in (JobStatus.SUBMITTING, JobStatus.QUEUED):
+        if outcome is JobStatus.SUBMITTING:
+            time.sleep(delay)
+            delay = min(delay * 2, RELEASE_POLL_MAX_S)
+        # QUEUED: released between the claim and the look at its status (PostgreSQL's statements each see the
+        # latest commit): claim it again at once
     return outcome if isinstance(outcome, Claimed) else None
 
 
