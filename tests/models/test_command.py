@@ -155,6 +155,18 @@ def test_a_flood_of_output_is_logged_up_to_the_cap_and_the_job_ends(monkeypatch:
     assert any("past 1 MiB is not logged" in r.getMessage() for r in caplog.records)
 
 
+def test_a_flood_of_reports_is_kept_up_to_the_cap_and_the_job_ends(monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(command, "MAX_REPORTS", 1000)
+    monkeypatch.setattr(command, "QUEUED_EVENTS", 8)  # the script's writes wait on a full queue
+    code = "from mlpq import job\nfor step in range(20_000): job.report(step, loss=0.5)\njob.result(done=True)"
+    recorded = Recorded()
+    with caplog.at_level(logging.INFO):
+        assert command.run(python(code), recorded.ctx) == {"exit_code": 0, "done": True}
+    assert [step for step, _ in recorded.metrics] == list(range(1000))
+    assert any("more than 1000 times" in r.getMessage() for r in caplog.records)
+
+
 def test_a_resumed_attempt_finds_its_checkpoint(tmp_path: Path) -> None:
     archive = tmp_path / "kept.tar"
     with tarfile.open(archive, "w") as tar:
