@@ -162,15 +162,18 @@ class Run:
             theirs.close()
         assert self.supervisor.stdout is not None and self.supervisor.stderr is not None
         self.producers = 4
-        self.start(read_output, self.supervisor.stdout, stdout_log, None)
-        self.start(read_output, self.supervisor.stderr, stderr_log, self.last_stderr)
+        self.start(read_output, self.supervisor.stdout, stdout_log, None, self.done)
+        self.start(read_output, self.supervisor.stderr, stderr_log, self.last_stderr, self.done)
         self.start(self.read_reports)
         self.start(self.wait_supervisor)
 
-    def start(self, target: Callable[..., None], *args: Any) -> None:
-        extra = (lambda: self.put(("done", None)),) if target is read_output else ()
-        threading.Thread(target=target, args=(*args, *extra), daemon=True, name=f"mlpq-command-{target.__name__}"
-                         ).start()
+    @staticmethod
+    def start(target: Callable[..., None], *args: Any) -> None:
+        threading.Thread(target=target, args=args, daemon=True, name=f"mlpq-command-{target.__name__}").start()
+
+    def done(self) -> None:
+        """What a reading thread hands over last."""
+        self.put(("done", None))
 
     def put(self, event: tuple[str, Any]) -> None:
         """Hand ``event`` to the running thread, waiting while the queue is full, unless the run is stopping."""
@@ -185,11 +188,9 @@ class Run:
         try:
             with self.ours.makefile("rb") as lines:
                 for line in iter(lambda: lines.readline(LINE_BYTES + 1), b""):
-                    if len(line) > LINE_BYTES:  # the rest of an overlong line is read and dropped
-                        while line and not line.endswith(b"\n"):
-                            line = lines.readline(LINE_BYTES)
-                        line = b"x" * (LINE_BYTES + 1)
                     event = parse_report(line)
+                    while not line.endswith(b"\n") and line:  # the rest of an overlong line is read and dropped
+                        line = lines.readline(LINE_BYTES)
                     if isinstance(event, str):
                         log.warning("skipped a line from mlpq.job: %s", event)
                     else:
@@ -197,7 +198,7 @@ class Run:
         except OSError:  # the socket closed under us while stopping
             pass
         finally:
-            self.put(("done", None))
+            self.done()
 
     def wait_supervisor(self) -> None:
         self.supervisor.wait()
