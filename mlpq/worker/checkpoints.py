@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from mlpq.db.artifacts import ArtifactCorrupt, ArtifactStoreError
 from mlpq.kinds.spec import spec_digest
 from mlpq.models.context import FileSource, JobError
-from mlpq.redact import one_line, shown
+from mlpq.redact import one_line
 from mlpq.worker import logs
 from mlpq.worker.job_files import JobFiles
 
@@ -87,9 +87,9 @@ class Checkpoints:
         store = self.files.store
         record = self.retry(lambda: store.find(job_id, name))
         if record is None:
-            raise InitFromUnavailable(f"job {shown(job_id)} has no {shown(name)} (deleted?)")
+            raise InitFromUnavailable(f"job {job_id} has no {name} (deleted?)")  # both checked by the spec
         if record.sha256 != sha256:
-            raise InitFromUnavailable(f"{shown(name)} of job {job_id} is not the one submitted: SHA-256 "
+            raise InitFromUnavailable(f"{name} of job {job_id} is not the one submitted: SHA-256 "
                                       f"{record.sha256}, expected {sha256}")
         path = self.folder / f"{job_id}-{name}"
         try:
