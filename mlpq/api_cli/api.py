@@ -10,17 +10,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from sqlalchemy import Engine
 
 from mlpq import kinds
-from mlpq.api_cli import start_from
+from mlpq.api_cli import artifact_files, start_from
 from mlpq.api_cli.batches import NewJob, SubmitAborted, submit_batch
 from mlpq.api_cli.sorting import Sort
 from mlpq.db import jobs
+from mlpq.db.artifacts import ArtifactRecord, ArtifactStore, list_artifacts
+from mlpq.db.deletion import delete_finished
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.ledger import open_ledger, require_identity
+from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
 from mlpq.devices import parse_device
@@ -273,6 +277,53 @@ class Client:
                 return newest(connection.default_channel.client, ledger, limit)
         except Exception as exc:  # as in submit_many: any failure here means no broker
             raise self._unreachable(exc) from exc
+
+    @cached_property
+    def artifact_store(self) -> ArtifactStore:
+        """The jobs' files, in the ledger or in ``MLPQ_ARTIFACT_DIR``."""
+        return ArtifactStore(self.engine, self.settings.artifact_dir, self.settings.artifact_limit)
+
+    def artifacts(self, id_or_prefix: str) -> list[ArtifactRecord]:
+        """The artifacts job ``id_or_prefix`` kept, by name; raises ``JobLookupError``."""
+        with self.engine.connect() as connection:
+            return list_artifacts(connection, jobs.find_job(connection, id_or_prefix).id)
+
+    def artifact(self, id_or_prefix: str, name: str | None = None) -> ArtifactRecord:
+        """Job ``id_or_prefix``'s artifact ``name`` (``None``: its only one); raises ``JobLookupError``,
+        ``ArtifactNotFound``, or ``ArtifactChoiceError`` when a job with several is not told which."""
+        with self.engine.connect() as connection:
+            job_id = jobs.find_job(connection, id_or_prefix).id
+            kept = list_artifacts(connection, job_id)
+        return artifact_files.choose(job_id, kept, name)
+
+    def download(self, id_or_prefix: str, name: str | None = None, path: Path | None = None, *,
+                 force: bool = False) -> tuple[ArtifactRecord, Path]:
+        """Write an artifact (see ``artifact``) to ``path`` (a directory: the artifact's name in it; ``None``:
+        in the current directory), verified; returns it and where it went. Nothing is written unless the
+        SHA-256 matches (``ArtifactCorrupt``); an existing file only with ``force``
+        (``DownloadPathError``, as for a path that cannot be written)."""
+        record = self.artifact(id_or_prefix, name)
+        target = artifact_files.target(record, path, force)
+        artifact_files.copy(self.artifact_store, record, target)
+        return record, target
+
+    def download_to(self, id_or_prefix: str, name: str | None, out: BinaryIO) -> ArtifactRecord:
+        """Write an artifact to ``out`` once verified (it is spooled to a temporary file first)."""
+        record = self.artifact(id_or_prefix, name)
+        artifact_files.stream(self.artifact_store, record, out)
+        return record
+
+    def delete(self, job_ids: Sequence[str] = (), *, sweep: str | None = None) -> list[JobRecord]:
+        """Delete finished jobs (by id or prefix, and a sweep's) with their metrics, attempts, logs and
+        artifacts, all or none; raises ``JobLookupError``, ``JobNotFinished``, ``NoArtifactDirectory``."""
+        with self.engine.connect() as connection:
+            found = [jobs.find_job(connection, job_id) for job_id in job_ids]
+            if sweep is not None:
+                in_sweep = jobs.list_jobs(connection, sweep=sweep, limit=None)
+                if not in_sweep:
+                    raise JobLookupError(f"no jobs in a sweep {sweep}")
+                found += in_sweep
+        return delete_finished(self.artifact_store, found)
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailableError:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -22,6 +22,7 @@ COMMANDS = {
     "rerun": "job_commands", "compare": "job_commands", "plot": "job_commands", "cancel": "job_commands",
     "worker": "worker_commands", "workers": "worker_commands", "dead-letters": "worker_commands",
     "ui": "mlpq.ui.command", "db": "db_commands", "data": "data_commands",
+    "artifacts": "artifact_commands", "download": "artifact_commands", "delete": "artifact_commands",
 }
 """Each command and its module (of ``mlpq.api_cli`` unless dotted: ``mlpq ui`` lives with the web app, which sits
 above the CLI): a command imports only its own module."""

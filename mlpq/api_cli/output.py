@@ -20,6 +20,7 @@ from mlpq.redact import printable
 
 if TYPE_CHECKING:
     from mlpq.api_cli.api import JobView, WorkerInfo
+    from mlpq.db.artifacts import ArtifactRecord
     from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
 
 SHORT_ID = 12
@@ -304,3 +305,19 @@ def workers_table(workers: Sequence[WorkerInfo]) -> str:
              "threads": threads_text(w), "name": w.name if w.state == "running" else f"{w.name} ({w.state})"}
             for w in workers]
     return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "threads", "name"])
+
+
+def size_text(size: int) -> str:
+    """Bytes as people read them: ``812 B``, ``4.3 KiB``, ``1.2 GiB``."""
+    value, unit = float(size), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def artifact_row(record: ArtifactRecord) -> dict[str, Any]:
+    """One row of ``mlpq artifacts --json``."""
+    return {"name": record.name, "size": record.size, "sha256": record.sha256, "attempt": record.attempt,
+            "store": record.store, "created_at": iso(record.created_at)}

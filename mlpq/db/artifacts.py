@@ -82,7 +82,12 @@ class ArtifactStoreError(ArtifactError):
 
 
 class ArtifactNotFound(ArtifactError, NotFoundError):
+    """A job has no (such) artifact; the message says so in full."""
+
     reason = "no artifact"
+
+    def report(self) -> str:
+        return str(self)
 
 
 @dataclass(frozen=True)
@@ -306,7 +311,7 @@ class ArtifactStore:
 
         Raises ``ArtifactCorrupt`` (nothing is left at ``path``) or ``OSError`` (``path`` not writable).
         """
-        partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:12]}")
+        partial = path.with_name(f".mlpq-partial-{uuid.uuid4().hex}")  # whatever the length of path.name
         try:
             with open(partial, "xb") as out:
                 for chunk in self.verified_chunks(record):

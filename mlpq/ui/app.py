@@ -33,7 +33,7 @@ from mlpq.db.status import JobStatus
 from mlpq.devices import DeviceError, parse_device
 from mlpq.errors import UnavailableError, classify
 from mlpq.redact import cut, one_line, printable
-from mlpq.ui import charts, data
+from mlpq.ui import charts, data, downloads
 from mlpq.ui.auth import COOKIE, Guard
 from mlpq.ui.hosts import AllowedHosts
 
@@ -59,6 +59,7 @@ API = {
     "GET /api/jobs/{id}": "mlpq show --json",
     "GET /api/jobs/{id}/chart": "the job's chart: {kind, done, panels: [{title, x, y, series: [{label, group, "
                                 "dashed, legend, points: [[x, y], ...]}], contours?, minima?}]}",
+    "GET /api/jobs/{id}/artifacts": "mlpq artifacts --json, each with its download url",
     "GET /api/sweeps/{id}": "mlpq compare --sweep ID --format json",
     "GET /api/sweeps/{id}/chart": "the sweep's overlay chart, as /api/jobs/{id}/chart",
     "GET /api/workers": "mlpq workers --json",
@@ -124,7 +125,11 @@ class UI:
     def job(self, request: Request) -> Response:
         page = data.job_page(self.client.get(request.path_params["job_id"]))
         name = "job_detail.html" if request.query_params.get("partial") else "job.html"
-        return self.render(request, name, job=page)
+        kept = downloads.artifact_rows(self.client.artifacts(page["id"]))
+        return self.render(request, name, job=page, artifacts=kept)
+
+    def artifact(self, request: Request) -> Response:
+        return downloads.download(self.client, request.path_params["job_id"], request.path_params["name"])
 
     def sweep(self, request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
@@ -190,6 +195,9 @@ class UI:
 
     def api_job(self, request: Request) -> Response:
         return JSONResponse(data.job_json(self.client.get(request.path_params["job_id"])))
+
+    def api_job_artifacts(self, request: Request) -> Response:
+        return JSONResponse(downloads.artifacts_json(self.client.artifacts(request.path_params["job_id"])))
 
     def api_job_chart(self, request: Request) -> Response:
         return JSONResponse(charts.chart([self.client.get(request.path_params["job_id"])]))
@@ -298,6 +306,7 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/", lambda request: RedirectResponse("/jobs", status_code=303)),
         Route("/jobs", ui.jobs),
         Route("/jobs/{job_id}", ui.job),
+        Route("/jobs/{job_id}/artifacts/{name}", ui.artifact),
         Route("/jobs/{job_id}/cancel", ui.cancel, methods=["POST"]),
         Route("/jobs/{job_id}/rerun", ui.rerun, methods=["POST"]),
         Route("/sweeps/{sweep_id}", ui.sweep),
@@ -308,6 +317,7 @@ def create_app(client: Client, *, token: str | None = None, allow_actions: bool 
         Route("/api/jobs", ui.api_jobs),
         Route("/api/jobs/{job_id}", ui.api_job),
         Route("/api/jobs/{job_id}/chart", ui.api_job_chart),
+        Route("/api/jobs/{job_id}/artifacts", ui.api_job_artifacts),
         Route("/api/sweeps/{sweep_id}", ui.api_sweep),
         Route("/api/sweeps/{sweep_id}/chart", ui.api_sweep_chart),
         Route("/api/workers", ui.api_workers),
