@@ -23,7 +23,6 @@ from mlpq.api_cli.output import show_text
 from tests.faults import helpers
 from tests.jobkinds import fault_kind
 from tests.jobkinds.fault_kind import Gate
-from tests.services import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
