@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from mlpq.db import jobs
 from mlpq.db.artifacts import ArtifactCorrupt, ArtifactStoreError
 from mlpq.kinds.spec import spec_digest
 from mlpq.models.context import FileSource, JobError
@@ -64,7 +65,8 @@ class Checkpoints:
         self.files.keep(NAME, source, role=ROLE, meta={"spec": self.digest, "step": step})
 
     def resume(self) -> Resumed:
-        """The job's checkpoint for this attempt, verified; a notice instead when it cannot be trusted."""
+        """The job's checkpoint for this attempt, verified (the attempt's row then says where it resumes); a
+        notice instead when it cannot be trusted."""
         store, job_id = self.files.store, self.files.job_id
         record = self.retry(lambda: store.find(job_id, NAME, role=ROLE))
         if record is None:
@@ -77,10 +79,16 @@ class Checkpoints:
             self.retry(lambda: store.copy_to(record, path))
         except (ArtifactCorrupt, ArtifactStoreError) as exc:
             return refused(job_id, one_line(exc.report(), logs.REASON_CHARS))
-        step = meta.get("step")
+        step = meta.get("step") if isinstance(meta.get("step"), int) else None
         log.info("job %s attempt %d resumes from its checkpoint of step %s (attempt %d)", job_id,
                  self.files.attempt, step, record.attempt)
-        return Resumed(path, step if isinstance(step, int) else None)
+        if step is not None:
+            self.retry(lambda: self.note_resumed(step + 1))
+        return Resumed(path, step)
+
+    def note_resumed(self, step: int) -> None:
+        with self.files.store.engine.begin() as connection:
+            jobs.note_resumed(connection, self.files.job_id, self.files.attempt, step)
 
     def fetch(self, job_id: str, name: str, sha256: str) -> Path:
         """``RunContext.fetch_artifact``: a verified local copy of job ``job_id``'s artifact ``name``."""
