@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 from sqlalchemy import Engine
 
 from mlpq import kinds
-from mlpq.api_cli import artifact_files
+from mlpq.api_cli import artifact_files, start_from
 from mlpq.api_cli.batches import NewJob, SubmitAborted, submit_batch
 from mlpq.api_cli.sorting import Sort
 from mlpq.db import job_logs, jobs
@@ -153,7 +153,7 @@ class Client:
         Every job runs once this returns. If it raises, none runs: ``SubmitInterrupted`` on Ctrl-C,
         ``BrokerUnavailableError`` when the broker failed, ``SubmitAborted`` for a failure of the ledger.
         """
-        new = [NewJob(r.kind, self.validate(r.kind, r.params), str(device), device.pool,
+        new = [NewJob(r.kind, self.validate(r.kind, self._started_from(r)), str(device), device.pool,
                       r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of)
                for r in requests for device in [parse_device(r.device, r.pool)]]
         try:
@@ -163,6 +163,14 @@ class Client:
             if exc.stage == "publish" and isinstance(exc.__cause__, Exception):
                 raise BrokerUnavailableError(f"{self._unreachable(exc.__cause__)}; {exc.fate}") from exc.__cause__
             raise
+
+    def _started_from(self, request: JobRequest) -> Mapping[str, Any]:
+        """The request's parameters, with the model it starts from (``--init-from``) checked and pinned."""
+        kind = kinds.get(request.kind)
+        if kind.start_from is None or request.params.get(start_from.SOURCE) is None:
+            return request.params
+        with self.engine.connect() as connection:
+            return start_from.resolve(connection, kind, request.params)
 
     def rerun(self, id_or_prefix: str, device: str | None = None) -> JobRecord:
         """Submit a job's kind, parameters (seed included) and time limit again, in its pool,

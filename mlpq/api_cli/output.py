@@ -76,6 +76,13 @@ def attempt_text(attempt: AttemptRecord, step: str) -> str:
     return f"attempt {attempt.attempt}: {ran}{where}{ended}"
 
 
+def attempt_lines(view: JobView) -> list[str]:
+    """Each attempt in a line (``attempt_text``), when there is more than one or one resumed; else none."""
+    if len(view.attempts) < 2 and all(a.resumed_at_step is None for a in view.attempts):
+        return []
+    return [attempt_text(a, step_name(view.job.kind)) for a in view.attempts]
+
+
 def attempt_row(attempt: AttemptRecord) -> dict[str, Any]:
     return {"attempt": attempt.attempt, "worker_host": attempt.worker_host, "started": iso(attempt.started_at),
             "ended": iso(attempt.ended_at), "outcome": attempt.outcome, "resumed_at_step": attempt.resumed_at_step,
@@ -273,8 +280,8 @@ def show_text(view: JobView) -> str:
         f"duration  {seconds(job.duration_seconds)}",
         "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in shown_params(job).items() if v is not None),
     ]
-    if len(view.attempts) > 1 or any(a.resumed_at_step is not None for a in view.attempts):
-        lines += ["attempts  " + "; ".join(attempt_text(a, step_name(job.kind)) for a in view.attempts)]
+    if attempts := attempt_lines(view):
+        lines.append("attempts  " + "; ".join(attempts))
     if job.sweep_id:
         lines.append(f"sweep     {job.sweep_id}")
     if job.rerun_of:

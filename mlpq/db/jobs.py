@@ -21,8 +21,8 @@ from sqlalchemy import Connection, delete, func, insert, null, select, update
 from mlpq.db.clock import db_now, read_db_now
 from mlpq.db.lookup import JobLookupError
 from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
-from mlpq.db.schema import ATTEMPTS, JOBS, METRICS
-from mlpq.db.status import JobStatus
+from mlpq.db.schema import ARTIFACTS, ATTEMPTS, JOBS, METRICS
+from mlpq.db.status import TERMINAL, JobStatus
 
 JOB, METRIC, ATTEMPT = JOBS.c, METRICS.c, ATTEMPTS.c
 
@@ -324,6 +324,14 @@ def requeue_expired(connection: Connection, *, lease: timedelta, max_attempts: i
         connection.execute(update(JOBS).where(JOB.id == job.id).values(**change))
         end_attempt(connection, job.id, job.attempts, WORKER_LOST)
     return requeued
+
+
+def ended_with_checkpoint(connection: Connection) -> list[str]:
+    """Jobs that ended but still have a checkpoint: ended without their worker (lost at the attempt cap, past
+    their time limit, cancelled while lost or queued again), or their worker could not remove it."""
+    return list(connection.scalars(
+        select(ARTIFACTS.c.job_id).join(JOBS, JOB.id == ARTIFACTS.c.job_id)
+        .where(ARTIFACTS.c.role == "checkpoint", JOB.status.in_(TERMINAL)).distinct()))
 
 
 def queued_for(connection: Connection, age: timedelta) -> list[JobRecord]:

@@ -69,6 +69,7 @@ def job_page(view: JobView) -> dict[str, Any]:
         "result_items": output.result_items(job),
         "headline": output.headline(job),
         "provenance_text": output.provenance_text(job.provenance) if job.provenance else None,
+        "attempt_lines": output.attempt_lines(view),
     }
 
 

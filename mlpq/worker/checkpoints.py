@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from mlpq.db import jobs
 from mlpq.db.artifacts import ArtifactCorrupt, ArtifactStoreError
 from mlpq.kinds.spec import spec_digest
 from mlpq.models.context import FileSource, JobError
-from mlpq.redact import one_line, shown
+from mlpq.redact import one_line
 from mlpq.worker import logs
 from mlpq.worker.job_files import JobFiles
 
@@ -64,7 +65,8 @@ class Checkpoints:
         self.files.keep(NAME, source, role=ROLE, meta={"spec": self.digest, "step": step})
 
     def resume(self) -> Resumed:
-        """The job's checkpoint for this attempt, verified; a notice instead when it cannot be trusted."""
+        """The job's checkpoint for this attempt, verified (the attempt's row then says where it resumes); a
+        notice instead when it cannot be trusted."""
         store, job_id = self.files.store, self.files.job_id
         record = self.retry(lambda: store.find(job_id, NAME, role=ROLE))
         if record is None:
@@ -77,19 +79,25 @@ class Checkpoints:
             self.retry(lambda: store.copy_to(record, path))
         except (ArtifactCorrupt, ArtifactStoreError) as exc:
             return refused(job_id, one_line(exc.report(), logs.REASON_CHARS))
-        step = meta.get("step")
+        step = meta.get("step") if isinstance(meta.get("step"), int) else None
         log.info("job %s attempt %d resumes from its checkpoint of step %s (attempt %d)", job_id,
                  self.files.attempt, step, record.attempt)
-        return Resumed(path, step if isinstance(step, int) else None)
+        if step is not None:
+            self.retry(lambda: self.note_resumed(step + 1))
+        return Resumed(path, step)
+
+    def note_resumed(self, step: int) -> None:
+        with self.files.store.engine.begin() as connection:
+            jobs.note_resumed(connection, self.files.job_id, self.files.attempt, step)
 
     def fetch(self, job_id: str, name: str, sha256: str) -> Path:
         """``RunContext.fetch_artifact``: a verified local copy of job ``job_id``'s artifact ``name``."""
         store = self.files.store
         record = self.retry(lambda: store.find(job_id, name))
         if record is None:
-            raise InitFromUnavailable(f"job {shown(job_id)} has no {shown(name)} (deleted?)")
+            raise InitFromUnavailable(f"job {job_id} has no {name} (deleted?)")  # both checked by the spec
         if record.sha256 != sha256:
-            raise InitFromUnavailable(f"{shown(name)} of job {job_id} is not the one submitted: SHA-256 "
+            raise InitFromUnavailable(f"{name} of job {job_id} is not the one submitted: SHA-256 "
                                       f"{record.sha256}, expected {sha256}")
         path = self.folder / f"{job_id}-{name}"
         try:

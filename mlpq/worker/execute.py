@@ -190,19 +190,6 @@ def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float,
     return outcome if isinstance(outcome, Claimed) else None
 
 
-def resume(engine: Engine, kept: checkpoints.Checkpoints, job_id: str, attempt: int,
-           retry: checkpoints.Retry[None]) -> checkpoints.Resumed:
-    """The job's checkpoint for this attempt, if it has one it can trust; the attempt's row says where it resumes."""
-    resumed = kept.resume()
-    if resumed.step is not None:
-        def write() -> None:
-            with engine.begin() as connection:
-                jobs.note_resumed(connection, job_id, attempt, resumed.step + 1)
-
-        retry(write)
-    return resumed
-
-
 def note_lease_lost(engine: Engine, job_id: str, attempt: int) -> None:
     """Say that the attempt was alive when its job was taken from it (best effort: it records nothing else)."""
     try:
@@ -251,7 +238,7 @@ def execute_job(
             runner, spec = load_job(job.kind, job.params)
             with checkpoints.attempt_folder() as folder:
                 kept = checkpoints.Checkpoints(files, spec, recorder.flush_reported, retry, folder)
-                resumed = resume(engine, kept, job_id, job.attempt, retry)
+                resumed = kept.resume()
                 result = runner(spec, RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
                                                  save_artifact=files.save_artifact, checkpoint=kept.save,
                                                  resumed=resumed.path, fetch_artifact=kept.fetch, job_id=job_id))

@@ -23,7 +23,6 @@ from mlpq.api_cli.output import show_text
 from tests.faults import helpers
 from tests.jobkinds import fault_kind
 from tests.jobkinds.fault_kind import Gate
-from tests.services import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +30,21 @@ EPOCHS = 3
 SPEC = {"dataset": "mnist-sample", "epochs": EPOCHS, "seed": 11, "lr": 0.05, "momentum": 0.5}
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory whose cache already holds the sample, for every worker here (decoding takes seconds)."""
+    from mlpq.models import mnist_data
+
+    root = tmp_path_factory.mktemp("data")
+    mnist_data.load("mnist-sample", root)
+    return root
+
+
 @pytest.fixture
-def fault_env(fault_env: dict[str, str]) -> dict[str, str]:
-    """Workers that also know the test-only kinds (``held-mnist``)."""
-    return fault_kind.worker_env(fault_env)
+def fault_env(fault_env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    """Workers that also know the test-only kinds (``held-mnist``), with one torch thread each (as under
+    scripts/test.sh: on a busy machine OpenMP's spinning threads slow training many times)."""
+    return {**fault_kind.worker_env(fault_env), "OMP_NUM_THREADS": "1", "MLPQ_DATA_DIR": str(data_dir)}
 
 
 def held(gate: Gate, k: int) -> dict[str, object]:

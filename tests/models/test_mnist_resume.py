@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mlpq.kinds.mnist import MnistSpec
-from mlpq.models import mnist, mnist_state, resident
+from mlpq.models import mnist, resident
 from mlpq.models.context import FileSource, JobError, RunContext, StoredFile
 from mlpq.models.mlp import build_model
 from tests.models.test_mnist import SAMPLE, sample_root  # noqa: F401 (fixture)
