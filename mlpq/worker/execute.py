@@ -239,6 +239,10 @@ def execute_job(
             with checkpoints.attempt_folder() as folder:
                 kept = checkpoints.Checkpoints(files, spec, recorder.flush_reported, retry, folder)
                 resumed = kept.resume()
+                if resumed.notice is not None:
+                    own_log.event(resumed.notice, "WARNING")
+                elif resumed.path is not None:
+                    own_log.event(f"resumed from its checkpoint of step {resumed.step}")
                 result = runner(spec, RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
                                                  save_artifact=files.save_artifact, checkpoint=kept.save,
                                                  resumed=resumed.path, fetch_artifact=kept.fetch, job_id=job_id))

@@ -111,6 +111,9 @@ def test_a_job_killed_after_epoch_k_resumes_at_k_plus_1_with_the_same_weights(
     ran = f"epoch {k}" if k == 1 else f"epochs 1–{k}"
     assert (f"attempts  attempt 1: {ran} on host-a (worker lost); "
             f"attempt 2: resumed at epoch {k + 1} on host-a (succeeded)") in show_text(view)
+    said = [(line.attempt, line.line) for line in helpers.client(fault_env).logs(job_id).lines
+            if line.source == "worker"]
+    assert (2, f"resumed from its checkpoint of step {k}") in said, said
 
 
 def test_a_corrupted_checkpoint_is_never_trained_on(fault_env: dict[str, str], gate: Gate, tmp_path: Path) -> None:
