@@ -38,6 +38,9 @@ SIZES: dict[str, dict[str, Any]] = {
 ACCURACY_POINTS = 0.5
 LOSS_REL = 0.02
 HIMMELBLAU_ABS = 1e-3
+RESUME_EPOCHS, KILL_AFTER = 3, 1
+FAST_LEASES = {"MLPQ_LEASE_SECONDS": "3", "MLPQ_HEARTBEAT_SECONDS": "0.5", "MLPQ_MAINTENANCE_SECONDS": "1"}
+"""The kill-and-resume item's worker: a lost job is requeued within seconds."""
 RUNTIME_OOM = "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported at some other API call"
 
 
@@ -91,9 +94,10 @@ class Check:
 
     # ----- helpers -----------------------------------------------------------------------------------------
     @contextmanager
-    def worker(self, *args: str) -> Iterator[WorkerProcess]:
+    def worker(self, *args: str, env: dict[str, str] | None = None) -> Iterator[WorkerProcess]:
         name = "-".join(a.strip("-") for a in args) or "default"
-        process = start_worker(self.env, self.scratch / f"worker-{name}.log", "--device", self.worker_device, *args)
+        process = start_worker({**self.env, **(env or {})}, self.scratch / f"worker-{name}.log", "--device",
+                               self.worker_device, *args)
         try:
             yield process
         finally:
@@ -296,6 +300,34 @@ class Check:
             self.report.check("out of memory: the next MNIST job on that worker succeeds",
                               job.status.value == "succeeded", job.error or job.result["headline"])
 
+    def kill_and_resume(self) -> None:
+        """An MNIST job (CUDA graph on a GPU, momentum) whose pool process is killed after epoch 1 resumes at
+        epoch 2 on its second attempt and ends with the model.pt of an uninterrupted run of the same spec."""
+        import signal
+
+        name = "kill and resume: attempt 2 resumes at epoch 2 with an uninterrupted run's model.pt"
+        params = {"dataset": self.size["dataset"], "epochs": RESUME_EPOCHS, "seed": 0, "momentum": 0.9,
+                  "cuda_graph": self.gpu}
+        gate = fault_kind.Gate(Path(tempfile.mkdtemp(prefix="gate-", dir=self.scratch)))
+        with self.worker("--concurrency", "1", "--hostname", "resume", env=FAST_LEASES):
+            whole = self.wait(self.submit("mnist", **params))
+            job_id = self.submit("held-mnist", **params, hold_after=KILL_AFTER, until=str(gate.release),
+                                 running=str(gate.running))
+            deadline = time.monotonic() + JOB_TIMEOUT_S
+            while (pid := gate.pid()) is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} did not reach epoch {KILL_AFTER}")
+                time.sleep(0.1)
+            os.kill(pid, signal.SIGKILL)
+            job = self.wait(job_id)
+        view = self.client.get(job_id)
+        resumed = [(a.attempt, a.resumed_at_step, a.first_step, a.last_step, a.outcome) for a in view.attempts]
+        same = job.status.value == "succeeded" and (job.result or {}).get("model_sha256") == whole.result["model_sha256"]
+        ok = same and job.attempts == 2 and resumed[-1][:4] == (2, KILL_AFTER + 1, KILL_AFTER + 1, RESUME_EPOCHS)
+        self.report.check(name, ok, f"{job.status.value}, attempts {resumed}; model.pt "
+                          f"{((job.result or {}).get('model_sha256') or '-')[:12]} vs uninterrupted "
+                          f"{whole.result['model_sha256'][:12]}" + (f"; {job.error}" if job.error else ""))
+
     def gpu_memory_mib(self) -> int | None:
         from mlpq.worker.nvml import gpu_info
 
@@ -314,6 +346,7 @@ class Check:
                                ("MNIST cpu vs device", self.mnist_cpu_vs_device)]:
                 self.guarded(name, step)
         self.guarded("out of memory", self.out_of_memory)
+        self.guarded("kill and resume", self.kill_and_resume)
         self.guarded("queue", self.queue)
         self.guarded("targets", self.targets)
         print(self.report.markdown())

@@ -24,8 +24,10 @@ from mlpq.devices import parse_pool
 
 ENV_PREFIX = "MLPQ_"
 OTHER_VARIABLES = frozenset({"MLPQ_IMAGE", "MLPQ_BIND_ADDRESS", "MLPQ_CERTS_DIR", "MLPQ_TEST_PROCESSES",
-                             "MLPQ_TEST_POSTGRES_URL", "MLPQ_BENCH_REDIS_DB"})
-"""``MLPQ_*`` names that are not settings but belong to mlpq's compose files, test scripts and benchmarks."""
+                             "MLPQ_TEST_POSTGRES_URL", "MLPQ_BENCH_REDIS_DB", "MLPQ_JOB_ID", "MLPQ_CHECKPOINT_DIR",
+                             "MLPQ_REPORT_FD"})
+"""``MLPQ_*`` names that are not settings but belong to mlpq's compose files, test scripts and benchmarks, and
+those a worker sets for a command job's program (``mlpq.models.command``)."""
 LEDGER_ARTIFACT_MAX_BYTES = 64 << 20
 """The largest artifact the ledger itself keeps (a chunk row per MiB)."""
 DIRECTORY_ARTIFACT_MAX_BYTES = 16 << 30
@@ -82,6 +84,12 @@ class Settings(BaseSettings):
     """The host name a worker reports (``mlpq worker --hostname``); unset: the system's."""
     pool: str | None = None
     """The pool a worker serves (``mlpq worker --pool``); unset: jobs submitted without one."""
+    allow_commands: bool = False
+    """``MLPQ_ALLOW_COMMANDS=1`` (``mlpq worker --allow-commands``): the worker also runs command jobs, any
+    program anyone who can write to the ledger and the broker submits, as the worker's user."""
+    command_grace_seconds: float = Field(10.0, ge=0, le=3_600)
+    """How long a cancelled or timed-out command job's programs have after SIGTERM before SIGKILL (the runner,
+    ``mlpq.models.command``, reads the variable itself)."""
     artifact_dir: Path | None = None
     """``MLPQ_ARTIFACT_DIR``: a directory every host mounts, where artifacts' bytes go (unset: in the ledger)."""
     artifact_max_bytes: int | None = Field(None, ge=1)

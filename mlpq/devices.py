@@ -15,6 +15,10 @@ from mlpq.redact import shown
 DEVICE_PATTERN = re.compile(r"(cpu|cuda)(?::([0-9]{1,2}))?")
 POOL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 QUEUE_PREFIX = "mlpq."
+COMMAND_KIND = "command"
+"""The kind whose jobs run a user's program: they go to queues of their own, which only workers started with
+``--allow-commands`` consume."""
+COMMAND_QUEUE_SUFFIX = ".commands"
 
 
 class DeviceError(InvalidError, ValueError):
@@ -33,12 +37,13 @@ class Device:
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
 
-    def queue(self, ledger: str) -> str:
+    def queue(self, ledger: str, *, commands: bool = False) -> str:
         """The Celery queue that ledger ``ledger``'s jobs for this device (in its pool) are sent to:
-        ``mlpq.<ledger>.cuda:0`` or ``mlpq.<ledger>.<pool>.cuda:0``. The one place queue names are made,
-        so a worker only sees its own ledger's and pool's jobs."""
+        ``mlpq.<ledger>.cuda:0`` or ``mlpq.<ledger>.<pool>.cuda:0``, and its command jobs to
+        ``mlpq.<ledger>.cuda:0.commands`` (no pool or device name ends so). The one place queue names are
+        made, so a worker only sees its own ledger's and pool's jobs, and command jobs only if it allows them."""
         pool = f"{self.pool}." if self.pool else ""
-        return f"{ledger_queue_prefix(ledger)}{pool}{self}"
+        return f"{ledger_queue_prefix(ledger)}{pool}{self}{COMMAND_QUEUE_SUFFIX if commands else ''}"
 
 
 def ledger_queue_prefix(ledger: str) -> str:
@@ -61,9 +66,14 @@ def parse_device(text: str, pool: str | None = None) -> Device:
     return Device(match[1], int(match[2]) if match[2] is not None else None, parse_pool(pool) if pool else None)
 
 
-def worker_queues(device: Device, ledger: str) -> list[str]:
+def job_queue(kind: str, device: str, pool: str | None, ledger: str) -> str:
+    """The queue a job of ``kind`` for ``device`` in ``pool`` goes to."""
+    return parse_device(device, pool).queue(ledger, commands=kind == COMMAND_KIND)
+
+
+def worker_queues(device: Device, ledger: str, *, commands: bool = False) -> list[str]:
     """The queues a worker for ``device`` on ledger ``ledger`` consumes; a ``cuda:N`` worker also takes
-    jobs sent to any GPU (``cuda``) of its pool."""
-    if device.type == "cuda":
-        return [device.queue(ledger), Device("cuda", pool=device.pool).queue(ledger)]
-    return [device.queue(ledger)]
+    jobs sent to any GPU (``cuda``) of its pool; one that allows ``commands`` their command queues too."""
+    devices = [device, Device("cuda", pool=device.pool)] if device.type == "cuda" else [device]
+    kinds = (False, True) if commands else (False,)
+    return [each.queue(ledger, commands=command) for command in kinds for each in devices]

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from mlpq.devices import parse_device
+from mlpq.devices import job_queue
 from mlpq.errors import UnavailableError
 from mlpq.locations import broker_tls
 from mlpq.redact import mask_url
@@ -39,6 +39,7 @@ CONNECT_TIMEOUT_S = 3
 
 class Publishable(Protocol):
     id: str
+    kind: str
     device: str
     pool: str | None
     timeout_s: int
@@ -61,7 +62,7 @@ def task_message(job: Publishable, ledger: str, grace_s: float) -> dict[str, obj
         },
         "properties": {
             "correlation_id": job.id, "reply_to": "", "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": parse_device(job.device, job.pool).queue(ledger)},
+            "delivery_info": {"exchange": "", "routing_key": job_queue(job.kind, job.device, job.pool, ledger)},
             "priority": 0, "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
         },
     }
@@ -110,7 +111,7 @@ def publish(client: redis.Redis, ledger: str, jobs: Iterable[Publishable], sent:
     """LPUSH each job's message onto its queue of ledger ``ledger`` (kombu's Redis transport pops from the
     right), appending each id to ``sent`` once Redis has it."""
     for job in jobs:
-        queue = parse_device(job.device, job.pool).queue(ledger)
+        queue = job_queue(job.kind, job.device, job.pool, ledger)
         client.lpush(queue, json.dumps(task_message(job, ledger, grace_s)))
         sent.append(job.id)
 

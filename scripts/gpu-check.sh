@@ -41,7 +41,8 @@ then
 else
     echo "==> using $PYTHON's own packages (no wheels for it in $BUNDLE)"
 fi
-# mlpq from this checkout; tests/jobkinds adds the test-only 'fault' job kind to every process (its entry point).
+# mlpq from this checkout; tests/jobkinds adds the test-only 'fault' and 'held-mnist' job kinds to every process
+# (their entry points).
 export PYTHONPATH="$repo/tests/jobkinds:$repo${PYTHONPATH:+:$PYTHONPATH}"
 "$PYTHON" -c 'import mlpq, celery, sqlalchemy, pydantic, alembic, redis, torch' ||
     { echo "mlpq's dependencies are missing: run scripts/gpu-bundle.sh where there is a network" >&2; exit 1; }

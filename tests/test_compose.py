@@ -37,7 +37,7 @@ GPU_WORKER = re.compile(r"worker-gpu(\d+)")
 
 # Variables from the caller's shell that would change what docker-compose resolves.
 LEAKY_VARIABLES = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "MLPQ_IMAGE", "MLPQ_BROKER_URL", "MLPQ_DATABASE_URL",
-                   "MLPQ_BIND_ADDRESS", "MLPQ_POOL", "MLPQ_HOSTNAME", "MLPQ_CERTS_DIR", "COMPOSE_FILE",
+                   "MLPQ_BIND_ADDRESS", "MLPQ_POOL", "MLPQ_HOSTNAME", "MLPQ_ALLOW_COMMANDS", "MLPQ_CERTS_DIR", "COMPOSE_FILE",
                    "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_PATH_SEPARATOR")
 
 
@@ -146,6 +146,7 @@ def test_mlpq_services_share_one_environment_and_data_volume(services: dict[str,
         "MLPQ_DATABASE_URL": f"postgresql://mlpq:{POSTGRES_PASSWORD}@postgres:5432/mlpq",
         "MLPQ_DATA_DIR": "/data",
         "MLPQ_HOSTNAME": "",
+        "MLPQ_ALLOW_COMMANDS": "",
     }
     assert any(str(volume).startswith("mlpq-data:/data") for volume in service["volumes"])
     assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == {
@@ -289,6 +290,13 @@ def test_the_worker_file_runs_workers_only_from_the_two_urls(tmp_path: Path) -> 
 def test_the_worker_file_takes_a_pool(tmp_path: Path) -> None:
     services = resolved(tmp_path, {**WORKER_URLS, "MLPQ_POOL": "a100-box"}, files=(WORKER_FILE,))["services"]
     assert services["worker-cpu"]["environment"]["MLPQ_POOL"] == "a100-box"
+
+
+@pytest.mark.parametrize(("env", "files"), [(PASSWORDS, (COMPOSE_FILE,)), (WORKER_URLS, (WORKER_FILE,))])
+def test_workers_run_commands_only_when_told(tmp_path: Path, env: Mapping[str, str], files: Sequence[Path]) -> None:
+    assert resolved(tmp_path, env, files=files)["services"]["worker-cpu"]["environment"]["MLPQ_ALLOW_COMMANDS"] == ""
+    allowed = resolved(tmp_path, {**env, "MLPQ_ALLOW_COMMANDS": "1"}, files=files)["services"]
+    assert allowed["worker-cpu"]["environment"]["MLPQ_ALLOW_COMMANDS"] == "1"
 
 
 @pytest.mark.parametrize("missing", sorted(WORKER_URLS))

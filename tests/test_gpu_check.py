@@ -20,6 +20,7 @@ CHECKS = {
     "out of memory: classified in one clean line": "pass",
     "out of memory: the process is replaced": "pass",
     "out of memory: the next MNIST job on that worker succeeds": "pass",
+    "kill and resume: attempt 2 resumes at epoch 2 with an uninterrupted run's model.pt": "pass",
     "queue: GPU memory back to baseline after each job (warm, concurrency 1)": "pass",
     "queue: GPU memory back to baseline after each job (warm, concurrency 4)": "pass",
 }

@@ -87,6 +87,7 @@ def test_workers_shut_down_warm_probe_themselves_and_share_the_data_volume(
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["exec"]["command"] == PROBE
     assert {"name": "MLPQ_DATA_DIR", "value": "/data"} in container["env"]
+    assert {"name": "MLPQ_ALLOW_COMMANDS", "value": ""} in container["env"]  # no command jobs unless set
     assert container["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
     assert spec["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "mlpq-data"}}]
     assert container["image"] == "mlpq:latest"

@@ -20,7 +20,7 @@ MLPQ = Path(messages.__file__).resolve().parent
 
 class Job:
     def __init__(self, job_id: str, device: str = "cuda:1", timeout_s: int = 77, pool: str | None = "a100") -> None:
-        self.id, self.device, self.timeout_s, self.pool = job_id, device, timeout_s, pool
+        self.id, self.device, self.timeout_s, self.pool, self.kind = job_id, device, timeout_s, pool, "mnist"
 
 
 def queued(client: redis.Redis, queue: str) -> dict:

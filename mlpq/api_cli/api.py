@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 from sqlalchemy import Engine
 
 from mlpq import kinds
-from mlpq.api_cli import artifact_files
+from mlpq.api_cli import artifact_files, start_from
 from mlpq.api_cli.batches import NewJob, SubmitAborted, submit_batch
 from mlpq.api_cli.sorting import Sort
 from mlpq.db import job_logs, jobs
@@ -26,9 +26,9 @@ from mlpq.db.job_logs import LogLine
 from mlpq.db.jobs import CancelOutcome
 from mlpq.db.ledger import open_ledger, require_identity
 from mlpq.db.lookup import JobLookupError
-from mlpq.db.records import JobRecord, MetricRecord
+from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
-from mlpq.devices import parse_device
+from mlpq.devices import job_queue, parse_device
 from mlpq.errors import UnavailableError
 from mlpq.redact import mask_url
 from mlpq import messages
@@ -58,10 +58,12 @@ class BrokerUnavailableError(UnavailableError, ConnectionError):
 
 @dataclass(frozen=True)
 class JobView:
-    """A job with the metrics of its latest attempt: plain values, no database behind them."""
+    """A job with its metrics as one curve (see ``jobs.latest_metrics``) and its attempts: plain values, no
+    database behind them."""
 
     job: JobRecord
     metrics: tuple[MetricRecord, ...]
+    attempts: tuple[AttemptRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class WorkerInfo:
     queues: list[str]
     active_jobs: list[str]
     queued: int
-    """Messages waiting in the queue of the worker's own device (not counting the shared ``cuda`` queue)."""
+    """Messages waiting in the queue of the worker's own device, and its command queue if it runs commands (not
+    counting the shared ``cuda`` queues)."""
     gpu_name: str | None
     gpu_memory_used_mib: int | None
     gpu_memory_total_mib: int | None
@@ -96,6 +99,8 @@ class WorkerInfo:
     """Its pool processes: jobs it runs at once."""
     threads: int | None = None
     """Torch threads each of its pool processes gives a job starting now."""
+    commands: bool = False
+    """Whether it runs command jobs (``mlpq worker --allow-commands``)."""
 
 
 class Client:
@@ -148,7 +153,7 @@ class Client:
         Every job runs once this returns. If it raises, none runs: ``SubmitInterrupted`` on Ctrl-C,
         ``BrokerUnavailableError`` when the broker failed, ``SubmitAborted`` for a failure of the ledger.
         """
-        new = [NewJob(r.kind, self.validate(r.kind, r.params), str(device), device.pool,
+        new = [NewJob(r.kind, self.validate(r.kind, self._started_from(r)), str(device), device.pool,
                       r.timeout_s or kinds.get(r.kind).default_timeout_s, r.rerun_of)
                for r in requests for device in [parse_device(r.device, r.pool)]]
         try:
@@ -158,6 +163,14 @@ class Client:
             if exc.stage == "publish" and isinstance(exc.__cause__, Exception):
                 raise BrokerUnavailableError(f"{self._unreachable(exc.__cause__)}; {exc.fate}") from exc.__cause__
             raise
+
+    def _started_from(self, request: JobRequest) -> Mapping[str, Any]:
+        """The request's parameters, with the model it starts from (``--init-from``) checked and pinned."""
+        kind = kinds.get(request.kind)
+        if kind.start_from is None or request.params.get(start_from.SOURCE) is None:
+            return request.params
+        with self.engine.connect() as connection:
+            return start_from.resolve(connection, kind, request.params)
 
     def rerun(self, id_or_prefix: str, device: str | None = None) -> JobRecord:
         """Submit a job's kind, parameters (seed included) and time limit again, in its pool,
@@ -174,10 +187,11 @@ class Client:
             return jobs.find_job(connection, id_or_prefix), outcome
 
     def get(self, id_or_prefix: str) -> JobView:
-        """A job by id or unique prefix with its latest metrics; raises ``JobLookupError``."""
+        """A job by id or unique prefix with its metrics and attempts; raises ``JobLookupError``."""
         with self.engine.connect() as connection:
             job = jobs.find_job(connection, id_or_prefix)
-            return JobView(job, tuple(jobs.latest_metrics(connection, job)))
+            return JobView(job, tuple(jobs.latest_metrics(connection, job)),
+                           tuple(jobs.attempts_of(connection, job.id)))
 
     def logs(self, id_or_prefix: str, attempt: int | None = None, *, after_id: int = 0,
              limit: int = job_logs.READ_LIMIT) -> LogView:
@@ -255,8 +269,10 @@ class Client:
             broker = messages.connect(self.settings.broker_url, timeout)
             try:
                 records, dead = registry.live_workers(broker, ledger)
-                own_queue = {r.name: parse_device(r.device, r.pool).queue(ledger) for r in records}
-                queued = registry.queue_lengths(broker, own_queue.values(), ledger=ledger, prune=dead)
+                own_queues = {r.name: [parse_device(r.device, r.pool).queue(ledger, commands=commands)
+                                       for commands in ((False, True) if r.commands else (False,))] for r in records}
+                queued = registry.queue_lengths(broker, [q for qs in own_queues.values() for q in qs], ledger=ledger,
+                                                prune=dead)
             finally:
                 broker.close()
         except Exception as exc:  # as in submit_many: any failure here means no broker
@@ -266,14 +282,14 @@ class Client:
             gpu = record.gpu or {}
             found.append(WorkerInfo(
                 record.name, record.host, record.device, record.pool, record.queues, record.active_jobs,
-                queued[own_queue[record.name]], gpu.get("name"), gpu.get("memory_used_mib"),
+                sum(queued[queue] for queue in own_queues[record.name]), gpu.get("name"), gpu.get("memory_used_mib"),
                 gpu.get("memory_total_mib"), gpu.get("index"), gpu.get("uuid"), record.state, record.concurrency,
-                record.threads))
+                record.threads, record.commands))
         return found
 
     def serving(self, job: JobRecord, timeout: float = 1.0) -> list[WorkerInfo]:
         """The live workers that consume ``job``'s queue (its device's, in its pool)."""
-        queue = parse_device(job.device, job.pool).queue(self.ledger)
+        queue = job_queue(job.kind, job.device, job.pool, self.ledger)
         return [found for found in self.workers(timeout) if queue in found.queues]
 
     def dead_letters(self, limit: int = 20) -> DeadLetters:

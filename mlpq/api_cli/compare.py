@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlpq import kinds
 from mlpq.api_cli.output import SHORT_ID, columns_of, figures, flat_figures, flat_params, format_value, \
-    result_fields, seconds, table
+    result_fields, seconds, shown_params, table
 
 if TYPE_CHECKING:
     from mlpq.db.records import JobRecord
@@ -18,11 +18,13 @@ BEST_MARK = "★"
 
 
 def differing_params(jobs: Sequence[JobRecord]) -> list[str]:
-    """The parameters whose values are not the same for every job (all of them for one job)."""
-    names = list(dict.fromkeys(name for job in jobs for name in job.params))
+    """The parameters, as their kinds word them (``Kind.shown_params``), whose values are not the same for every
+    job (all of them for one job)."""
+    shown = [shown_params(job) for job in jobs]
+    names = list(dict.fromkeys(name for params in shown for name in params))
     if len(jobs) < 2:
         return names
-    return [name for name in names if len({repr(job.params.get(name, MISSING)) for job in jobs}) > 1]
+    return [name for name in names if len({repr(params.get(name, MISSING)) for params in shown}) > 1]
 
 
 def best_job(jobs: Sequence[JobRecord]) -> str | None:
@@ -54,13 +56,14 @@ def comparison_table(jobs: Sequence[JobRecord]) -> str:
     """One line per job: kind, status, the parameters that differ, the headline figures, the duration; the best
     job's id marked ★."""
     params = differing_params(jobs)
-    names = list(dict.fromkeys(name for job in jobs for name in result_fields(job.kind)))
+    names = list(dict.fromkeys(name for job in jobs for name in result_fields(job)))
     best = best_job(jobs)
     rows = []
     for job in jobs:
         row: dict[str, Any] = {"id": job.id[:SHORT_ID] + (f" {BEST_MARK}" if job.id == best else ""),
                                "kind": job.kind, "status": job.status.value}
-        row.update({name: format_value(job.params[name]) for name in params if name in job.params})
+        shown = shown_params(job)
+        row.update({name: format_value(shown[name]) for name in params if name in shown})
         row.update({name: format_value(value) for name, value in figures(job).items() if value is not None})
         row["duration"] = seconds(job.duration_seconds)
         rows.append(row)

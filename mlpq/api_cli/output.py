@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mlpq.api_cli.api import JobView, WorkerInfo
     from mlpq.db.artifacts import ArtifactRecord
     from mlpq.db.job_logs import LogLine
-    from mlpq.db.records import JobRecord, MetricRecord
+    from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
 
 SHORT_ID = 12
 JOB_COLUMNS = ("id", "kind", "status", "device", "pool", "created", "duration_s", "headline", "sweep_id")
@@ -61,6 +61,34 @@ def step_name(kind_name: str) -> str:
     return kind.step_name if kind else "step"
 
 
+def attempt_text(attempt: AttemptRecord, step: str) -> str:
+    """``attempt 1: epochs 1–4 on host-a (worker lost)``, ``attempt 2: resumed at epoch 5 on host-b (succeeded)``."""
+    if attempt.resumed_at_step is not None:
+        ran = f"resumed at {step} {attempt.resumed_at_step}"
+    elif attempt.first_step is None or attempt.last_step is None:
+        ran = f"no {step}s"
+    elif attempt.first_step == attempt.last_step:
+        ran = f"{step} {attempt.first_step}"
+    else:
+        ran = f"{step}s {attempt.first_step}–{attempt.last_step}"
+    where = f" on {attempt.worker_host}" if attempt.worker_host else ""
+    ended = f" ({attempt.outcome})" if attempt.outcome else ""
+    return f"attempt {attempt.attempt}: {ran}{where}{ended}"
+
+
+def attempt_lines(view: JobView) -> list[str]:
+    """Each attempt in a line (``attempt_text``), when there is more than one or one resumed; else none."""
+    if len(view.attempts) < 2 and all(a.resumed_at_step is None for a in view.attempts):
+        return []
+    return [attempt_text(a, step_name(view.job.kind)) for a in view.attempts]
+
+
+def attempt_row(attempt: AttemptRecord) -> dict[str, Any]:
+    return {"attempt": attempt.attempt, "worker_host": attempt.worker_host, "started": iso(attempt.started_at),
+            "ended": iso(attempt.ended_at), "outcome": attempt.outcome, "resumed_at_step": attempt.resumed_at_step,
+            "first_step": attempt.first_step, "last_step": attempt.last_step}
+
+
 def job_row(job: JobRecord) -> dict[str, Any]:
     """One line of ``mlpq results``."""
     return {
@@ -70,22 +98,41 @@ def job_row(job: JobRecord) -> dict[str, Any]:
     }
 
 
+def shown_params(job: JobRecord) -> dict[str, Any]:
+    """The job's parameters as its kind words them for people (a command shortened, its swept values)."""
+    kind = kinds.find(job.kind)
+    return kind.params_shown(job.params) if kind else dict(job.params)
+
+
+def worded_params(job: JobRecord) -> str | None:
+    """``python train.py --lr 0.01 (lr=0.01)``: the command and its swept values, for a kind that words its
+    parameters (``Kind.shown_params``); ``None`` for others."""
+    kind = kinds.find(job.kind)
+    if kind is None or kind.shown_params is None:
+        return None
+    shown = kind.params_shown(job.params)
+    command = shown.pop("command", "")
+    values = ", ".join(f"{name}={format_value(value)}" for name, value in shown.items()
+                       if name not in ("workdir", "env"))
+    return f"{command} ({values})" if values else str(command)
+
+
 def flat_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as columns: ``{"lr": 0.1}`` → ``{"param.lr": 0.1}``."""
     return {PARAM_PREFIX + name: value for name, value in params.items()}
 
 
-def result_fields(kind_name: str) -> tuple[str, ...]:
-    """The result figures listed and compared for a kind (its ``result_fields``); none for a kind not installed
-    here."""
-    kind = kinds.find(kind_name)
-    return kind.result_fields if kind else ()
+def result_fields(job: JobRecord) -> tuple[str, ...]:
+    """The result figures listed and compared for a job (its kind's ``figure_names``); none for a kind not
+    installed here."""
+    kind = kinds.find(job.kind)
+    return kind.figure_names(job.result) if kind else ()
 
 
 def figures(job: JobRecord) -> dict[str, Any]:
     """The job's result figures, ``None`` where it has none (not finished, failed)."""
     result = job.result or {}
-    return {name: result.get(name) for name in result_fields(job.kind)}
+    return {name: result.get(name) for name in result_fields(job)}
 
 
 def flat_figures(job: JobRecord) -> dict[str, Any]:
@@ -123,6 +170,7 @@ def job_detail(view: JobView) -> dict[str, Any]:
         "duration_s": job.duration_seconds, "timeout_s": job.timeout_s, "sweep_id": job.sweep_id,
         "rerun_of": job.rerun_of, "result": job.result, "error": job.error, "provenance": job.provenance,
         "metrics": [metric_row(m) for m in view.metrics],
+        "attempt_history": [attempt_row(a) for a in view.attempts],
     }
 
 
@@ -172,8 +220,11 @@ def results_table(jobs: Sequence[JobRecord]) -> str:
          "duration": seconds(job.duration_seconds)}
         for job in jobs
     ]
+    for row, job in zip(rows, jobs):
+        row["command"] = worded_params(job)
     pool = ["pool"] if any(job.pool for job in jobs) else []
-    return table(rows, ["id", "kind", "status", "device", *pool, "created", "duration", "headline"])
+    command = ["command"] if any(row["command"] for row in rows) else []
+    return table(rows, ["id", "kind", "status", "device", *pool, "created", "duration", *command, "headline"])
 
 
 def format_value(value: Any) -> str:
@@ -216,7 +267,6 @@ def result_items(job: JobRecord) -> list[tuple[str, str]]:
 
 def show_text(view: JobView) -> str:
     """``mlpq show`` for people, control characters escaped."""
-    detail = job_detail(view)
     job = view.job
     lines = [
         f"job       {job.id}",
@@ -228,8 +278,10 @@ def show_text(view: JobView) -> str:
         f"started   {local_time(job.started_at)}",
         f"finished  {local_time(job.finished_at)}",
         f"duration  {seconds(job.duration_seconds)}",
-        "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in detail["params"].items() if v is not None),
+        "params    " + ", ".join(f"{k}={format_value(v)}" for k, v in shown_params(job).items() if v is not None),
     ]
+    if attempts := attempt_lines(view):
+        lines.append("attempts  " + "; ".join(attempts))
     if job.sweep_id:
         lines.append(f"sweep     {job.sweep_id}")
     if job.rerun_of:
@@ -294,9 +346,10 @@ def threads_text(worker: WorkerInfo) -> str | None:
 def workers_table(workers: Sequence[WorkerInfo]) -> str:
     rows = [{"host": w.host, "pool": w.pool, "device": w.device, "gpu": gpu_text(w),
              "running": ",".join(job_id[:SHORT_ID] for job_id in w.active_jobs) or "idle", "queued": w.queued,
-             "threads": threads_text(w), "name": w.name if w.state == "running" else f"{w.name} ({w.state})"}
+             "threads": threads_text(w), "commands": "yes" if w.commands else "no",
+             "name": w.name if w.state == "running" else f"{w.name} ({w.state})"}
             for w in workers]
-    return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "threads", "name"])
+    return table(rows, ["host", "pool", "device", "gpu", "running", "queued", "threads", "commands", "name"])
 
 
 def size_text(size: int) -> str:

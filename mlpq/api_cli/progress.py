@@ -19,6 +19,7 @@ from mlpq import kinds
 from mlpq.api_cli.api import BrokerUnavailableError, Client
 from mlpq.db.records import JobRecord, MetricRecord
 from mlpq.db.status import JobStatus
+from mlpq.devices import COMMAND_KIND
 from mlpq.redact import printable
 
 QUEUED_HINT_AFTER_S = 10.0
@@ -70,6 +71,9 @@ class QueuedHint:
             return f"still queued: is a worker for {where} running? (mlpq workers)"
         if serving:
             return f"still queued: {len(serving)} live worker(s) serve {where}, all busy (mlpq workers)"
+        if job.kind == COMMAND_KIND:
+            pool = f" in pool {job.pool}" if job.pool else ""
+            return f"still queued: no live worker runs commands{pool} on {job.device} (mlpq workers)"
         if job.pool:
             return f"still queued: no live worker serves pool {job.pool} on {job.device} (mlpq workers)"
         return f"still queued: no live worker serves {job.device} (mlpq workers)"

@@ -61,7 +61,8 @@ def announce_sweep(created: Sequence[JobRecord], axes: Sequence[str], wait: bool
 
 def choices(job: JobRecord, axes: Sequence[str]) -> str:
     """The job's values of the swept parameters, as ``name=value`` pairs."""
-    return printable(" ".join(f"{name}={output.format_value(job.params[name])}" for name in axes))
+    shown = output.shown_params(job)  # a command job's swept values are its kind's to word
+    return printable(" ".join(f"{name}={output.format_value(shown.get(name))}" for name in axes))
 
 
 def follow_sweep(ctx: click.Context, api: Client, created: Sequence[JobRecord], axes: Sequence[str],

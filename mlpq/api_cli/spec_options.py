@@ -3,7 +3,8 @@
 An ``int`` or ``float`` field becomes a ranged option and a ``Literal`` a choice; both take comma
 lists (a sweep). A ``bool`` becomes ``--name/--no-name``, a list a repeatable option, a ``str`` a
 plain one. A field's ``json_schema_extra`` may set ``option`` (its option's name), ``cli_type``
-(``directory``: a writable directory, resolved here) and ``default_help`` (the default as words).
+(``directory``: a writable directory, resolved here) and ``default_help`` (the default as words); ``cli``
+false keeps a field off the command line (the submit path fills it in).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ DRAWN_SEED_HELP = "drawn and stored when absent"
 def option_names(spec: type[BaseModel]) -> dict[str, str]:
     """Each field's option, like ``{"batch_size": "--batch-size", "starts": "--start"}``."""
     return {name: "--" + str(extra(field).get("option", name)).replace("_", "-")
-            for name, field in spec.model_fields.items()}
+            for name, field in spec.model_fields.items() if extra(field).get("cli", True)}
 
 
 def extra(field: FieldInfo) -> dict[str, Any]:
@@ -142,7 +143,8 @@ def spec_options(spec: type[BaseModel]) -> Iterator[click.Option]:
     """One option per field of ``spec``, in the order the fields are declared (base classes first)."""
     names = option_names(spec)
     for name, field in spec.model_fields.items():
-        yield field_option(name, field, names[name])
+        if name in names:
+            yield field_option(name, field, names[name])
 
 
 def given(values: dict[str, Any]) -> dict[str, Any]:

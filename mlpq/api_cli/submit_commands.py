@@ -13,6 +13,9 @@ from mlpq.api_cli.params import DEVICE, POOL, AsciiIntRange
 from mlpq.devices import Device
 from mlpq.kinds import MAX_TIMEOUT_S, Kind
 
+OWN_COMMANDS = {"command": "mlpq.api_cli.command_submit:submit_command"}
+"""Kinds whose ``submit`` command is written by hand (the command kind's program after ``--``), not generated."""
+
 
 def common_options(kind: Kind) -> list[click.Option]:
     """The options every ``submit`` command shares."""
@@ -49,7 +52,11 @@ class SubmitGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         kind = kinds.find(cmd_name)
-        return submit_command(kind) if kind else None
+        if kind is None:
+            return None
+        if kind.name in OWN_COMMANDS:
+            return kinds.load_object(OWN_COMMANDS[kind.name])(kind)
+        return submit_command(kind)
 
 
 @click.group(cls=SubmitGroup, context_settings=CONTEXT)

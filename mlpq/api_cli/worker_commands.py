@@ -31,6 +31,10 @@ MESSAGE_CHARS = 40
 @click.option("--gpu-index", type=AsciiIntRange(0, 99),
               help="The GPU's index as this host sees it, if not N (0 in a container that reserved one GPU). "
                    "[env: MLPQ_GPU_INDEX]")
+@click.option("--allow-commands", is_flag=True,
+              help="Also run command jobs (mlpq submit command): any program that anyone who can write to the "
+                   "ledger and the broker submits, as this worker's user. Run such a worker as an unprivileged "
+                   "user or in a container.  [env: MLPQ_ALLOW_COMMANDS; default: off]")
 @click.option("--loglevel", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]), default="INFO",
               show_default=True)
 @click.option("--max-jobs-per-process", type=AsciiIntRange(1, 1_000_000),
@@ -38,7 +42,8 @@ MESSAGE_CHARS = 40
                    "[default: keep it while it is healthy]")
 @click.pass_context
 def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, concurrency: int,
-           threads: int | None, gpu_index: int | None, loglevel: str, max_jobs_per_process: int | None) -> None:
+           threads: int | None, gpu_index: int | None, allow_commands: bool, loglevel: str,
+           max_jobs_per_process: int | None) -> None:
     """Run a worker that consumes exactly one device's queue (in its pool, with --pool).
 
     A cuda:N worker sees only that GPU (CUDA_VISIBLE_DEVICES is set before torch
@@ -50,10 +55,13 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
     A worker with --pool NAME takes only jobs submitted with --pool NAME (queue
     mlpq.NAME.DEVICE); one without takes only jobs submitted without.
 
+    With --allow-commands it also takes command jobs (queue mlpq.DEVICE.commands).
+
     \b
     Example:
       mlpq worker --device cuda:1 --concurrency 1
       mlpq worker --device cuda:0 --pool a100
+      mlpq worker --device cuda:0 --allow-commands
     """
     if device.type == "cuda" and device.index is None:
         raise click.BadParameter("a worker needs a GPU index: cuda:N", param_hint="--device")
@@ -64,7 +72,8 @@ def worker(ctx: click.Context, device: Device, pool: str | None, hostname: str, 
     code = start_worker(settings, Device(device.type, device.index, pool), hostname=hostname,
                         concurrency=concurrency, threads=threads,
                         gpu_index=gpu_index if gpu_index is not None else settings.gpu_index, loglevel=loglevel,
-                        max_jobs_per_process=max_jobs_per_process)
+                        max_jobs_per_process=max_jobs_per_process,
+                        allow_commands=allow_commands or settings.allow_commands)
     if code:
         raise click.ClickException(f"the worker stopped on an error (exit {code}); its log above says why")
 

@@ -9,21 +9,22 @@ status never changes.
 from __future__ import annotations
 
 import enum
+import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, null, select, update
+from sqlalchemy import Connection, delete, func, insert, null, select, update
 
 from mlpq.db.clock import db_now, read_db_now
 from mlpq.db.lookup import JobLookupError
-from mlpq.db.records import JobRecord, MetricRecord
-from mlpq.db.schema import JOBS, METRICS
-from mlpq.db.status import JobStatus
+from mlpq.db.records import AttemptRecord, JobRecord, MetricRecord
+from mlpq.db.schema import ARTIFACTS, ATTEMPTS, JOBS, METRICS
+from mlpq.db.status import TERMINAL, JobStatus
 
-JOB, METRIC = JOBS.c, METRICS.c
+JOB, METRIC, ATTEMPT = JOBS.c, METRICS.c, ATTEMPTS.c
 
 
 def new_job_id() -> str:
@@ -135,7 +136,8 @@ def list_jobs(
 
 
 def claim_job(connection: Connection, job_id: str, worker_host: str) -> JobRecord | None:
-    """queued → running as a new attempt; ``None`` if the job is not queued (taken, ended or unknown)."""
+    """queued → running as a new attempt, with its row in ``attempts``; ``None`` if the job is not queued
+    (taken, ended or unknown)."""
     now = db_now()
     row = connection.execute(
         update(JOBS)
@@ -144,7 +146,35 @@ def claim_job(connection: Connection, job_id: str, worker_host: str) -> JobRecor
                 heartbeat_at=now, worker_host=worker_host, finished_at=None, error=None)
         .returning(*JOBS.c)
     ).one_or_none()
-    return JobRecord.from_row(row) if row is not None else None
+    if row is None:
+        return None
+    job = JobRecord.from_row(row)
+    connection.execute(insert(ATTEMPTS).values(job_id=job_id, attempt=job.attempts, worker_host=worker_host,
+                                               started_at=now))
+    return job
+
+
+def end_attempt(connection: Connection, job_id: str, attempt: int, outcome: str) -> None:
+    """Say how the attempt ended (``succeeded``, ``worker lost``, ``lease lost``, …)."""
+    connection.execute(update(ATTEMPTS).where(ATTEMPT.job_id == job_id, ATTEMPT.attempt == attempt)
+                       .values(ended_at=db_now(), outcome=outcome))
+
+
+def note_resumed(connection: Connection, job_id: str, attempt: int, step: int) -> None:
+    """Say that the attempt goes on from a checkpoint, at ``step``."""
+    connection.execute(update(ATTEMPTS).where(ATTEMPT.job_id == job_id, ATTEMPT.attempt == attempt)
+                       .values(resumed_at_step=step))
+
+
+def attempts_of(connection: Connection, job_id: str) -> list[AttemptRecord]:
+    """The job's attempts, first to last, each with the first and last steps it reported."""
+    steps = (select(METRIC.attempt, func.min(METRIC.step).label("first"), func.max(METRIC.step).label("last"))
+             .where(METRIC.job_id == job_id).group_by(METRIC.attempt).subquery())
+    return [AttemptRecord(*row) for row in connection.execute(
+        select(ATTEMPT.attempt, ATTEMPT.worker_host, ATTEMPT.started_at, ATTEMPT.ended_at, ATTEMPT.outcome,
+               ATTEMPT.resumed_at_step, steps.c.first, steps.c.last)
+        .outerjoin(steps, steps.c.attempt == ATTEMPT.attempt)
+        .where(ATTEMPT.job_id == job_id).order_by(ATTEMPT.attempt))]
 
 
 def _running(job_id: str, attempt: int) -> Any:
@@ -193,10 +223,21 @@ def add_metrics(connection: Connection, job_id: str, attempt: int,
 
 
 def latest_metrics(connection: Connection, job: JobRecord) -> list[MetricRecord]:
-    """The metrics of the job's latest attempt, by step."""
-    return [MetricRecord(step, values) for step, values in connection.execute(
-        select(METRIC.step, METRIC["values"]).where(METRIC.job_id == job.id, METRIC.attempt == job.attempts)
-        .order_by(METRIC.step))]
+    """The job's metrics as one curve, by step: each attempt's steps below the first step a later attempt
+    reported (so a resumed attempt continues its predecessor's curve, and one that started over replaces it).
+
+    Every attempt's metrics stay in the table; this only chooses among them.
+    """
+    kept: dict[int, dict[str, Any]] = {}
+    below, attempt_seen, first = math.inf, None, math.inf
+    for attempt, step, values in connection.execute(
+            select(METRIC.attempt, METRIC.step, METRIC["values"]).where(METRIC.job_id == job.id)
+            .order_by(METRIC.attempt.desc(), METRIC.step)):
+        if attempt != attempt_seen:  # an earlier attempt: only its steps below the later ones' first count
+            below, attempt_seen, first = min(below, first), attempt, step
+        if step < below:
+            kept[step] = values
+    return [MetricRecord(step, kept[step]) for step in sorted(kept)]
 
 
 def finish_job(connection: Connection, job_id: str, attempt: int, status: JobStatus, *,
@@ -204,13 +245,17 @@ def finish_job(connection: Connection, job_id: str, attempt: int, status: JobSta
                provenance: Mapping[str, Any] | None = None) -> bool:
     """This attempt: running → a terminal status; ``False`` if the job is no longer this attempt's.
 
-    No result is SQL NULL (``null()``): a plain ``None`` would store JSON ``null``.
+    No result is SQL NULL (``null()``): a plain ``None`` would store JSON ``null``. The attempt's row says
+    how it ended.
     """
-    return bool(connection.execute(
+    finished = bool(connection.execute(
         update(JOBS).where(_running(job_id, attempt)).values(
             status=status, finished_at=db_now(), result=dict(result) if result is not None else null(),
             error=error, provenance=dict(provenance) if provenance is not None else null())
     ).rowcount)
+    if finished:
+        end_attempt(connection, job_id, attempt, status.value)
+    return finished
 
 
 class CancelOutcome(str, enum.Enum):
@@ -245,13 +290,19 @@ def request_cancel(connection: Connection, job: JobRecord,
     return CancelOutcome.ALREADY_ENDED
 
 
+WORKER_LOST, LEASE_LOST = "worker lost", "lease lost"
+"""How an attempt whose lease expired ended: its worker was not heard of again, or it was, too late."""
+
+
 def requeue_expired(connection: Connection, *, lease: timedelta, max_attempts: int,
                     grace: timedelta) -> list[JobRecord]:
     """End or requeue running jobs whose lease expired; returns the requeued ones (to publish again).
 
     A lost job is cancelled if a cancel was asked for, failed as "time limit"
     past its timeout, failed as "worker lost" at the attempt cap, and queued
-    again otherwise. Rows are locked with SKIP LOCKED where the database has it.
+    again otherwise; its attempt ends as ``worker lost`` (``lease lost`` once it
+    turns out to have been alive: see ``end_attempt``). Rows are locked with
+    SKIP LOCKED where the database has it.
     """
     now = read_db_now(connection)
     expired = [(JobRecord.from_row(row), row.stop_as) for row in connection.execute(
@@ -271,7 +322,16 @@ def requeue_expired(connection: Connection, *, lease: timedelta, max_attempts: i
             change.update(status=JobStatus.QUEUED, finished_at=None, queued_at=now)
             requeued.append(replace(job, **change))
         connection.execute(update(JOBS).where(JOB.id == job.id).values(**change))
+        end_attempt(connection, job.id, job.attempts, WORKER_LOST)
     return requeued
+
+
+def ended_with_checkpoint(connection: Connection) -> list[str]:
+    """Jobs that ended but still have a checkpoint: ended without their worker (lost at the attempt cap, past
+    their time limit, cancelled while lost or queued again), or their worker could not remove it."""
+    return list(connection.scalars(
+        select(ARTIFACTS.c.job_id).join(JOBS, JOB.id == ARTIFACTS.c.job_id)
+        .where(ARTIFACTS.c.role == "checkpoint", JOB.status.in_(TERMINAL)).distinct()))
 
 
 def queued_for(connection: Connection, age: timedelta) -> list[JobRecord]:

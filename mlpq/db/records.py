@@ -60,3 +60,18 @@ class MetricRecord:
 
     step: int
     values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One attempt of a job: where it ran, how it ended (``None`` while running), the step it resumed at
+    (``None``: it started from the beginning) and the first and last steps it reported (``None``: none)."""
+
+    attempt: int
+    worker_host: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    resumed_at_step: int | None
+    first_step: int | None
+    last_step: int | None

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 ENTRY_POINT_GROUP = "mlpq.kinds"
-BUILTIN = {"himmelblau": "mlpq.kinds.himmelblau:KIND", "mnist": "mlpq.kinds.mnist:KIND"}
+BUILTIN = {"command": "mlpq.kinds.command:KIND", "himmelblau": "mlpq.kinds.himmelblau:KIND",
+           "mnist": "mlpq.kinds.mnist:KIND"}
 MAX_TIMEOUT_S = 24 * 3600
 SEED_BOUND = 2**32
 """Seeds are below this: the spec's bound (``mlpq.kinds.spec.Seed``), and drawn seeds too."""
@@ -39,6 +40,15 @@ def load_object(path: str) -> Any:
     """The object a ``module:attribute`` path names, imported on demand."""
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class StartFrom:
+    """How a job of a kind starts from another job's trained model: the artifact it loads (named by the spec
+    fields ``init_from``, the source job, and ``init_sha256``, its SHA-256) and the spec fields both must share."""
+
+    artifact: str
+    same: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -74,12 +84,30 @@ class Kind:
     default each numeric metric against the step. It must not import torch or matplotlib."""
     best: tuple[str, Literal["min", "max"]] | None = None
     """The result figure that makes a job the best of its sweep, and whether the least or the most wins."""
+    result_figures: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    """For a kind whose jobs' results name their own figures (a command job's ``mlpq.job.result`` values): the
+    figures of one result, shown and compared after ``result_fields``."""
+    shown_params: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    """The parameters as people read them (``results``, ``show``, ``compare``, the UI), e.g. a command shortened
+    and the values swept into it; by default the parameters themselves."""
+    start_from: StartFrom | None = None
+    """Whether (and how) ``mlpq submit KIND --init-from JOB`` starts from another job's model."""
 
     def describe(self, jobs: Sequence[Plotted]) -> Figure:
         """The figure of ``jobs`` (all of this kind)."""
         if self.figure is not None:
             return self.figure(jobs)
         return metrics_figure(jobs, self.step_name)
+
+    def figure_names(self, result: Mapping[str, Any] | None) -> tuple[str, ...]:
+        """The result figures ``results`` and ``compare`` show for a job with ``result``."""
+        if self.result_figures is None or not result:
+            return self.result_fields
+        return tuple(dict.fromkeys([*self.result_fields, *self.result_figures(result)]))
+
+    def params_shown(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` as ``shown_params`` words them."""
+        return self.shown_params(params) if self.shown_params is not None else dict(params)
 
     def load_runner(self) -> Callable[[Any, Any], dict[str, Any]]:
         return load_object(self.runner)

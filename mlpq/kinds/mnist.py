@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlpq.figures import Axis, Figure, Panel, Plotted, Series, metric_points
-from mlpq.kinds import Kind
+from mlpq.kinds import Kind, StartFrom
 from mlpq.kinds.spec import JobSpec, LearningRate, Momentum
 
 
@@ -32,6 +32,12 @@ class MnistSpec(JobSpec):
         json_schema_extra={"cli_type": "directory", "default_help": "the worker's MLPQ_DATA_DIR"})
     cuda_graph: bool = Field(
         default=False, description="On a GPU, capture the training step as a CUDA graph and replay it per batch.")
+    init_from: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        default=None, description="Start from the model.pt of this succeeded mnist job (its id or a prefix; the "
+                                  "same variant, activation and logits ReLU).")
+    init_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, description="The SHA-256 of init_from's model.pt, filled in by submit; the worker checks it.",
+        json_schema_extra={"cli": False})
 
     @field_validator("data_dir")
     @classmethod
@@ -39,6 +45,16 @@ class MnistSpec(JobSpec):
         if value is not None and ("\0" in value or not PurePosixPath(value).is_absolute()):
             raise ValueError("must be an absolute path")
         return value
+
+    @model_validator(mode="after")
+    def _init_pair(self) -> MnistSpec:
+        if (self.init_from is None) != (self.init_sha256 is None):
+            raise ValueError("init_from and init_sha256 go together (submit fills in init_sha256)")
+        return self
+
+
+ARCHITECTURE = ("variant", "activation", "logits_relu")
+"""The fields a job that starts from another's model must share with it."""
 
 
 def dataset_sizes(sizes: Mapping[str, int]) -> str:
@@ -70,6 +86,7 @@ KIND = Kind(
       mlpq submit mnist --epochs 3 --variant functional --device cuda:0 --wait
       mlpq submit mnist --lr 0.01,0.05,0.1 --batch-size 100,200 --seed 1
       mlpq submit mnist --activation relu,none --seed 1
+      mlpq submit mnist --epochs 5 --init-from 3f2a9c
     """,
     step_name="epoch",
     steps_field="epochs",
@@ -79,4 +96,5 @@ KIND = Kind(
     progress_fields=(("train_loss", "loss {:.4f}"), ("test_accuracy", "acc {:.2%}")),
     figure=figure,
     best=("test_accuracy", "max"),
+    start_from=StartFrom("model.pt", ARCHITECTURE),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,3 +21,8 @@ class JobSpec(BaseModel):
 
     seed: Seed = Field(default=0, description="Random seed.")
     """Absent from a request, a seed is drawn and stored (``Client.validate``); the option's help says so."""
+
+
+def spec_digest(spec: BaseModel) -> str:
+    """The SHA-256 (hex) of a validated spec's JSON: what a checkpoint records to be trusted by this spec only."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()

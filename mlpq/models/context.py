@@ -38,7 +38,11 @@ FileSource = bytes | Path
 SaveArtifact = Callable[[str, FileSource], StoredFile]
 """Keeps a named file as one of the job's artifacts; raises ``JobError`` (e.g. ``artifact too large``)."""
 SaveCheckpoint = Callable[[FileSource], None]
-"""Keeps the job's latest state, replacing the one before: a new attempt of the job gets it back."""
+"""Keeps the job's latest state, replacing the one before: a new attempt of the job gets it back. It covers the
+steps reported before it: a resumed attempt reports the steps after the last of them."""
+FetchArtifact = Callable[[str, str, str], Path]
+"""``(job_id, name, sha256)``: a local copy of another job's artifact whose SHA-256 has been verified; raises
+``JobError`` (no such artifact, or it does not verify)."""
 
 
 def _digest_only(name: str, source: FileSource) -> StoredFile:
@@ -53,6 +57,10 @@ def _no_checkpoint(_: FileSource) -> None:
     pass
 
 
+def _no_ledger(job_id: str, name: str, sha256: str) -> Path:
+    raise JobError(f"{name} of job {job_id}: a run outside a worker has no ledger to fetch it from")
+
+
 @dataclass(frozen=True)
 class RunContext:
     """Where a job runs: a torch device string, a progress callback, a data directory, a stop check.
@@ -64,7 +72,8 @@ class RunContext:
 
     ``save_artifact`` keeps a named file (a trained model); ``checkpoint`` keeps the job's latest state; a new
     attempt of a job finds the last one in ``resumed`` (a local file whose SHA-256 the worker has verified, or
-    ``None``: start from the beginning). What job code logs with ``logging`` goes to the job's log.
+    ``None``: start from the beginning); ``fetch_artifact`` fetches another job's artifact (a model to start from).
+What job code logs with ``logging`` goes to the job's log.
     """
 
     device: str
@@ -75,6 +84,9 @@ class RunContext:
     save_artifact: SaveArtifact = _digest_only
     checkpoint: SaveCheckpoint = _no_checkpoint
     resumed: Path | None = None
+    job_id: str | None = None
+    """The job's id (``None`` outside a worker)."""
+    fetch_artifact: FetchArtifact = _no_ledger
 
 
 class JobError(Exception):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlpq.models import mnist_data, resident
+from mlpq.models import mnist_data, mnist_state, resident
 from mlpq.models.context import DivergedError, RunContext, StopCheck, keep_going
 from mlpq.models.mlp import build_model
 from mlpq.kinds.mnist import MnistSpec
@@ -136,61 +135,63 @@ def uses_graph(spec: MnistSpec, device: str, train_size: int) -> bool:
     return spec.cuda_graph and device.startswith("cuda") and spec.batch_size <= train_size
 
 
-@dataclass
-class Times:
-    """Seconds a job spent loading its data, training and evaluating."""
-
-    load_seconds: float
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
-
-
 def run(spec: MnistSpec, ctx: RunContext) -> dict[str, Any]:
-    """Train for ``spec.epochs`` epochs, reporting train loss, test loss and accuracy per epoch.
+    """Train for ``spec.epochs`` epochs, reporting train loss, test loss and accuracy per epoch, and keep the
+    trained weights as ``model.pt``.
 
+    After every epoch but the last the job's state is checkpointed (``mnist_state``); an attempt given one in
+    ``ctx.resumed`` restores it and goes on with the next epoch, to the very weights of an uninterrupted run.
     Training (with the CUDA graph's capture) and evaluation are timed apart; each ends by reading a value from
     the device, so the time of each includes its device work.
     """
     torch.manual_seed(spec.seed)
     data, load_seconds = load_data(spec, ctx)
     model = build_model(spec.variant, spec.logits_relu, spec.activation).to(ctx.device)
+    if spec.init_from is not None and spec.init_sha256 is not None:
+        path = ctx.fetch_artifact(spec.init_from, mnist_state.MODEL_FILE, spec.init_sha256)
+        mnist_state.init_weights(path, spec.init_sha256, model, ctx.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
     generator = torch.Generator().manual_seed(spec.seed)
     began = time.perf_counter()
     trainer = Trainer(model, optimizer, data.train_x, data.train_y)
     graphed = GraphedStep(trainer, spec.batch_size) if uses_graph(spec, ctx.device, len(data.train_y)) else None
-    times = Times(load_seconds, train_seconds=time.perf_counter() - began)
-    epochs: list[dict[str, float]] = []
-    for epoch in range(1, spec.epochs + 1):
+    done = mnist_state.Progress(load_seconds, train_seconds=time.perf_counter() - began)
+    refused = mnist_state.resume(ctx.resumed, spec, model, optimizer, generator, ctx.device, done)
+    for epoch in range(len(done.epochs) + 1, spec.epochs + 1):
         began = time.perf_counter()
         train_loss = train_epoch(trainer, graphed, spec.batch_size, generator, ctx.check)
-        times.train_seconds += time.perf_counter() - began
+        done.train_seconds += time.perf_counter() - began
         if not math.isfinite(train_loss):
             raise DivergedError(f"train loss is {train_loss} in epoch {epoch} (lr {spec.lr})")
         began = time.perf_counter()
         test_loss, accuracy = evaluate(model, data.test_x, data.test_y)
-        times.eval_seconds += time.perf_counter() - began
+        done.eval_seconds += time.perf_counter() - began
         metrics = {"train_loss": train_loss, "test_loss": test_loss, "test_accuracy": accuracy}
-        epochs.append(metrics)
+        done.epochs.append(metrics)
         ctx.progress(epoch, metrics)
-    return summarise(spec, data, epochs, times, graphed is not None)
+        if epoch < spec.epochs:
+            ctx.checkpoint(mnist_state.checkpoint(spec, model, optimizer, generator, done))
+    stored = ctx.save_artifact(mnist_state.MODEL_FILE, mnist_state.model_file(model))
+    notices = [text for text in (data.notice, refused) if text]
+    return {**summarise(spec, data, done, graphed is not None, "; ".join(notices) or None),
+            **mnist_state.model_result(stored)}
 
 
-def summarise(spec: MnistSpec, data: mnist_data.MnistData, epochs: list[dict[str, float]], times: Times,
-              cuda_graph: bool = False) -> dict[str, Any]:
+def summarise(spec: MnistSpec, data: mnist_data.MnistData, done: mnist_state.Progress, cuda_graph: bool = False,
+              notice: str | None = None) -> dict[str, Any]:
     """The job's result: the last epoch's metrics, the data used and the time taken (``samples_per_second``:
-    training samples per second of training, evaluation apart)."""
-    final = epochs[-1]
+    training samples per second of training, evaluation apart; summed over the attempts a resumed job took)."""
+    final = done.epochs[-1]
     return {
         **final,
         "dataset": data.name,
         "dataset_sizes": data.sizes(),
-        "notice": data.notice,
+        "notice": notice,
         "epochs": spec.epochs,
-        "load_seconds": times.load_seconds,
-        "train_seconds": times.train_seconds,
-        "eval_seconds": times.eval_seconds,
-        "samples_per_second": spec.epochs * len(data.train_y) / times.train_seconds,
+        "load_seconds": done.load_seconds,
+        "train_seconds": done.train_seconds,
+        "eval_seconds": done.eval_seconds,
+        "samples_per_second": spec.epochs * len(data.train_y) / done.train_seconds,
         "cuda_graph": cuda_graph,
         "headline": f"test accuracy {final['test_accuracy']:.2%} ({data.name})",
     }

@@ -61,26 +61,28 @@ def job_page(view: JobView) -> dict[str, Any]:
     job = view.job
     return {
         **output.job_detail(view), "short_id": job.id[:output.SHORT_ID], "done": is_done(job),
-        "param_items": [(name, output.format_value(value)) for name, value in job.params.items() if value is not None],
+        "param_items": [(name, output.format_value(value)) for name, value in output.shown_params(job).items()
+                        if value is not None],
         "times": [(label, output.local_time(moment)) for label, moment in
                   (("created", job.created_at), ("started", job.started_at), ("finished", job.finished_at))],
         "duration": output.seconds(job.duration_seconds),
         "result_items": output.result_items(job),
         "headline": output.headline(job),
         "provenance_text": output.provenance_text(job.provenance) if job.provenance else None,
+        "attempt_lines": output.attempt_lines(view),
     }
 
 
 def sweep_page(jobs: Sequence[JobRecord]) -> dict[str, Any]:
     """``mlpq compare``: one row per member with the parameters that differ and the result figures."""
     params = differing_params(jobs)
-    names = list(dict.fromkeys(name for job in jobs for name in output.result_fields(job.kind)))
+    names = list(dict.fromkeys(name for job in jobs for name in output.result_fields(job)))
     best = best_job(jobs)
     rows = [{"id": job.id, "short_id": job.id[:output.SHORT_ID], "status": job.status.value, "best": job.id == best,
-             "params": [output.format_value(job.params.get(name)) for name in params],
-             "figures": [output.format_value(value) if value is not None else "-"
-                         for value in output.figures(job).values()],
-             "duration": output.seconds(job.duration_seconds)} for job in jobs]
+             "params": [output.format_value(shown.get(name)) for name in params],
+             "figures": [output.format_value(value) if (value := (job.result or {}).get(name)) is not None else "-"
+                         for name in names],
+             "duration": output.seconds(job.duration_seconds)} for job in jobs for shown in [output.shown_params(job)]]
     return {"params": params, "figures": names, "rows": rows, "best": best, "done": all(map(is_done, jobs))}
 
 

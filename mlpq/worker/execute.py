@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import timedelta
@@ -19,10 +20,10 @@ from mlpq.config import Leases
 from mlpq.db import jobs
 from mlpq.db.status import JobStatus
 from mlpq import kinds
-from mlpq.devices import Device
+from mlpq.devices import COMMAND_KIND, Device
 from mlpq.models.context import JobError, RunContext
 from mlpq.redact import one_line, shown
-from mlpq.worker import cuda_errors, job_log, logs, provenance
+from mlpq.worker import checkpoints, cuda_errors, job_log, logs, provenance
 from mlpq.worker.device import torch_device_name
 from mlpq.worker.job_files import ArtifactSettings, JobFiles
 from mlpq.worker.lease import JobCancelled, JobLost, Lease, LeaseKeeper
@@ -41,6 +42,10 @@ T = TypeVar("T")
 
 class DeviceUnavailableError(JobError):
     reason = "device unavailable"
+
+
+class CommandsRefusedError(JobError):
+    reason = "refused"
 
 
 def with_db_retries(write: Callable[[], T], *, deadline_s: float = DB_RETRY_S) -> T:
@@ -73,10 +78,12 @@ class MetricsRecorder:
     last_flush: float = float("-inf")
     """When the buffer was last written; never, at first, so the first step is stored at once (a job that
     then blocks for long, or a pruner waiting for its first epoch, sees it)."""
+    last_step: int | None = None
 
     def __call__(self, step: int, values: Mapping[str, Any]) -> None:
         self.lease.check()
         self.pending.append((step, dict(values)))
+        self.last_step = step
         if time.monotonic() - self.last_flush >= self.interval:
             self.flush()
 
@@ -94,6 +101,11 @@ class MetricsRecorder:
             self.pending = []
         self.last_flush = time.monotonic()
 
+    def flush_reported(self) -> int | None:
+        """Write every step reported so far (before a checkpoint that covers them); returns the last one."""
+        self.flush()
+        return self.last_step
+
     def add_pending(self, connection: Connection) -> None:
         """Add what is buffered to ``connection``'s transaction (a retried transaction adds it again)."""
         jobs.add_metrics(connection, self.job_id, self.attempt, self.pending)
@@ -104,7 +116,7 @@ def describe_failure(exc: BaseException, timeout_s: int) -> str:
     if isinstance(exc, kinds.UnknownKindError):  # its message says so in full
         return str(exc)
     if isinstance(exc, JobError):
-        return f"{exc.reason}: {exc}"
+        return f"{exc.reason}: {exc}" if str(exc) else exc.reason
     cuda_failure = cuda_errors.classify(exc)
     if cuda_failure is not None:
         return str(cuda_failure)
@@ -127,13 +139,19 @@ def resolve_device(device: Device) -> str:
     return name
 
 
-def run_spec(kind: str, params: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Re-validate the stored parameters (a message or row may be forged) and run the job code."""
+def load_job(kind: str, params: Mapping[str, Any]) -> tuple[Callable[[Any, RunContext], dict[str, Any]], Any]:
+    """The kind's runner and the stored parameters re-validated (a message or row may be forged)."""
     try:
         declared = kinds.get(kind)
     except kinds.UnknownKindError as exc:
         raise kinds.UnknownKindError(f"unknown kind {shown(kind)} on this worker (install its package)") from exc
-    return declared.load_runner()(declared.spec.model_validate(params), ctx)
+    return declared.load_runner(), declared.spec.model_validate(params)
+
+
+def run_spec(kind: str, params: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
+    """Re-validate the stored parameters and run the job code."""
+    runner, spec = load_job(kind, params)
+    return runner(spec, ctx)
 
 
 @dataclass(frozen=True)
@@ -163,17 +181,29 @@ def claim(engine: Engine, job_id: str, worker_host: str, retry_s: float,
             return jobs.job_status(connection, job_id)
 
     delay = RELEASE_POLL_S
-    while (outcome := with_db_retries(write, deadline_s=retry_s)) is JobStatus.SUBMITTING:
-        time.sleep(delay)
-        delay = min(delay * 2, RELEASE_POLL_MAX_S)
+    while (outcome := with_db_retries(write, deadline_s=retry_s)) in (JobStatus.SUBMITTING, JobStatus.QUEUED):
+        if outcome is JobStatus.SUBMITTING:
+            time.sleep(delay)
+            delay = min(delay * 2, RELEASE_POLL_MAX_S)
+        # QUEUED: released between the claim and the look at its status (PostgreSQL's statements each see the
+        # latest commit): claim it again at once
     return outcome if isinstance(outcome, Claimed) else None
+
+
+def note_lease_lost(engine: Engine, job_id: str, attempt: int) -> None:
+    """Say that the attempt was alive when its job was taken from it (best effort: it records nothing else)."""
+    try:
+        with engine.begin() as connection:
+            jobs.end_attempt(connection, job_id, attempt, jobs.LEASE_LOST)
+    except Exception as exc:  # the database is away or the job is gone: its row keeps "worker lost"
+        log.warning("job %s attempt %d: could not note its lost lease: %s", job_id, attempt, logs.reason(exc))
 
 
 def execute_job(
     engine: Engine, job_id: str, *, device: Device, worker_host: str, data_dir: Path,
     leases: LeaseKeeper, db_retry_s: float = DB_RETRY_S, health: ProcessHealth | None = None,
     gpu_index: int | None = None, release_wait_s: float = Leases.lease_s,
-    artifacts: ArtifactSettings = ArtifactSettings(),
+    artifacts: ArtifactSettings = ArtifactSettings(), allow_commands: bool = False,
 ) -> JobStatus | None:
     """Run job ``job_id`` if it is still queued; returns its end status, or ``None`` if not this run's to end.
 
@@ -181,7 +211,8 @@ def execute_job(
     A CUDA failure is also noted in ``health``, which decides whether this process
     may run the next job; ``gpu_index`` is the host's index of the worker's GPU.
     A job its submit has not released yet is waited for (see ``claim``). ``artifacts``: where the files it
-    keeps go.
+    keeps go. A command job fails unless ``allow_commands`` (its message reached a worker that does not run
+    commands: a forged one).
     """
     job = claim(engine, job_id, worker_host, db_retry_s, release_wait_s)
     if job is None:
@@ -193,21 +224,29 @@ def execute_job(
     lease = leases.hold(job_id, job.attempt)
     recorder = MetricsRecorder(engine, job_id, job.attempt, lease, retry_s=db_retry_s)
     files = JobFiles(engine, artifacts, job_id, job.attempt, lease.check, db_retry_s)
+    retry = functools.partial(with_db_retries, deadline_s=db_retry_s)
     reported: list[str] = []
     resolved = False
     failure: Exception | None = None
     try:
+        if job.kind == COMMAND_KIND and not allow_commands:
+            raise CommandsRefusedError("this worker does not run commands (start it with --allow-commands)")
         with own_log.capturing():
             torch_device = resolve_device(device)
             resolved = True
             own_log.event(f"attempt {job.attempt} started on {worker_host} ({torch_device})")
-            result = run_spec(job.kind, job.params,
-                              RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
-                                         save_artifact=files.save_artifact))
-        status, outcome = JobStatus.SUCCEEDED, {"result": result}
+            runner, spec = load_job(job.kind, job.params)
+            with checkpoints.attempt_folder() as folder:
+                kept = checkpoints.Checkpoints(files, spec, recorder.flush_reported, retry, folder)
+                resumed = kept.resume()
+                result = runner(spec, RunContext(torch_device, recorder, data_dir, lease.check, reported.append,
+                                                 save_artifact=files.save_artifact, checkpoint=kept.save,
+                                                 resumed=resumed.path, fetch_artifact=kept.fetch, job_id=job_id))
+        status, outcome = JobStatus.SUCCEEDED, {"result": checkpoints.with_notice(result, resumed.notice)}
     except JobLost:
         log.warning("job %s attempt %d lost its lease (requeued, ended or gone): stopped without recording",
                     job_id, job.attempt)
+        note_lease_lost(engine, job_id, job.attempt)
         own_log.end_alone(f"attempt {job.attempt} lost its lease (requeued, ended or gone): stopped")
         return None
     except JobCancelled as stop:
@@ -236,7 +275,9 @@ def execute_job(
         return None
     if not finished:
         log.warning("job %s attempt %d was taken over before it finished: outcome dropped", job_id, job.attempt)
+        note_lease_lost(engine, job_id, job.attempt)
         return None
+    checkpoints.remove(files, retry)
     if failure is None:
         log.info("job %s %s", job_id, status.value)
     else:

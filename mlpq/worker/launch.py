@@ -35,7 +35,8 @@ def node_name(device: Device, hostname: str) -> str:
 
 def start_worker(settings: Settings, device: Device, *, hostname: str | None = None, concurrency: int = 1,
                  gpu_index: int | None = None, loglevel: str = "INFO",
-                 max_jobs_per_process: int | None = None, threads: int | None = None) -> int:
+                 max_jobs_per_process: int | None = None, threads: int | None = None,
+                 allow_commands: bool = False) -> int:
     """Pin the process, check the device and the ledger, then run the worker until it is stopped.
 
     Pool processes stay warm across jobs (a GPU process keeps its CUDA context);
@@ -43,7 +44,8 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     ``max_jobs_per_process`` (if given) after that many jobs regardless.
     Each job gets ``threads`` torch threads if given, else ``OMP_NUM_THREADS`` if set, else 2 on a GPU,
     else an equal share of the machine's CPUs among the pool processes of every live CPU worker on it,
-    decided as the job starts (``mlpq.worker.threads``).
+    decided as the job starts (``mlpq.worker.threads``). With ``allow_commands`` it also consumes the device's
+    command queues and runs command jobs (``mlpq.kinds.command``).
 
     Blocks; returns Celery's exit code (non-zero when the worker stopped on an error). Raises
     ``DeviceError`` when the GPU does not exist, SQLAlchemy's errors when the database cannot be
@@ -65,11 +67,12 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     context = WorkerContext(settings.database_url, device, hostname, settings.data_dir,
                             settings.leases.heartbeat_s, settings.leases.db_retry_s, settings.leases.lease_s,
                             host_gpu_index(device, gpu_index),
-                            ArtifactSettings(settings.artifact_dir, settings.artifact_limit))
+                            ArtifactSettings(settings.artifact_dir, settings.artifact_limit), allow_commands=allow_commands)
     node = node_name(device, hostname)
     cpus = usable_cpus()
     presence = Presence(settings.broker_url, ledger, node, hostname, device, concurrency, context.gpu_index,
-                        len(cpus), cpu_group(cpus), fixed_threads(device.type, threads, len(cpus)))
+                        len(cpus), cpu_group(cpus), fixed_threads(device.type, threads, len(cpus)),
+                        commands=allow_commands)
 
     @worker_process_init.connect(weak=False)
     def _prepare_process(**_: object) -> None:
@@ -91,7 +94,7 @@ def start_worker(settings: Settings, device: Device, *, hostname: str | None = N
     maintenance = Maintenance(app, settings, node, ledger)
     install(app, maintenance, settings.leases.maintenance_s)
     install_presence(app, presence)
-    queues = worker_queues(device, ledger)
+    queues = worker_queues(device, ledger, commands=allow_commands)
     argv = ["worker", "--pool", "prefork", "--concurrency", str(concurrency),
             "--queues", ",".join(queues), "--hostname", node,
             "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

@@ -69,6 +69,12 @@ class OneLineTracebacks(logging.Filter):
 
 
 ONE_LINE = OneLineTracebacks()
+PROGRAM_OUTPUT = ("mlpq.job.stdout", "mlpq.job.stderr")
+"""The loggers of a command job's output: the job's log keeps it, the worker's own log does not repeat it."""
+
+
+def not_program_output(record: logging.LogRecord) -> bool:
+    return record.name not in PROGRAM_OUTPUT
 
 
 def configure(loglevel: str) -> None:
@@ -77,6 +83,7 @@ def configure(loglevel: str) -> None:
     def filter_handlers(logger: logging.Logger, **_: Any) -> None:
         for handler in [*logger.handlers, *get_multiprocessing_logger().handlers]:  # billiard logs on its own
             handler.addFilter(ONE_LINE)
+            handler.addFilter(not_program_output)
 
     after_setup_logger.connect(filter_handlers, weak=False)
     after_setup_task_logger.connect(filter_handlers, weak=False)

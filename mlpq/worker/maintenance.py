@@ -28,6 +28,7 @@ from sqlalchemy import Connection
 from mlpq import messages
 from mlpq.config import Settings
 from mlpq.db import jobs
+from mlpq.db.artifacts import ArtifactStore
 from mlpq.db.ledger import LedgerChanged, ledger_change
 from mlpq.db.migrate import SchemaError, check_schema
 from mlpq.db.clock import read_db_now
@@ -76,6 +77,7 @@ class Maintenance:
         self.connected_since: float | None = None
         """Since when (monotonic) every look at the database got through promptly; ``None`` while it fails."""
         self.outage = Outage(log, "maintenance")
+        self.artifacts = ArtifactStore(self.engine, settings.artifact_dir, settings.artifact_limit)
 
     @property
     def slow_s(self) -> float:
@@ -99,6 +101,7 @@ class Maintenance:
                 self.note_reached(connection, began)
             if self._take_lock():
                 self.requeue_expired()
+                self.remove_ended_checkpoints()
                 self.republish_missing()
                 self.withdraw_abandoned()
         except LedgerChanged:
@@ -157,6 +160,15 @@ class Maintenance:
         if requeued:
             log.warning("lease expired, requeued: %s", ", ".join(job.id for job in requeued))
             self.publish(requeued)
+
+    def remove_ended_checkpoints(self) -> None:
+        """A job that ended without its worker (see ``jobs.ended_with_checkpoint``) loses its checkpoint."""
+        with self.engine.connect() as connection:
+            ended = jobs.ended_with_checkpoint(connection)
+        for job_id in ended:
+            self.artifacts.remove(job_id, role="checkpoint")
+        if ended:
+            log.info("checkpoints of ended jobs removed: %s", ", ".join(ended))
 
     def republish_missing(self) -> None:
         with self.engine.connect() as connection:

@@ -51,6 +51,8 @@ class WorkerRecord(BaseModel):
     """Torch threads each of its pool processes gives a job starting now."""
     gpu: dict[str, Any] | None
     """``mlpq.worker.nvml.gpu_info``'s answer; ``None`` for a CPU worker or when NVML cannot say."""
+    commands: bool = False
+    """Whether it runs command jobs (``mlpq worker --allow-commands``)."""
 
 
 def ledger_key(ledger: str) -> str:

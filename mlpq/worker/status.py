@@ -52,6 +52,8 @@ class Presence:
     cpus: int
     group: str
     fixed: int | None
+    commands: bool = False
+    """Whether it runs command jobs (``--allow-commands``)."""
     state: str = "running"
     threads: int = 0
     failing: bool = False
@@ -93,7 +95,7 @@ class Presence:
     def record(self) -> registry.WorkerRecord:
         return registry.WorkerRecord(
             name=self.name, host=self.host, device=str(self.device), pool=self.device.pool,
-            queues=worker_queues(self.device, self.ledger),
+            queues=worker_queues(self.device, self.ledger, commands=self.commands), commands=self.commands,
             active_jobs=sorted(request.id for request in worker_state.active_requests), state=self.state,
             concurrency=self.concurrency, threads=self.threads,
             gpu=gpu_info(self.gpu_index) if self.gpu_index is not None else None)

@@ -39,6 +39,8 @@ class WorkerContext:
     """The host's index of the worker's GPU (NVML's), for provenance."""
     artifacts: ArtifactSettings = field(default_factory=ArtifactSettings)
     """Where jobs' files go (``MLPQ_ARTIFACT_DIR``) and the largest kept (``MLPQ_ARTIFACT_MAX_BYTES``)."""
+    allow_commands: bool = False
+    """Whether it runs command jobs; one that does not refuses any that reaches it."""
     _per_process: dict[int, tuple[Engine, LeaseKeeper]] = field(default_factory=dict)
     _health: dict[int, ProcessHealth] = field(default_factory=dict)
 
@@ -66,7 +68,8 @@ def register(app: Celery, ctx: WorkerContext) -> None:
             status = execute_job(engine, job_id, device=ctx.device, worker_host=ctx.hostname,
                                  data_dir=ctx.data_dir, leases=leases, db_retry_s=ctx.db_retry_s,
                                  health=ctx.health(), gpu_index=ctx.gpu_index,
-                                 release_wait_s=ctx.release_wait_s, artifacts=ctx.artifacts)
+                                 release_wait_s=ctx.release_wait_s, artifacts=ctx.artifacts,
+                                 allow_commands=ctx.allow_commands)
         except Exception as exc:  # e.g. the ledger unreachable past the retry deadline; the reaper recovers
             # the job. Logged here, never handed to Celery: its result pipe may be closing (billiard can hang
             # on a large pickled exception during a cold shutdown).

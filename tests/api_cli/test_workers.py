@@ -100,9 +100,12 @@ def test_a_worker_reports_the_jobs_it_runs(monkeypatch: pytest.MonkeyPatch) -> N
     assert presence.record().model_dump() == {
         "name": "cuda0.7@box", "host": "box", "device": "cuda:0", "pool": None,
         "queues": ["mlpq.3f2a9c1b04d7.cuda:0", "mlpq.3f2a9c1b04d7.cuda"], "active_jobs": ["a" * 32, "b" * 32],
-        "state": "running", "concurrency": 2, "threads": 2, "gpu": None}
+        "state": "running", "concurrency": 2, "threads": 2, "gpu": None, "commands": False}
     presence.device = Device("cuda", 1, "a100")
     assert presence.record().queues == ["mlpq.3f2a9c1b04d7.a100.cuda:1", "mlpq.3f2a9c1b04d7.a100.cuda"]
+    presence.commands = True
+    assert presence.record().commands and presence.record().queues[2:] == [
+        "mlpq.3f2a9c1b04d7.a100.cuda:1.commands", "mlpq.3f2a9c1b04d7.a100.cuda.commands"]
 
 
 def submitted(env: dict[str, str], *args: str) -> str:
@@ -128,9 +131,10 @@ def test_workers_shows_the_running_job_and_the_queue(cpu_worker: WorkerProcess, 
         assert worker["gpu_name"] is None and worker["gpu_memory_total_mib"] is None
         assert (worker["concurrency"], worker["state"]) == (1, "running") and worker["threads"] >= 1
         table = run_mlpq("workers", env=service_env).stdout.splitlines()
-        assert table[0].split() == ["HOST", "POOL", "DEVICE", "GPU", "RUNNING", "QUEUED", "THREADS", "NAME"]
-        assert table[1].split()[:7] == [socket.gethostname(), "-", "cpu", "-", running[:12], "1",
-                                        str(worker["threads"])]
+        assert table[0].split() == ["HOST", "POOL", "DEVICE", "GPU", "RUNNING", "QUEUED", "THREADS", "COMMANDS",
+                                    "NAME"]
+        assert table[1].split()[:8] == [socket.gethostname(), "-", "cpu", "-", running[:12], "1",
+                                        str(worker["threads"]), "no"]
     finally:
         run_mlpq("cancel", running, waiting, env=service_env)
 

@@ -90,6 +90,8 @@ def test_a_frozen_worker_loses_its_job_and_cannot_record_it(fault_env: dict[str,
     assert job.status is JobStatus.SUCCEEDED and job.attempts == 2
     assert f"job {job_id} succeeded" not in frozen.log()
     assert rescuer.log().count(f"job {job_id} succeeded") == 1
+    helpers.eventually(lambda: [a.outcome for a in helpers.client(fault_env).get(job_id).attempts] == [
+        "lease lost", "succeeded"], 30, "the frozen attempt to say it was alive")  # not "worker lost"
 
 
 def test_a_duplicate_delivery_runs_once(worker: WorkerProcess, fault_env: dict[str, str]) -> None:

@@ -160,6 +160,25 @@ def test_job_page_shows_parameters_times_worker_provenance_and_the_chart_url(mak
         assert text in page
 
 
+def test_job_page_tells_the_attempts_apart(make_client: MakeClient) -> None:
+    from mlpq.db import jobs
+
+    job_id = mnist_job(epochs=2)
+    engine = make_engine(os.environ["MLPQ_DATABASE_URL"])
+    with engine.begin() as connection:  # as if attempt 1 had been lost after epoch 2 and attempt 2 resumed
+        connection.execute(update(JOBS).where(JOBS.c.id == job_id).values(status=JobStatus.RUNNING))
+        jobs.end_attempt(connection, job_id, 1, jobs.WORKER_LOST)
+        connection.execute(update(JOBS).where(JOBS.c.id == job_id).values(status=JobStatus.QUEUED))
+        jobs.claim_job(connection, job_id, "host-b")
+        jobs.note_resumed(connection, job_id, 2, 3)
+        jobs.add_metrics(connection, job_id, 2, [(3, {"train_loss": 0.3})])
+        jobs.finish_job(connection, job_id, 2, JobStatus.SUCCEEDED, result={"headline": "done"})
+    engine.dispose()
+    page = make_client().get(f"/jobs/{job_id}").text
+    assert ('<td id="attempts">attempt 1: epochs 1–2 on test-host (worker lost)<br>'
+            "attempt 2: resumed at epoch 3 on host-b (succeeded)</td>") in page
+
+
 def test_job_page_words_result_values_as_the_kind_formats_them(make_client: MakeClient) -> None:
     job_id = add_job("mnist", {"seed": 7}, result={"test_accuracy": 0.9, "dataset_sizes": {"train": 60000,
                                                                                           "test": 10000}})

@@ -212,6 +212,24 @@ def test_a_job_whose_submit_has_not_released_it_waits_then_runs(engine: Engine, 
         assert outcome.result(timeout=60) is JobStatus.SUCCEEDED
 
 
+def test_a_job_released_between_the_claim_and_the_look_at_it_runs(engine: Engine, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL each statement sees the latest commit: the claim can find the job submitting and the next
+    statement find it queued. The worker claims it again rather than drop it until the reconciler's round."""
+    with engine.begin() as connection:
+        job_id = jobs.create_job(connection, "himmelblau", {"steps": 10}, "cpu", timeout_s=60, batch_id="c" * 32).id
+    claim = jobs.claim_job
+
+    def release_after_the_claim(connection: Any, job: str, host: str) -> Any:
+        claimed = claim(connection, job, host)
+        if claimed is None:
+            jobs.release_batch(connection, "c" * 32)
+        return claimed
+
+    monkeypatch.setattr(jobs, "claim_job", release_after_the_claim)
+    assert run(engine, job_id, tmp_path) is JobStatus.SUCCEEDED
+
+
 def test_a_job_withdrawn_while_waiting_for_its_release_never_runs(engine: Engine, tmp_path: Path) -> None:
     with engine.begin() as connection:
         job_id = jobs.create_job(connection, "himmelblau", {"steps": 10}, "cpu", timeout_s=60, batch_id="a" * 32).id

@@ -128,3 +128,24 @@ def test_a_requeued_job_goes_back_on_its_queue_as_submit_publishes_it(database_u
     for message in (published, expected):
         message["properties"].pop("delivery_tag")
     assert published == expected
+
+
+def test_a_job_that_ends_without_its_worker_loses_its_checkpoint(database_url: str, broker_url: str,
+                                                                 engine: Engine) -> None:
+    from mlpq.db.artifacts import ArtifactStore
+
+    settings = Settings.from_env({}, database_url=database_url, broker_url=broker_url, lease_seconds=3,
+                                 heartbeat_seconds=0.5, maintenance_seconds=1, max_attempts=1)
+    with engine.connect() as connection:
+        ledger = require_identity(connection)
+    maintenance = Maintenance(create_app(settings), settings, "node", ledger)
+    maintenance.connected_since = time.monotonic() - 60  # the database has answered promptly for a minute
+    lost, alive = running_job(engine, silent_for=timedelta(minutes=5)), running_job(engine, silent_for=timedelta(0))
+    store = ArtifactStore(engine, None, 1 << 20)
+    for job_id in (lost, alive):
+        store.put(job_id, 1, "checkpoint", b"state", role="checkpoint")
+    maintenance.tick()
+    with engine.connect() as connection:
+        assert jobs.find_job(connection, lost).error == "worker lost: gave up after 1 attempts"
+    assert store.find(lost, "checkpoint", role="checkpoint") is None
+    assert store.find(alive, "checkpoint", role="checkpoint") is not None  # still running: kept
