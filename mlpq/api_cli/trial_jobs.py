@@ -3,12 +3,16 @@ argument vector with each ``{name}`` filled in. No optuna here: ``mlpq tune`` ch
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpq.api_cli.command_submit import fill
 from mlpq.api_cli.search import Dimension
 from mlpq.devices import COMMAND_KIND
+
+WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 def argument_text(value: Any) -> str:
@@ -31,3 +35,21 @@ def trial_part(kind: str, dimensions: Sequence[Dimension], params: Mapping[str, 
     if kind == COMMAND_KIND:
         return {"values": params.get("values")}
     return {dimension.name: params.get(dimension.name) for dimension in dimensions}
+
+
+def searched_values(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's parameters by the names a search gives them: a command's filled-in values, read back as numbers
+    where they are numbers (for the search panels' axes)."""
+    if kind != COMMAND_KIND:
+        return dict(params)
+    return {name: number_or_text(text) for name, text in (params.get("values") or {}).items()}
+
+
+def number_or_text(text: str) -> Any:
+    if WHOLE_NUMBER.fullmatch(text):
+        return int(text)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text

@@ -4,7 +4,6 @@ values and its ``mlpq.job.result`` (else its last step) the trial's value, under
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import click
@@ -14,13 +13,12 @@ from mlpq.api_cli.command_submit import OPTIONS, PLACEHOLDER, parse_env
 from mlpq.api_cli.context import CONTEXT
 from mlpq.api_cli.params import AsciiIntRange, usage_error
 from mlpq.api_cli.submit_commands import common_options
-from mlpq.api_cli.trial_jobs import job_params
+from mlpq.api_cli.trial_jobs import WHOLE_NUMBER, job_params
 from mlpq.devices import Device
 from mlpq.kinds import SEED_BOUND, Kind
 from mlpq.kinds.command import ENV_NAME
 from mlpq.redact import shown
 
-WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
 OBJECTIVE = click.Option(["--objective"], metavar="NAME:min|max",
                          help="The value to optimise, as the script reports it or gives it mlpq.job.result "
                               "(required).")
