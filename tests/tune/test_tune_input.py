@@ -164,3 +164,6 @@ def test_a_scripts_search_fills_its_arguments_as_python_writes_the_values() -> N
     assert params["argv"] == ["python", "t.py", "--lr=0.0031622776601683794", "3", "tanh"]
     assert params["values"] == {"lr": "0.0031622776601683794", "layers": "3", "act": "tanh"}
     assert kinds.get("command").spec.model_validate(params).argv == params["argv"]
+    dimensions = [tune_program.parse_dimension("lr=1e-4..0.1:log")]  # how a restarted driver finds a trial's job
+    assert trial_jobs.trial_part("command", dimensions, params) == {"values": params["values"]}
+    assert trial_jobs.searched_values("command", params) == {"lr": 0.0031622776601683794, "layers": 3, "act": "tanh"}
