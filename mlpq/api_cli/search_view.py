@@ -21,6 +21,7 @@ from mlpq import kinds
 from mlpq.api_cli.api import Client
 from mlpq.api_cli.compare import differing_params
 from mlpq.api_cli.study_store import storage_for
+from mlpq.api_cli.trial_jobs import searched_values
 from mlpq.db.records import JobRecord
 from mlpq.db.status import JobStatus
 from mlpq.figures import Figure, Trial, is_number, search_figure
@@ -67,8 +68,8 @@ def trial_value(client: Client, job: JobRecord, objective: str) -> float | None:
 
 
 def search_of(client: Client, sweep_id: str, members: Sequence[JobRecord]) -> Figure:
-    """The search figure of a sweep's members (oldest first)."""
-    config = study_config(client.settings.database_url, sweep_id) if members else None
+    """The search figure of a sweep's members (oldest first); ``sweep_id`` may be a prefix of the study's id."""
+    config = study_config(client.settings.database_url, members[0].sweep_id or sweep_id) if members else None
     if config is not None:
         objective, direction = config["objective"]
         params = [(d["name"], bool(d.get("log"))) for d in config["search"]]
@@ -79,6 +80,6 @@ def search_of(client: Client, sweep_id: str, members: Sequence[JobRecord]) -> Fi
         objective, direction = kind.best
         params = [(name, spans_decades([job.params.get(name) for job in members]))
                   for name in differing_params(members) if name != "seed"]
-    trials = [Trial(number, job.params, trial_value(client, job, objective), job.status is JobStatus.PRUNED)
-              for number, job in enumerate(members)]
+    trials = [Trial(number, searched_values(job.kind, job.params), trial_value(client, job, objective),
+                    job.status is JobStatus.PRUNED) for number, job in enumerate(members)]
     return search_figure(trials, objective, direction, params)

@@ -31,6 +31,8 @@ MAX_TRIALS = 10_000
 WAIT_HELP = "Also wait until pruned trials' jobs have stopped; exit 1 if no trial succeeded."
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("none", "median", "asha")
+OWN_COMMANDS = {"command": "mlpq.api_cli.tune_program:program_command"}
+"""Kinds whose ``tune`` command is written by hand (a command's program after ``--``), not generated."""
 
 
 def tune_options() -> list[click.Option]:
@@ -129,11 +131,11 @@ def tune_command(kind: Kind) -> click.Command:
     """, context_settings=CONTEXT)
 
 
-def default_parallel(api: Client, device: Device, pool: str | None) -> int:
-    """The pool processes of the live workers that serve ``device`` in ``pool``; at least 1."""
-    from mlpq.devices import parse_device
+def default_parallel(api: Client, kind: Kind, device: Device, pool: str | None) -> int:
+    """The pool processes of the live workers that take ``kind``'s jobs for ``device`` in ``pool``; at least 1."""
+    from mlpq.devices import job_queue
 
-    queue = parse_device(str(device), pool).queue(api.ledger)
+    queue = job_queue(kind.name, str(device), pool, api.ledger)
     return max(1, sum(worker.concurrency for worker in api.workers() if queue in worker.queues))
 
 
@@ -147,9 +149,10 @@ def start_study(ctx: click.Context, api: Client, kind: Kind, dimensions: list[se
     from mlpq.api_cli.sweep import new_sweep_id
 
     drawn = seed if seed is not None else secrets.randbelow(SEED_BOUND)  # every trial's job and the sampler's
-    config = tune_driver.StudyConfig(kind.name, tuple(dimensions), {**fixed, "seed": drawn}, trials, goal, sampler,
-                                     pruner, drawn, str(device), pool, timeout,
-                                     parallel or default_parallel(api, device, pool))
+    if "seed" in kind.spec.model_fields:  # a command has none: its program draws its own
+        fixed = {**fixed, "seed": drawn}
+    config = tune_driver.StudyConfig(kind.name, tuple(dimensions), fixed, trials, goal, sampler, pruner, drawn,
+                                     str(device), pool, timeout, parallel or default_parallel(api, kind, device, pool))
     study_id = new_sweep_id()
     lock = take_lock(api, study_id)
     try:
@@ -295,7 +298,11 @@ class TuneGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         kind = kinds.find(cmd_name)
-        return tune_command(kind) if kind else None
+        if kind is None:
+            return None
+        if kind.name in OWN_COMMANDS:
+            return kinds.load_object(OWN_COMMANDS[kind.name])(kind)
+        return tune_command(kind)
 
 
 @click.group(cls=TuneGroup, invoke_without_command=True, context_settings=CONTEXT)

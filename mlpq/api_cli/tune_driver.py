@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutErr
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from mlpq import interrupts, kinds
-from mlpq.api_cli import output
+from mlpq.api_cli import output, trial_jobs
 from mlpq.api_cli.api import Client, JobRequest, JobView
 from mlpq.api_cli.batches import SubmitAborted
 from mlpq.api_cli.search import Choices, Dimension, Objective, dimension_of
@@ -228,8 +228,9 @@ class Driver:
         job_id = frozen.user_attrs.get(JOB_ATTR)
         if job_id is None:
             named = {t.user_attrs.get(JOB_ATTR) for t in trials}
+            expected = self.trial_part(self.job_params(frozen.params))
             for job in self.client.list(sweep=self.study_id, limit=10_000):
-                if job.id not in named and all(job.params.get(k) == v for k, v in frozen.params.items()):
+                if job.id not in named and self.trial_part(job.params) == expected:
                     job_id = job.id
                     trial.set_user_attr(JOB_ATTR, job_id)
                     break
@@ -239,8 +240,15 @@ class Driver:
         reported = frozen.intermediate_values
         self.flights[frozen.number] = Flight(trial, job_id, set(reported), reported[max(reported)] if reported else None)
 
-    def params_of(self, trial: optuna.Trial) -> dict[str, Any]:
-        values = dict(self.config.fixed)
+    def job_params(self, chosen: Mapping[str, Any]) -> dict[str, Any]:
+        return trial_jobs.job_params(self.config.kind, self.config.fixed, chosen)
+
+    def trial_part(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return trial_jobs.trial_part(self.config.kind, self.config.dimensions, params)
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """The trial's searched values, asked of the sampler (or as the trial already has them)."""
+        values: dict[str, Any] = {}
         for dimension in self.config.dimensions:
             if isinstance(dimension, Choices):
                 values[dimension.name] = trial.suggest_categorical(dimension.name, list(dimension.values))
@@ -254,8 +262,8 @@ class Driver:
 
     def launch(self, trial: optuna.Trial) -> None:
         """Submit the trial's job into the study's sweep and name it on the trial."""
-        params = self.params_of(trial)
-        request = JobRequest(self.config.kind, params, self.config.device, self.config.timeout_s,
+        chosen = self.suggest(trial)
+        request = JobRequest(self.config.kind, self.job_params(chosen), self.config.device, self.config.timeout_s,
                              pool=self.config.pool)
         try:
             (job,) = self.client.submit_many([request], sweep_id=self.study_id)
@@ -269,11 +277,8 @@ class Driver:
             raise
         self.flights[trial.number] = Flight(trial, job.id)
         trial.set_user_attr(JOB_ATTR, job.id)
-        self.say(f"trial {trial.number} (job {job.id[:output.SHORT_ID]}): {self.choices(params)}")
-
-    def choices(self, params: Mapping[str, Any]) -> str:
-        return " ".join(f"{d.name}={output.format_value(params[d.name])}" for d in self.config.dimensions
-                        if d.name in params)
+        self.say(f"trial {trial.number} (job {job.id[:output.SHORT_ID]}): "
+                 + " ".join(f"{name}={output.format_value(value)}" for name, value in chosen.items()))
 
     def follow(self, flight: Flight) -> None:
         """Report the job's new steps; prune it, or tell how it ended."""

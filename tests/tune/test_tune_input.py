@@ -113,8 +113,57 @@ def test_only_running_a_study_imports_optuna() -> None:
     import sys
 
     probe = ("import sys\nfrom mlpq.api_cli.cli import cli\n"
-             "for args in (['--help'], ['results'], ['tune', '--help'], ['tune', 'mnist', '--help']):\n"
+             "for args in (['--help'], ['results'], ['tune', '--help'], ['tune', 'mnist', '--help'],\n"
+             "             ['tune', 'command', '--help']):\n"
              "    cli.main(args, standalone_mode=False)\n"
              "print('optuna' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "False", done.stderr
+
+
+PROGRAM = ["--", "python", "train.py", "--lr", "{lr}"]
+GOOD = ["--search", "lr=1e-4..1e-1:log", "--objective", "loss:min"]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--search", "lr=1e-4..1e-1:log", *PROGRAM], "give --objective NAME:min or NAME:max, a value the script"),
+    ([*GOOD, "--objective", "loss", *PROGRAM], "say whether to minimise or maximise it"),
+    (GOOD, "no command: give it after --"),
+    (["--objective", "loss:min", *PROGRAM], "give at least one --search"),
+    ([*GOOD, "--", "python", "train.py"], "--search lr is not used: no argument has {lr}"),
+    ([*GOOD, *PROGRAM, "--batch", "{bs}"], "{bs} in the command has no --search bs=..."),
+    ([*GOOD, "--search", "lr=1..2", *PROGRAM], "--search lr: given more than once"),
+    (["--search", "lr=0..1:log", "--objective", "loss:min", *PROGRAM], "a :log range needs LOW > 0"),
+    (["--search", "lr=1..0", "--objective", "loss:min", *PROGRAM], "LOW must be below HIGH"),
+    (["--search", "lr=a,,b", "--objective", "loss:min", *PROGRAM], "--search lr: empty choice"),
+    (["--search", "l-r=1..2", "--objective", "loss:min", *PROGRAM], "--search 'l-r=1..2': give NAME=LOW..HIGH"),
+    ([*GOOD, "--workdir", "runs", *PROGRAM], "--workdir: must be an absolute path"),
+    ([*GOOD, "--env", "MLPQ_JOB_ID=1", *PROGRAM], "MLPQ_JOB_ID is set by the worker"),
+    ([*GOOD, "--param", "lr=1", *PROGRAM], "No such option '--param'"),
+    ([*GOOD, "--", "python", "x\0", "{lr}"], "argument 1 contains a NUL character"),
+    (["--resume", "ffff0000", *PROGRAM], "--resume drives the study with its own settings"),
+])
+def test_bad_input_for_a_script_is_one_line_exit_2_and_writes_nothing(args: list[str], says: str) -> None:
+    before = ledger_file().read_bytes()
+    result = CliRunner().invoke(cli, ["tune", "command", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], result.output
+    assert job_count() == 0 and ledger_file().read_bytes() == before
+    assert not ledger_file().with_name(ledger_file().name + SQLITE_SUFFIX).exists()
+
+
+def test_a_scripts_search_fills_its_arguments_as_python_writes_the_values() -> None:
+    from mlpq.api_cli import trial_jobs, tune_program
+
+    assert tune_program.parse_dimension("lr=1e-4..0.1:log") == search.Range("lr", 1e-4, 0.1, True, False)
+    assert tune_program.parse_dimension("layers=1..4") == search.Range("layers", 1, 4, False, True)
+    assert tune_program.parse_dimension("act=relu,tanh,relu") == search.Choices("act", ("relu", "tanh"))
+    fixed = {"argv": ["python", "t.py", "--lr={lr}", "{layers}", "{act}"], "workdir": None, "env": {}}
+    params = trial_jobs.job_params("command", fixed, {"lr": 0.0031622776601683794, "layers": 3, "act": "tanh"})
+    assert params["argv"] == ["python", "t.py", "--lr=0.0031622776601683794", "3", "tanh"]
+    assert params["values"] == {"lr": "0.0031622776601683794", "layers": "3", "act": "tanh"}
+    assert kinds.get("command").spec.model_validate(params).argv == params["argv"]
+    dimensions = [tune_program.parse_dimension("lr=1e-4..0.1:log")]  # how a restarted driver finds a trial's job
+    assert trial_jobs.trial_part("command", dimensions, params) == {"values": params["values"]}
+    assert trial_jobs.searched_values("command", params) == {"lr": 0.0031622776601683794, "layers": 3, "act": "tanh"}

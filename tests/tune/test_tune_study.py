@@ -22,28 +22,12 @@ from mlpq.db.ledger import open_ledger
 from mlpq.db.status import JobStatus
 from tests.faults import helpers
 from tests.faults.private_services import PrivateRedis
-from tests.jobkinds import fault_kind
 from tests.jobkinds.fault_kind import Gate
 from tests.services import WorkerProcess, mlpq_command, run_mlpq, start_worker
 
 pytestmark = pytest.mark.integration
 
-FAST_LEASES = {"MLPQ_LEASE_SECONDS": "3", "MLPQ_HEARTBEAT_SECONDS": "0.5", "MLPQ_MAINTENANCE_SECONDS": "1",
-               "MLPQ_DB_RETRY_SECONDS": "2"}
 WAIT_S = 60
-
-
-@pytest.fixture
-def env(service_env: dict[str, str]) -> dict[str, str]:
-    return fault_kind.worker_env({**service_env, **FAST_LEASES})
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Gate]:
-    folder = tmp_path / "gate"
-    folder.mkdir()
-    with fault_kind.visible_here():
-        yield Gate(folder)
 
 
 @pytest.fixture

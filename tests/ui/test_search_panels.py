@@ -62,6 +62,21 @@ def test_a_studys_panels_mark_pruned_trials_and_follow_its_search() -> None:
     assert by_lr["x"]["scale"] == "linear" and by_lr["series"][1]["points"] == [[0.3, pytest.approx(0.68)]]
 
 
+def test_a_command_studys_panels_read_the_values_filled_into_its_arguments() -> None:
+    api = Client(Settings.from_env())
+    study_id = "dc" * 16
+    config = tune_driver.StudyConfig("command", (Range("lr", 1e-4, 0.1, True, False),),
+                                     {"argv": ["python", "t.py", "--lr", "{lr}"], "workdir": None, "env": {}}, 2,
+                                     Objective("loss", "min"), "tpe", "median", 7, "cpu", None, None, 1)
+    tune_driver.create_study(tune.open_storage(api), study_id, config)
+    for lr, loss in (("0.001", 0.5), ("0.01", 0.25)):
+        add_job("command", {"argv": ["python", "t.py", "--lr", lr], "values": {"lr": lr}}, sweep_id=study_id,
+                status=JobStatus.SUCCEEDED, metrics=[(0, {"loss": loss})], result={"loss": loss, "exit_code": 0})
+    history, by_lr = search_panels(study_id[:8])
+    assert history["title"] == "best loss so far" and history["series"][2]["points"] == [[0, 0.5], [1, 0.25]]
+    assert by_lr["x"]["scale"] == "log" and by_lr["series"][0]["points"] == [[0.001, 0.5], [0.01, 0.25]]
+
+
 def test_best_so_far_skips_pruned_trials_and_minimises_too() -> None:
     trials = [Trial(0, {}, None), Trial(1, {}, 3.0), Trial(2, {}, 1.0, pruned=True), Trial(3, {}, 2.0)]
     assert best_so_far(trials, "min") == ((1.0, 3.0), (2.0, 3.0), (3.0, 2.0))
