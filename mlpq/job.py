@@ -19,6 +19,7 @@ A closed socket (the worker gone) turns every later call into nothing too. Impor
 from __future__ import annotations
 
 import json
+import math
 import os
 import typing
 
@@ -49,16 +50,32 @@ def _connection() -> socket.socket | None:
     return _channel
 
 
+def _finite(value: object) -> object:
+    """``value`` with NaN and infinities (a diverged loss) as ``None``, which JSON can carry."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _send(message: dict[str, object]) -> bool:
-    """Write one line; ``False`` (and nothing more from now on) if the worker's end is gone."""
+    """Write one line; ``False`` (and nothing more from now on) if the worker's end is gone. A message JSON
+    cannot carry (a value that refers to itself) is dropped alone."""
     global _closed
     channel = _connection()
     if channel is None:
         return False
     try:
-        channel.sendall(json.dumps(message, allow_nan=False, default=str).encode() + b"\n")
+        line = json.dumps(_finite(message), allow_nan=False, default=str).encode() + b"\n"
+    except ValueError:
         return True
-    except (OSError, ValueError):
+    try:
+        channel.sendall(line)
+        return True
+    except OSError:
         _closed = True
         return False
 

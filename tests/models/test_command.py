@@ -98,6 +98,21 @@ os.symlink("/etc/passwd", os.path.join(artifacts, "passwd"))
     assert any("passwd not kept" in text for _, text in lines)
 
 
+def test_a_diverged_loss_is_reported_as_null_and_later_reports_still_arrive() -> None:
+    code = """
+from mlpq import job
+job.report(1, loss=float("nan"), accuracy=0.1)
+job.report(2, loss=float("inf"), history=[1.0, float("-inf")])
+job.report(3, loss=0.5)
+job.result(loss=float("nan"), note="diverged")
+"""
+    recorded = Recorded()
+    result = command.run(python(code), recorded.ctx)
+    assert recorded.metrics == [(1, {"loss": None, "accuracy": 0.1}), (2, {"loss": None, "history": [1.0, None]}),
+                                (3, {"loss": 0.5})]
+    assert result == {"exit_code": 0, "loss": None, "note": "diverged"}
+
+
 @pytest.mark.parametrize(("code", "reason", "detail"), [
     ("import sys; print('first', file=sys.stderr); print('why', file=sys.stderr); sys.exit(3)", "exit code 3", "why"),
     ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL", ""),
