@@ -69,8 +69,16 @@ def field_named(kind: Kind, name: str) -> str:
     found = name if name in kind.spec.model_fields else by_option.get(name)
     if found is None:
         raise click.UsageError(f"--search {shown(name)}: {kind.name} has no such field "
-                               f"(it has {', '.join(kind.spec.model_fields)})")
+                               f"(its numeric and choice fields: {', '.join(searchable(kind))})")
     return found
+
+
+def searchable(kind: Kind) -> list[str]:
+    """The spec fields a search may range over: numbers and ``Literal`` choices."""
+    def fits(annotation: Any) -> bool:
+        return annotation in (int, float) or typing.get_origin(annotation) is Literal
+
+    return [name for name, field in kind.spec.model_fields.items() if fits(unwrap(field.annotation)[0])]
 
 
 def parse_dimension(text: str, kind: Kind) -> Dimension:
