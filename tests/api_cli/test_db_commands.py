@@ -18,11 +18,12 @@ from sqlalchemy.engine import make_url
 from mlpq.api_cli.cli import cli
 from mlpq.db.migrate import HEAD, current_revision, upgrade_schema
 from mlpq.db.engine import make_engine
+from mlpq.db.schema import metadata
 from tests import services
 from tests.api_cli.ledger_rows import mlpq
 from tests.services import run_mlpq
 
-TABLES = {"alembic_version", "ledger", "jobs", "metrics", "attempts", "artifacts", "artifact_chunks", "job_logs"}
+TABLES = {"alembic_version", *metadata.tables}
 
 
 def with_password(url: str) -> str:

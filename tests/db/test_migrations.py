@@ -26,7 +26,7 @@ from mlpq.db.status import JobStatus
 from mlpq.db.engine import make_engine
 
 BASELINE = "0001"
-TABLES = {"alembic_version", "ledger", "jobs", "metrics", "attempts", "artifacts", "artifact_chunks", "job_logs"}
+TABLES = {"alembic_version", *metadata.tables}
 
 
 @pytest.fixture
