@@ -73,7 +73,7 @@ class RunContext:
     ``save_artifact`` keeps a named file (a trained model); ``checkpoint`` keeps the job's latest state; a new
     attempt of a job finds the last one in ``resumed`` (a local file whose SHA-256 the worker has verified, or
     ``None``: start from the beginning); ``fetch_artifact`` fetches another job's artifact (a model to start from).
-What job code logs with ``logging`` goes to the job's log.
+    What job code logs with ``logging`` goes to the job's log.
     """
 
     device: str
