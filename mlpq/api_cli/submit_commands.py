@@ -44,8 +44,14 @@ def submit_command(kind: Kind) -> click.Command:
                          help=kind.help, context_settings=CONTEXT)
 
 
-class SubmitGroup(click.Group):
-    """Finds its commands among the installed kinds, and builds each only when it is asked for."""
+class KindGroup(click.Group):
+    """One command per installed kind, built only when it is asked for: a kind's own (``own_commands``: the
+    ``module:function`` that builds it) or the generic one (``build``)."""
+
+    own_commands: dict[str, str] = {}
+
+    def build(self, kind: Kind) -> click.Command:
+        raise NotImplementedError
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return kinds.names()
@@ -54,8 +60,17 @@ class SubmitGroup(click.Group):
         kind = kinds.find(cmd_name)
         if kind is None:
             return None
-        if kind.name in OWN_COMMANDS:
-            return kinds.load_object(OWN_COMMANDS[kind.name])(kind)
+        if kind.name in self.own_commands:
+            return kinds.load_object(self.own_commands[kind.name])(kind)
+        return self.build(kind)
+
+
+class SubmitGroup(KindGroup):
+    """``mlpq submit KIND``."""
+
+    own_commands = OWN_COMMANDS
+
+    def build(self, kind: Kind) -> click.Command:
         return submit_command(kind)
 
 

@@ -13,7 +13,7 @@ import click
 from mlpq import kinds
 from mlpq.api_cli.context import CONTEXT, client
 from mlpq.api_cli.params import AsciiIntRange, SWEEP_ID, usage_error
-from mlpq.api_cli.submit_commands import common_options
+from mlpq.api_cli.submit_commands import KindGroup, common_options
 from mlpq.api_cli.sweep import Axis
 from mlpq.devices import Device
 from mlpq.kinds import SEED_BOUND, Kind
@@ -290,18 +290,12 @@ def summary_text(found: dict[str, Any], missed: int, step_name: str) -> str:
     return "\n".join(lines)
 
 
-class TuneGroup(click.Group):
-    """One command per installed kind, built when asked for (as ``submit``'s)."""
+class TuneGroup(KindGroup):
+    """``mlpq tune KIND``, built as ``submit``'s commands are."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return kinds.names()
+    own_commands = OWN_COMMANDS
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        kind = kinds.find(cmd_name)
-        if kind is None:
-            return None
-        if kind.name in OWN_COMMANDS:
-            return kinds.load_object(OWN_COMMANDS[kind.name])(kind)
+    def build(self, kind: kinds.Kind) -> click.Command:
         return tune_command(kind)
 
 
